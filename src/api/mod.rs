@@ -1,0 +1,147 @@
+//! The HTTP faces. Handlers are thin, each the same three steps: authorize and parse
+//! (into domain types), send one message to the right actor, map the reply. Only this
+//! module knows HTTP; only `error.rs` picks status codes.
+
+pub mod error;
+pub mod native;
+pub mod ops;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest};
+use dashmap::DashMap;
+use futures_util::StreamExt;
+
+use crate::auth::{Principal, Scope, Verifier};
+use crate::config::Settings;
+use crate::tenant::Registry;
+pub use error::ApiError;
+
+/// What every handler may use, shared.
+pub struct ApiState {
+    pub registry: Arc<Registry>,
+    pub verifier: Verifier,
+    pub settings: Settings,
+    pub anonymous: AnonymousLimiter,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+pub type State = web::Data<ApiState>;
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    ops::routes(cfg);
+    native::routes(cfg);
+}
+
+/// The caller's principal if the request carries `Authorization`; `None` if it carries
+/// none. A present but invalid token is always 401, never treated as anonymous.
+pub fn bearer(req: &HttpRequest, state: &ApiState) -> Result<Option<Principal>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized)?;
+    match state.verifier.verify(token) {
+        Ok(principal) => Ok(Some(principal)),
+        Err(reason) => {
+            tracing::debug!(%reason, "bearer token refused");
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// A principal holding `scope`, or 401/403.
+pub fn require(req: &HttpRequest, state: &ApiState, scope: Scope) -> Result<Principal, ApiError> {
+    let principal = bearer(req, state)?.ok_or(ApiError::Unauthorized)?;
+    if principal.has(scope) {
+        Ok(principal)
+    } else {
+        Err(ApiError::Forbidden(scope))
+    }
+}
+
+/// Reads a JSON request body, refusing other media types and bodies over `limit`.
+pub async fn json_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        let essence = ct.split(';').next().unwrap_or_default().trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid("malformed_body", "the request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::BodyTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses JSON into `T`, mapping serde's complaint onto a stable code:
+/// `malformed_json` (not JSON), `unknown_field`, `invalid_field` (wrong type, missing or
+/// out-of-domain value).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::invalid("malformed_json", "the request body is empty; send a JSON object"));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        let message = e.to_string();
+        let code = match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => "malformed_json",
+            Category::Data if message.starts_with("unknown field") => "unknown_field",
+            Category::Data => "invalid_field",
+        };
+        ApiError::invalid(code, message)
+    })
+}
+
+/// Caps anonymous answers per client address per minute (fixed windows).
+pub struct AnonymousLimiter {
+    per_minute: u32,
+    windows: DashMap<IpAddr, (u64, u32)>,
+}
+
+impl AnonymousLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        AnonymousLimiter {
+            per_minute,
+            windows: DashMap::new(),
+        }
+    }
+
+    /// Counts one request from `ip`; false when it is over the limit.
+    pub fn allow(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
+        let (Some(ip), true) = (ip, self.per_minute > 0) else {
+            return true;
+        };
+        let window = (now_ms / 60_000) as u64;
+        if self.windows.len() > 100_000 {
+            self.windows.retain(|_, (w, _)| *w == window);
+        }
+        let mut entry = self.windows.entry(ip).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= self.per_minute
+    }
+}

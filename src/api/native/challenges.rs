@@ -1,0 +1,367 @@
+//! `/api/v1/challenges`: each handler authorizes and parses, sends one message to the
+//! tenant's supervisor or the challenge's actor, and maps the reply.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use sha2::{Digest, Sha256};
+
+use super::dto::*;
+use crate::api::error::ErrorBody;
+use crate::api::{bearer, json_body, parse_json, require, ApiError, State};
+use crate::auth::Scope;
+use crate::challenge::kinds::token::{self, Attempt};
+use crate::challenge::messages::{Answer, Cancel, Complete, Get, View, Watch, Watching};
+use crate::metrics as m;
+use crate::model::{ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, Idempotency, Lifecycle, State as ChallengeState};
+use crate::store::ListFilter;
+use crate::tenant::supervisor::Spawned;
+
+fn challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
+    ChallengeId::parse(raw).ok_or(ApiError::ChallengeNotFound)
+}
+
+fn state_param(field: &str, raw: &str) -> Result<ChallengeState, ApiError> {
+    ChallengeState::parse(raw).ok_or_else(|| ApiError::invalid("invalid_query", format!("{field} is not a challenge state")))
+}
+
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::invalid("invalid_query", e.to_string()))
+}
+
+/// Create a challenge.
+#[utoipa::path(post, path = "/api/v1/challenges", tag = "challenges",
+    request_body = CreateChallenge,
+    params(("Idempotency-Key" = Option<String>, Header, description = "same key + same body → same challenge")),
+    responses(
+        (status = 201, description = "created; answer tokens appear here only", body = ChallengeDto),
+        (status = 200, description = "idempotent replay of an earlier create (no answer tokens)", body = ChallengeDto),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, description = "idempotency_conflict", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, description = "quota_exceeded", body = ErrorBody)),
+    security(("bearer" = ["challenge:post"])))]
+pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Result<HttpResponse, ApiError> {
+    let principal = require(&req, &state, Scope::Post)?;
+    let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
+    let request: CreateChallenge = parse_json(&body)?;
+    let header_key = req
+        .headers()
+        .get("idempotency-key")
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| ApiError::invalid("invalid_header", "Idempotency-Key must be visible ASCII"))?;
+    let (challenge, tokens) = build(request, header_key, &principal.tenant, &state)?;
+    match state.registry.create(challenge).await? {
+        Spawned::New(view) => Ok(HttpResponse::Created().json(ChallengeDto::new(&view, Some(&tokens)))),
+        Spawned::Existing(id) => {
+            let view: View = state.registry.send(Some(&principal.tenant), &id, Get).await?;
+            Ok(HttpResponse::Ok()
+                .insert_header(("Idempotent-Replayed", "true"))
+                .json(ChallengeDto::new(&view, None)))
+        }
+    }
+}
+
+/// Validates a create request into a challenge record and its plain answer tokens.
+fn build(
+    mut request: CreateChallenge,
+    header_key: Option<String>,
+    tenant: &crate::model::TenantId,
+    state: &State,
+) -> Result<(Challenge, Vec<AnswerToken>), ApiError> {
+    let limits = &state.settings.limits;
+    let idempotency_key = match (header_key, request.idempotency_key.take()) {
+        (Some(h), Some(b)) if h != b => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "idempotency_key differs from the Idempotency-Key header",
+            ))
+        }
+        (h, b) => h.or(b),
+    };
+    if let Some(key) = &idempotency_key {
+        check_text("idempotency_key", key, MAX_IDEMPOTENCY_KEY)?;
+    }
+    if !request.kind.is_enabled() {
+        return Err(ApiError::TypeNotEnabled(request.kind));
+    }
+    if let Some(policy) = &request.policy {
+        return Err(ApiError::invalid("policy_not_found", format!("no policy named {policy:?}")));
+    }
+    if request.recipient.is_some() {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("recipient is not used by {} challenges", request.kind.as_str()),
+        ));
+    }
+    check_text("user_id", &request.user_id, MAX_USER_ID)?;
+    let actor_ids: Vec<String> = match &request.actors {
+        None => vec![request.user_id.clone()],
+        Some(actors) => {
+            if actors.is_empty() {
+                return Err(ApiError::invalid("invalid_field", "actors must not be empty"));
+            }
+            if actors.len() > limits.max_actors {
+                return Err(ApiError::invalid(
+                    "too_many_items",
+                    format!("actors holds more than {} entries", limits.max_actors),
+                ));
+            }
+            for (i, a) in actors.iter().enumerate() {
+                check_text(&format!("actors[{i}].user_id"), &a.user_id, MAX_USER_ID)?;
+            }
+            actors.iter().map(|a| a.user_id.clone()).collect()
+        }
+    };
+    let ttl = request.ttl_seconds.unwrap_or(limits.default_ttl_seconds);
+    if ttl == 0 || ttl > limits.max_ttl_seconds {
+        return Err(ApiError::invalid(
+            "ttl_out_of_range",
+            format!("ttl_seconds must be between 1 and {}", limits.max_ttl_seconds),
+        ));
+    }
+    let max_attempts = request.max_attempts.unwrap_or(limits.default_max_attempts);
+    if max_attempts == 0 || max_attempts > limits.max_attempts {
+        return Err(ApiError::invalid(
+            "max_attempts_out_of_range",
+            format!("max_attempts must be between 1 and {}", limits.max_attempts),
+        ));
+    }
+    if let Some(details) = &request.details {
+        check_details(details)?;
+    }
+    let hidden_details = request
+        .hidden_details
+        .as_ref()
+        .map(|h| serde_json::to_string(h).expect("a JSON map encodes"));
+    if hidden_details.as_ref().is_some_and(|h| h.len() > MAX_HIDDEN_DETAILS) {
+        return Err(ApiError::invalid(
+            "field_too_long",
+            format!("hidden_details is larger than {MAX_HIDDEN_DETAILS} bytes"),
+        ));
+    }
+    if let Some(url) = &request.callback_url {
+        check_url("callback_url", url)?;
+    }
+    let idempotency = idempotency_key.map(|key| Idempotency {
+        key: key.into(),
+        request_hash: Sha256::digest(serde_json::to_vec(&request).expect("a request encodes")).into(),
+    });
+    let services = state.registry.services();
+    let (actors, tokens) = token::issue(&services.key, &actor_ids);
+    let now = services.clock.now_ms();
+    let challenge = Challenge {
+        id: ChallengeId::random(),
+        tenant: tenant.clone(),
+        kind: request.kind,
+        user_id: request.user_id.into(),
+        actors,
+        created_at: now,
+        life: Lifecycle::issued(now, now + (ttl as i64) * 1000, max_attempts),
+        retention_ms: (limits.retention_seconds as i64) * 1000,
+        details: request
+            .details
+            .as_ref()
+            .map(|d| serde_json::to_string(d).expect("details encode").into()),
+        hidden_details: hidden_details.map(Into::into),
+        callback_url: request.callback_url.map(Into::into),
+        idempotency,
+    };
+    Ok((challenge, tokens))
+}
+
+/// Read a challenge, or long-poll it with `?wait=`.
+#[utoipa::path(get, path = "/api/v1/challenges/{id}", tag = "challenges",
+    params(("id" = String, Path), GetQuery),
+    responses((status = 200, body = ChallengeDto), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = ["challenge:get"])))]
+pub async fn get(req: HttpRequest, path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
+    let principal = require(&req, &state, Scope::Get)?;
+    let q: GetQuery = query(&req)?;
+    let known = q.state.as_deref().map(|s| state_param("state", s)).transpose()?;
+    let id = challenge_id(&path)?;
+    let tenant = Some(&principal.tenant);
+    let view = match q.wait {
+        None | Some(0) => state.registry.send(tenant, &id, Get).await?,
+        Some(wait) => {
+            let max = state.settings.limits.long_poll_max_seconds;
+            if wait > max {
+                return Err(ApiError::invalid("invalid_query", format!("wait must be at most {max} seconds")));
+            }
+            match state.registry.send(tenant, &id, Watch { unless: known }).await? {
+                Watching::Now(view) => view,
+                Watching::Later(changed) => match tokio::time::timeout(Duration::from_secs(wait), changed).await {
+                    Ok(Ok(view)) => view,
+                    _ => state.registry.send(tenant, &id, Get).await?,
+                },
+            }
+        }
+    };
+    Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None)))
+}
+
+/// List the tenant's challenges, in id order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/challenges", tag = "challenges",
+    params(ListQuery),
+    responses((status = 200, body = ChallengeList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = ["challenge:get"])))]
+pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
+    let principal = require(&req, &state, Scope::Get)?;
+    let q: ListQuery = query(&req)?;
+    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return Err(ApiError::invalid("invalid_query", format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
+    }
+    let after = q
+        .page_token
+        .as_deref()
+        .map(|t| ChallengeId::parse(t).ok_or_else(|| ApiError::invalid("invalid_query", "page_token is not valid")))
+        .transpose()?;
+    let filter = ListFilter {
+        user_id: q.user_id,
+        state: q.state.as_deref().map(|s| state_param("state", s)).transpose()?,
+        kind: q
+            .kind
+            .as_deref()
+            .map(|k| ChallengeType::parse(k).ok_or_else(|| ApiError::invalid("invalid_query", "type is not a challenge type")))
+            .transpose()?,
+    };
+    let (page, next) = state.registry.list(principal.tenant, after, filter, page_size).await?;
+    Ok(HttpResponse::Ok().json(ChallengeList {
+        challenges: page.iter().map(|c| ChallengeDto::new(c, None)).collect(),
+        next_page_token: next.map(|id| id.to_string()),
+    }))
+}
+
+/// Answer a challenge: anonymously with an actor's `answer_token`, or as a bearer
+/// caller with `challenge:answer` on a user's behalf.
+#[utoipa::path(post, path = "/api/v1/challenges/{id}/answer", tag = "challenges",
+    params(("id" = String, Path)), request_body = AnswerRequest,
+    responses((status = 200, body = ChallengeDto),
+        (status = 400, description = "wrong_answer (with attempts_left), answer_rejected (anonymous), invalid input", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "already_answered, expired, cancelled, failed", body = ErrorBody),
+        (status = 429, body = ErrorBody)),
+    security((), ("bearer" = ["challenge:answer"])))]
+pub async fn answer(req: HttpRequest, path: web::Path<String>, payload: web::Payload, state: State) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let principal = bearer(&req, &state)?;
+    if let Some(p) = &principal {
+        if !p.has(Scope::Answer) {
+            return Err(ApiError::Forbidden(Scope::Answer));
+        }
+    }
+    let anonymous = principal.is_none();
+    let result = answer_as(&req, &path, payload, &state, principal).await;
+    let outcome = match &result {
+        Ok(view) if view.life.state == ChallengeState::Declined => "declined",
+        Ok(_) => "verified",
+        Err(ApiError::WrongAnswer { .. }) => "wrong_answer",
+        Err(_) => "rejected",
+    };
+    metrics::counter!(m::ANSWERED, "type" => "token", "outcome" => outcome).increment(1);
+    metrics::histogram!(m::ANSWER_SECONDS, "outcome" => outcome).record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(view) => Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None))),
+        Err(e) if anonymous => Err(e.for_anonymous()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn answer_as(
+    req: &HttpRequest,
+    path: &str,
+    payload: web::Payload,
+    state: &State,
+    principal: Option<crate::auth::Principal>,
+) -> Result<View, ApiError> {
+    let anonymous = principal.is_none();
+    if anonymous {
+        let now = state.registry.services().clock.now_ms();
+        let ip = req.peer_addr().map(|a| a.ip());
+        if !state.anonymous.allow(ip, now) {
+            return Err(ApiError::RateLimited { retry_after_seconds: 60 });
+        }
+    }
+    let body = json_body(req, payload, state.settings.server.body_limit_bytes).await?;
+    let request: AnswerRequest = parse_json(&body)?;
+    let id = challenge_id(path)?;
+    if request.code.is_some() {
+        return Err(ApiError::invalid("invalid_field", "code answers OTP kinds; this challenge takes answer_token"));
+    }
+    let token = match request.answer_token.as_deref() {
+        None if anonymous => return Err(ApiError::invalid("invalid_field", "answer_token is required without a bearer token")),
+        None => None,
+        // A token of the wrong shape cannot match: treat it as a wrong token.
+        Some(raw) => Some(AnswerToken::parse(raw).unwrap_or_else(AnswerToken::random)),
+    };
+    let actor_id = request
+        .actor_id
+        .as_deref()
+        .map(|a| ActorId::parse(a).ok_or_else(|| ApiError::invalid("unknown_actor", "actor_id names no actor of this challenge")))
+        .transpose()?;
+    let attempt = Attempt {
+        token,
+        actor_id,
+        allowed: request.allowed.unwrap_or(true),
+        on_behalf: !anonymous,
+    };
+    let tenant = principal.as_ref().map(|p| &p.tenant);
+    state
+        .registry
+        .send(tenant, &id, Answer(attempt))
+        .await?
+        .map_err(ApiError::from_challenge)
+}
+
+/// Cancel an `issued` or `verified` challenge.
+#[utoipa::path(delete, path = "/api/v1/challenges/{id}", tag = "challenges",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ChallengeDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "not_cancellable", body = ErrorBody)),
+    security(("bearer" = ["challenge:delete"])))]
+pub async fn cancel(req: HttpRequest, path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
+    let principal = require(&req, &state, Scope::Delete)?;
+    let id = challenge_id(&path)?;
+    let view = state
+        .registry
+        .send(Some(&principal.tenant), &id, Cancel)
+        .await?
+        .map_err(ApiError::from_challenge)?;
+    Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None)))
+}
+
+/// Complete a `verified` challenge.
+#[utoipa::path(post, path = "/api/v1/challenges/{id}/complete", tag = "challenges",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ChallengeDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "not_completable", body = ErrorBody)),
+    security(("bearer" = ["challenge:complete"])))]
+pub async fn complete(req: HttpRequest, path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
+    let principal = require(&req, &state, Scope::Complete)?;
+    let id = challenge_id(&path)?;
+    let view = state
+        .registry
+        .send(Some(&principal.tenant), &id, Complete)
+        .await?
+        .map_err(ApiError::from_challenge)?;
+    Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None)))
+}
+
+/// Re-deliver a challenge. `token` challenges are not delivered: 409 `not_deliverable`.
+#[utoipa::path(post, path = "/api/v1/challenges/{id}/resend", tag = "challenges",
+    params(("id" = String, Path)),
+    responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "not_deliverable", body = ErrorBody)),
+    security(("bearer" = ["challenge:resend"])))]
+pub async fn resend(req: HttpRequest, path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
+    let principal = require(&req, &state, Scope::Resend)?;
+    let id = challenge_id(&path)?;
+    let view = state.registry.send(Some(&principal.tenant), &id, Get).await?;
+    Err(ApiError::Conflict {
+        code: "not_deliverable",
+        message: format!("{} challenges are not delivered", view.kind.as_str()),
+    })
+}

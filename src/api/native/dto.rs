@@ -1,0 +1,252 @@
+//! Request and response shapes of the native API, and the limits on every string and
+//! list (README.md, "Limits"). Parsing turns a request into domain values or a 400
+//! naming the field; the core never sees unchecked input.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api::ApiError;
+use crate::clock::Millis;
+use crate::model::{AnswerToken, Challenge, ChallengeType, Details, State};
+
+pub const MAX_USER_ID: usize = 256;
+pub const MAX_MESSAGE: usize = 1024;
+pub const MAX_FIELDS: usize = 20;
+pub const MAX_LABEL: usize = 64;
+pub const MAX_VALUE: usize = 256;
+pub const MAX_HIDDEN_DETAILS: usize = 4096;
+pub const MAX_URL: usize = 2048;
+pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+pub const MAX_PAGE_SIZE: usize = 1000;
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSpec {
+    /// Who this actor is (1–256 characters).
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Recipient {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// `POST /api/v1/challenges`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChallenge {
+    #[serde(rename = "type")]
+    pub kind: ChallengeType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// Whom the challenge is about (1–256 characters).
+    pub user_id: String,
+    /// Who may answer; default: one actor for `user_id`. At most `limits.max_actors`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actors: Option<Vec<ActorSpec>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<Recipient>,
+    /// 1..=limits.max_ttl_seconds; default limits.default_ttl_seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
+    /// 1..=limits.max_attempts; default limits.default_max_attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Details>,
+    /// Any JSON object, up to 4 KiB encoded; returned to the caller, never shown to users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub hidden_details: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// Same key and same request → the same challenge; also accepted as the
+    /// `Idempotency-Key` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// `POST /api/v1/challenges/{id}/answer`
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    /// The per-actor answer token from the create response.
+    pub answer_token: Option<String>,
+    /// `false` declines. Default `true`.
+    pub allowed: Option<bool>,
+    /// A one-time code (OTP and TOTP kinds).
+    pub code: Option<String>,
+    /// Which actor answers (bearer callers with several actors).
+    pub actor_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GetQuery {
+    /// Long-poll: wait up to this many seconds (≤ limits.long_poll_max_seconds) for the
+    /// state to differ from `state`.
+    pub wait: Option<u64>,
+    /// The state the caller knows; default: the state when the request arrives.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub user_id: Option<String>,
+    pub state: Option<String>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// 1..=1000, default 50.
+    pub page_size: Option<usize>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActorDto {
+    pub id: String,
+    pub user_id: String,
+    /// Only in the create response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_token: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnsweredBy {
+    pub actor_id: String,
+    pub user_id: String,
+}
+
+/// A challenge as the API shows it. Never carries a secret, except `answer_token` in the
+/// create response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChallengeDto {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: ChallengeType,
+    pub user_id: String,
+    pub state: State,
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: String,
+    pub max_attempts: u32,
+    pub attempts_left: u32,
+    pub actors: Vec<ActorDto>,
+    #[schema(value_type = Option<Details>)]
+    pub details: Option<Box<RawValue>>,
+    #[schema(value_type = Option<Object>)]
+    pub hidden_details: Option<Box<RawValue>>,
+    pub callback_url: Option<String>,
+    pub answered_by: Option<AnsweredBy>,
+    pub answered_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChallengeList {
+    pub challenges: Vec<ChallengeDto>,
+    pub next_page_token: Option<String>,
+}
+
+pub fn rfc3339(ms: Millis) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn raw(text: &Option<Box<str>>) -> Option<Box<RawValue>> {
+    text.as_ref()
+        .and_then(|t| RawValue::from_string(t.to_string()).ok())
+}
+
+impl ChallengeDto {
+    /// The public view; `tokens`, in actor order, only for the create response.
+    pub fn new(c: &Challenge, tokens: Option<&[AnswerToken]>) -> Self {
+        ChallengeDto {
+            id: c.id.to_string(),
+            kind: c.kind,
+            user_id: c.user_id.to_string(),
+            state: c.life.state,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.life.updated_at),
+            expires_at: rfc3339(c.life.expires_at),
+            max_attempts: c.life.max_attempts,
+            attempts_left: c.life.attempts_left(),
+            actors: c
+                .actors
+                .iter()
+                .enumerate()
+                .map(|(i, a)| ActorDto {
+                    id: a.id.to_string(),
+                    user_id: a.user_id.to_string(),
+                    answer_token: tokens.and_then(|t| t.get(i)).map(|t| t.expose().to_string()),
+                })
+                .collect(),
+            details: raw(&c.details),
+            hidden_details: raw(&c.hidden_details),
+            callback_url: c.callback_url.as_deref().map(str::to_string),
+            answered_by: c.life.answered_by.and_then(|i| c.actors.get(usize::from(i))).map(|a| AnsweredBy {
+                actor_id: a.id.to_string(),
+                user_id: a.user_id.to_string(),
+            }),
+            answered_at: c.life.answered_at.map(rfc3339),
+        }
+    }
+}
+
+/// Checks a string's length in characters (1..=max), naming the field.
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n == 0 {
+        return Err(ApiError::invalid("invalid_field", format!("{field} must not be empty")));
+    }
+    if n > max {
+        return Err(ApiError::invalid(
+            "field_too_long",
+            format!("{field} is longer than {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid("invalid_field", format!("{field} must not contain control characters")));
+    }
+    Ok(())
+}
+
+pub fn check_details(details: &Details) -> Result<(), ApiError> {
+    if let Some(message) = &details.message {
+        check_text("details.message", message, MAX_MESSAGE)?;
+    }
+    if details.fields.len() > MAX_FIELDS {
+        return Err(ApiError::invalid(
+            "too_many_items",
+            format!("details.fields holds more than {MAX_FIELDS} entries"),
+        ));
+    }
+    for (i, field) in details.fields.iter().enumerate() {
+        check_text(&format!("details.fields[{i}].label"), &field.label, MAX_LABEL)?;
+        check_text(&format!("details.fields[{i}].value"), &field.value, MAX_VALUE)?;
+    }
+    Ok(())
+}
+
+pub fn check_url(field: &str, value: &str) -> Result<(), ApiError> {
+    check_text(field, value, MAX_URL)?;
+    let lower = value.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"))
+        .ok_or_else(|| ApiError::invalid("invalid_url", format!("{field} must be an http or https URL")))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
+        return Err(ApiError::invalid("invalid_url", format!("{field} must name a host")));
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Operations endpoints: `/healthz` (alive), `/readyz` (store open, restore finished),
+//! `/metrics` (Prometheus text), `/openapi.json` (generated from the handlers' and
+//! DTOs' annotations).
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::error::{ErrorBody, ErrorDetail};
+use super::native::{challenges, dto};
+use super::State;
+use crate::model::{ChallengeType, DetailField, Details, State as ChallengeState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/openapi.json", web::get().to(openapi));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+async fn readyz(state: State) -> HttpResponse {
+    if state.registry.is_ready() {
+        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "restoring"}))
+    }
+}
+
+async fn metrics(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".into());
+        components.add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "challenge-server", description = "Native API v1: challenges for login and approval flows."),
+    paths(
+        challenges::create,
+        challenges::get,
+        challenges::list,
+        challenges::answer,
+        challenges::cancel,
+        challenges::complete,
+        challenges::resend
+    ),
+    components(schemas(
+        dto::CreateChallenge,
+        dto::ActorSpec,
+        dto::Recipient,
+        dto::AnswerRequest,
+        dto::ChallengeDto,
+        dto::ActorDto,
+        dto::AnsweredBy,
+        dto::ChallengeList,
+        ChallengeType,
+        ChallengeState,
+        Details,
+        DetailField,
+        ErrorBody,
+        ErrorDetail
+    )),
+    modifiers(&BearerScheme)
+)]
+pub struct ApiDoc;

@@ -1,0 +1,66 @@
+//! The messages a [`ChallengeActor`](super::ChallengeActor) handles. Every reply says
+//! what can go wrong; a reply that carries the challenge carries it as a shared,
+//! immutable [`View`].
+
+use std::sync::Arc;
+
+use actix::Message;
+use tokio::sync::oneshot;
+
+use super::kinds::token::{Attempt, AttemptError};
+use super::state::Refusal;
+use crate::model::{Challenge, State};
+
+/// A challenge as it is at one moment; cheap to clone, never changes.
+pub type View = Arc<Challenge>;
+
+/// Read the challenge.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "View")]
+pub struct Get;
+
+/// Long-poll: answer now if the state differs from `unless` (default: the current
+/// state), else hand back a receiver that fires on the next state change.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "Watching")]
+pub struct Watch {
+    pub unless: Option<State>,
+}
+
+pub enum Watching {
+    Now(View),
+    Later(oneshot::Receiver<View>),
+}
+
+/// Answer the challenge. Replies only after the outcome is durable.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<View, ChallengeError>")]
+pub struct Answer(pub Attempt);
+
+/// Cancel an `issued` or `verified` challenge. Replies after the snapshot is durable.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "Result<View, ChallengeError>")]
+pub struct Cancel;
+
+/// Finalize a `verified` challenge. Replies after the snapshot is durable.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "Result<View, ChallengeError>")]
+pub struct Complete;
+
+/// Stops the actor abruptly, as a crash would: no retirement, no snapshot. Lets tests
+/// prove that a dead actor is restored from its last snapshot.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Crash;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeError {
+    #[error("refused: {0:?}")]
+    Refused(Refusal),
+    #[error("bad attempt: {0:?}")]
+    Attempt(AttemptError),
+    #[error("too many failed anonymous answers")]
+    RateLimited,
+    #[error("{0}")]
+    Store(String),
+}

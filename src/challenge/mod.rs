@@ -1,0 +1,27 @@
+//! One live challenge, one actor. `state` is the pure state machine, `kinds` the rules by
+//! which each kind issues and verifies answers, `actor` the `ChallengeActor` that owns a
+//! challenge and executes the effects, `messages` what it handles.
+
+pub mod actor;
+pub mod kinds;
+pub mod messages;
+pub mod state;
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Limits;
+use crate::store::SnapshotStore;
+
+pub use actor::ChallengeActor;
+pub use kinds::HashKey;
+
+/// What every challenge actor and supervisor needs, shared.
+pub struct Services {
+    pub store: SnapshotStore,
+    pub clock: SharedClock,
+    pub key: HashKey,
+    pub limits: Limits,
+}
+
+pub type SharedServices = Arc<Services>;

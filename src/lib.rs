@@ -1,0 +1,26 @@
+//! challenge-server: a self-hostable challenge service for login and approval flows.
+//!
+//! - [`server`] builds the HTTP server from [`config::Settings`], restores the engine and
+//!   runs until shutdown.
+//! - [`challenge`]: one actix actor per live challenge; the pure state machine in
+//!   `challenge::state`, per-kind rules in `challenge::kinds`.
+//! - [`tenant`]: a supervisor per tenant (quota, idempotency, revival of dead actors) and
+//!   the registry that finds a challenge's actor in one hop.
+//! - [`store`]: sled snapshots with a versioned format and group commit — the only code
+//!   that knows sled.
+//! - [`auth`]: bearer JWT verification into a [`auth::Principal`], scopes, dev tokens.
+//! - [`api`]: the HTTP faces — native `/api/v1`, operations endpoints, the one error
+//!   mapping.
+//! - [`model`]: plain data (ids, the challenge record, states).
+//! - [`metrics`]: metric names and the Prometheus recorder; [`clock`]: injected time.
+
+pub mod api;
+pub mod auth;
+pub mod challenge;
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod model;
+pub mod server;
+pub mod store;
+pub mod tenant;

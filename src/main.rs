@@ -1,0 +1,103 @@
+//! The binary: picks the config, then serves or mints a token. Nothing else.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use challenge_server::config::{LogFormat, Settings};
+use challenge_server::server::Application;
+
+#[derive(Parser)]
+#[command(name = "challenge-server", version, about = "A self-hostable challenge service for login and approval flows")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve {
+        /// A config file merged over the shipped defaults; repeat to layer several.
+        #[arg(long)]
+        config: Vec<PathBuf>,
+        /// Overrides `server.listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Overrides `storage.data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print a bearer token signed with the configured key (development and operations).
+    Token {
+        #[arg(long)]
+        tenant: String,
+        /// Space-separated scopes, e.g. "challenge:post challenge:get".
+        #[arg(long)]
+        scope: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// The `sub` claim.
+        #[arg(long, default_value = "dev")]
+        subject: String,
+        #[arg(long)]
+        config: Vec<PathBuf>,
+    },
+}
+
+fn init_logs(settings: &Settings) {
+    let filter = EnvFilter::try_new(&settings.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match settings.log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve {
+        config: vec![],
+        listen: None,
+        data_dir: None,
+    }) {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let mut settings = Settings::load(&config)?;
+            if let Some(listen) = listen {
+                settings.server.listen = listen;
+            }
+            if let Some(dir) = data_dir {
+                settings.storage.data_dir = dir;
+            }
+            init_logs(&settings);
+            let listener = TcpListener::bind(settings.server.listen)
+                .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+            actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(settings, listener, true).await?;
+                app.run().await?;
+                anyhow::Ok(())
+            })
+        }
+        Command::Token {
+            tenant,
+            scope,
+            ttl,
+            subject,
+            config,
+        } => {
+            let settings = Settings::load(&config)?;
+            let token = challenge_server::auth::mint::mint(&settings.auth, &tenant, &scope, ttl, &subject)
+                .map_err(anyhow::Error::msg)?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Prometheus recorder and metric names. Every metric this service exports is named
+//! here (README.md lists them with their labels).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Counter; labels `type`.
+pub const CREATED: &str = "challenges_created_total";
+/// Counter; labels `type`, `outcome` (`verified`, `declined`, `wrong_answer`, `rejected`,
+/// `refused`).
+pub const ANSWERED: &str = "challenges_answered_total";
+/// Counter; labels `type`.
+pub const EXPIRED: &str = "challenges_expired_total";
+/// Counter; labels `type`.
+pub const CANCELLED: &str = "challenges_cancelled_total";
+/// Counter; labels `type`.
+pub const COMPLETED: &str = "challenges_completed_total";
+/// Counter; labels `type`.
+pub const FAILED: &str = "challenges_failed_total";
+/// Gauge: challenges in `issued` or `verified`, all tenants.
+pub const LIVE: &str = "challenges_live";
+/// Gauge: challenge actors in memory (live and retained terminal ones).
+pub const ACTORS: &str = "challenge_actors";
+/// Histogram: an answer request from arrival to durable reply; labels `outcome`.
+pub const ANSWER_SECONDS: &str = "challenge_answer_duration_seconds";
+/// Histogram; labels `method`, `route`, `status`.
+pub const HTTP_SECONDS: &str = "http_request_duration_seconds";
+/// Histogram: one group-commit flush.
+pub const FLUSH_SECONDS: &str = "snapshot_flush_duration_seconds";
+/// Histogram: writers made durable by one flush.
+pub const FLUSH_BATCH: &str = "snapshot_flush_batch_size";
+/// Gauge: seconds the restore at start took.
+pub const RESTORE_SECONDS: &str = "restore_duration_seconds";
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .expect("valid buckets")
+                .set_buckets_for_metric(Matcher::Full(FLUSH_BATCH.into()), BATCH_BUCKETS)
+                .expect("valid buckets")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            handle
+        })
+        .clone()
+}

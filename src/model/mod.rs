@@ -1,0 +1,8 @@
+//! Plain data: identifiers, the challenge record and its states. No I/O, no behaviour
+//! beyond parsing and formatting.
+
+pub mod challenge;
+pub mod ids;
+
+pub use challenge::{ActorRecord, Challenge, ChallengeType, Details, DetailField, Idempotency, Lifecycle, State};
+pub use ids::{ActorId, AnswerToken, ChallengeId, TenantId, TokenHash};

@@ -1,0 +1,150 @@
+//! Builds the service from `Settings`: opens the store, restores every challenge, binds
+//! the HTTP server and runs it until shutdown. On SIGTERM/SIGINT (or a handle's stop)
+//! it stops accepting, lets in-flight requests finish, stops the actors and flushes.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, ServerHandle, Service};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use futures_util::FutureExt;
+
+use crate::api::{self, AnonymousLimiter, ApiError, ApiState};
+use crate::auth::Verifier;
+use crate::challenge::{HashKey, Services};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Settings;
+use crate::metrics as m;
+use crate::store::{self, SnapshotStore};
+use crate::tenant::Registry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A built, bound server: run it with [`Application::run`].
+pub struct Application {
+    port: u16,
+    server: Server,
+    registry: Arc<Registry>,
+    store: SnapshotStore,
+}
+
+impl Application {
+    /// Opens the store, restores, and binds `listener`. `handle_signals: false` leaves
+    /// SIGTERM/SIGINT to the embedding process (tests). Call inside an actix `System`.
+    pub async fn build(settings: Settings, listener: TcpListener, handle_signals: bool) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, listener, handle_signals, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        listener: TcpListener,
+        handle_signals: bool,
+        clock: SharedClock,
+    ) -> Result<Self, StartError> {
+        let metrics = m::install();
+        let verifier = Verifier::from_settings(&settings.auth).map_err(StartError::Config)?;
+        if settings.uses_dev_key() {
+            tracing::warn!(
+                "!!! USING THE PUBLIC DEVELOPMENT SIGNING KEY from config/default.toml: anyone can mint \
+                 tokens for this server. Configure your own [[auth.keys]] before any real use. !!!"
+            );
+        }
+        let data_dir = settings.data_dir().to_path_buf();
+        let secret = store::server_secret(&data_dir, settings.storage.secret.expose())?;
+        let store = SnapshotStore::open(&data_dir, settings.storage.cache_capacity_bytes)?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arbiters = if settings.engine.arbiters == 0 { cores } else { settings.engine.arbiters };
+        let services = Arc::new(Services {
+            store: store.clone(),
+            clock,
+            key: HashKey::new(secret),
+            limits: settings.limits.clone(),
+        });
+        let registry = Registry::new(services, arbiters);
+        let started = Instant::now();
+        let report = registry.restore()?;
+        tracing::info!(
+            live = report.live,
+            retained = report.retained,
+            expired_while_down = report.expired_while_down,
+            deleted = report.deleted,
+            seconds = started.elapsed().as_secs_f64(),
+            "restore finished"
+        );
+
+        let port = listener.local_addr()?.port();
+        let workers = if settings.server.workers == 0 { cores } else { settings.server.workers };
+        let shutdown_timeout = settings.server.shutdown_timeout_seconds;
+        let state = web::Data::new(ApiState {
+            registry: registry.clone(),
+            verifier,
+            anonymous: AnonymousLimiter::new(settings.limits.anonymous_answers_per_ip_per_minute),
+            settings,
+            metrics,
+        });
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap_fn(|req, srv| {
+                    let started = Instant::now();
+                    let method = req.method().to_string();
+                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                    srv.call(req).map(move |res| {
+                        let status = match &res {
+                            Ok(r) => r.status().as_u16(),
+                            Err(e) => e.as_response_error().status_code().as_u16(),
+                        };
+                        let elapsed = started.elapsed();
+                        tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
+                        metrics::histogram!(m::HTTP_SECONDS, "method" => method, "route" => route, "status" => status.to_string())
+                            .record(elapsed.as_secs_f64());
+                        res
+                    })
+                })
+                .configure(api::routes)
+                .default_service(web::to(|| async { HttpResponse::from_error(ApiError::RouteNotFound) }))
+        })
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout)
+        .listen(listener)?;
+        if !handle_signals {
+            server = server.disable_signals();
+        }
+        let server = server.run();
+        tracing::info!(port, "listening");
+        Ok(Application {
+            port,
+            server,
+            registry,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped, then stops the actors and flushes the store.
+    pub async fn run(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        tracing::info!("shutting down: flushing snapshots");
+        if let Err(e) = self.store.flush_blocking() {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        self.registry.stop();
+        result
+    }
+}

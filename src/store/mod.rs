@@ -1,0 +1,210 @@
+//! `SnapshotStore`: the only code that knows sled. One tree of challenge snapshots keyed
+//! by `tenant \0 id` (so every key is tenant-prefixed and a tenant's challenges are one
+//! range), a `meta` tree with the on-disk format version, and a group commit that makes
+//! writes durable in batches.
+
+pub mod encoding;
+pub mod group_commit;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::model::{Challenge, ChallengeId, ChallengeType, State, TenantId};
+pub use group_commit::GroupCommit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("storage: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage: snapshot format: {0}")]
+    Format(String),
+    #[error("storage: the store is closed")]
+    Closed,
+}
+
+/// Which snapshots a list wants.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub user_id: Option<String>,
+    pub state: Option<State>,
+    pub kind: Option<ChallengeType>,
+}
+
+#[derive(Clone)]
+pub struct SnapshotStore {
+    db: sled::Db,
+    challenges: sled::Tree,
+    commit: Arc<GroupCommit>,
+}
+
+const FORMAT_KEY: &[u8] = b"format";
+
+impl SnapshotStore {
+    pub fn open(dir: &Path, cache_capacity: u64) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(cache_capacity)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(FORMAT_KEY)? {
+            None => {
+                meta.insert(FORMAT_KEY, &[encoding::FORMAT_VERSION])?;
+            }
+            Some(v) if v.as_ref() == [encoding::FORMAT_VERSION] => {}
+            Some(v) => {
+                return Err(StoreError::Format(format!(
+                    "data directory has format {:?}, this build reads {}",
+                    v.as_ref(),
+                    encoding::FORMAT_VERSION
+                )))
+            }
+        }
+        let challenges = db.open_tree("challenges")?;
+        db.flush()?;
+        let commit = Arc::new(GroupCommit::start(db.clone()));
+        Ok(SnapshotStore {
+            db,
+            challenges,
+            commit,
+        })
+    }
+
+    /// Writes a snapshot; it is durable once a later [`SnapshotStore::durable`] returns.
+    pub fn put(&self, challenge: &Challenge) -> Result<(), StoreError> {
+        let key = key(&challenge.tenant, &challenge.id);
+        self.challenges.insert(key, encoding::encode(challenge))?;
+        Ok(())
+    }
+
+    /// Waits until every write made before the call is on disk (one shared flush).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.commit.wait().await
+    }
+
+    /// `put` then `durable`.
+    pub async fn save(&self, challenge: &Challenge) -> Result<(), StoreError> {
+        self.put(challenge)?;
+        self.durable().await
+    }
+
+    pub fn load(&self, tenant: &TenantId, id: &ChallengeId) -> Result<Option<Challenge>, StoreError> {
+        self.challenges
+            .get(key(tenant, id))?
+            .map(|bytes| encoding::decode(&bytes))
+            .transpose()
+    }
+
+    pub fn delete(&self, tenant: &TenantId, id: &ChallengeId) -> Result<(), StoreError> {
+        self.challenges.remove(key(tenant, id))?;
+        Ok(())
+    }
+
+    /// Every snapshot, for the restore at start.
+    pub fn scan(&self) -> impl Iterator<Item = Result<Challenge, StoreError>> + '_ {
+        self.challenges
+            .iter()
+            .values()
+            .map(|v| encoding::decode(&v?))
+    }
+
+    /// One page of a tenant's challenges in id order, starting after `after`; returns
+    /// the page and the id to continue after, if there may be more.
+    pub fn list(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ChallengeId>,
+        filter: &ListFilter,
+        limit: usize,
+    ) -> Result<(Vec<Challenge>, Option<ChallengeId>), StoreError> {
+        let prefix = tenant_prefix(tenant);
+        let mut end = prefix.clone();
+        *end.last_mut().expect("prefix ends with a separator") += 1;
+        let start = match after {
+            Some(id) => {
+                let mut k = key(tenant, id);
+                k.push(0);
+                k
+            }
+            None => prefix,
+        };
+        let mut page = Vec::with_capacity(limit.min(1024));
+        for item in self.challenges.range(start..end) {
+            let (_, value) = item?;
+            let challenge = encoding::decode(&value)?;
+            let wanted = filter.user_id.as_deref().is_none_or(|u| *challenge.user_id == *u)
+                && filter.state.is_none_or(|s| challenge.life.state == s)
+                && filter.kind.is_none_or(|k| challenge.kind == k);
+            if wanted {
+                if page.len() == limit {
+                    let last = page.last().map(|c: &Challenge| c.id);
+                    return Ok((page, last));
+                }
+                page.push(challenge);
+            }
+        }
+        Ok((page, None))
+    }
+
+    /// Flushes now, blocking (shutdown).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes sled occupies on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(tenant.as_str().len() + 17);
+    k.extend_from_slice(tenant.as_str().as_bytes());
+    k.push(0);
+    k
+}
+
+fn key(tenant: &TenantId, id: &ChallengeId) -> Vec<u8> {
+    let mut k = tenant_prefix(tenant);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// The key for the keyed hashes of secrets: the configured one, else the one in
+/// `<data_dir>/server.key`, created (mode 0600) on first start.
+pub fn server_secret(dir: &Path, configured: &str) -> Result<[u8; 32], StoreError> {
+    let parse = |hex_text: &str| -> Result<[u8; 32], StoreError> {
+        let bytes = hex::decode(hex_text.trim())
+            .map_err(|_| StoreError::Format("server.key is not hex".into()))?;
+        bytes
+            .try_into()
+            .map_err(|_| StoreError::Format("server.key must hold 32 bytes".into()))
+    };
+    if !configured.is_empty() {
+        return parse(configured);
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("server.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => parse(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(&path)?;
+            file.write_all(hex::encode(key).as_bytes())?;
+            file.sync_all()?;
+            Ok(key)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

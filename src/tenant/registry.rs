@@ -1,0 +1,260 @@
+//! `Registry`: tenants → supervisors, and the read-mostly index (challenge id → tenant
+//! and actor address) that lets a handler reach a challenge's actor in one hop. Only
+//! supervisors (and the restore at start, before any request) write the index.
+//!
+//! Challenge ids are unique across tenants, so an anonymous answer (which knows no
+//! tenant) can find its challenge; every tenant-scoped lookup checks the owner and says
+//! "not found" for anybody else's challenge.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::dev::ToEnvelope;
+use actix::prelude::*;
+use dashmap::DashMap;
+
+use super::supervisor::{Remember, Revive, Serve, Spawn, SpawnError, Spawned};
+use super::{Tenant, TenantSupervisor};
+use crate::challenge::messages::View;
+use crate::challenge::state::{self, Event};
+use crate::challenge::{ChallengeActor, SharedServices};
+use crate::metrics as m;
+use crate::model::{Challenge, ChallengeId, TenantId};
+use crate::store::{ListFilter, StoreError};
+
+struct Entry {
+    tenant: TenantId,
+    addr: Addr<ChallengeActor>,
+}
+
+/// Why a challenge could not be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// No such challenge for this caller (absent, deleted, or another tenant's).
+    NotFound,
+    /// The actor could not take the message.
+    Unavailable,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Challenges restored in `issued` or `verified`.
+    pub live: u64,
+    /// Terminal challenges restored for the rest of their retention.
+    pub retained: u64,
+    /// Challenges whose TTL ran out while the server was down, now `expired`.
+    pub expired_while_down: u64,
+    /// Terminal challenges whose retention ran out while down, deleted.
+    pub deleted: u64,
+}
+
+pub struct Registry {
+    services: SharedServices,
+    index: DashMap<ChallengeId, Entry>,
+    tenants: DashMap<TenantId, Arc<Tenant>>,
+    arbiters: Vec<ArbiterHandle>,
+    next_arbiter: AtomicUsize,
+    ready: AtomicBool,
+}
+
+impl Registry {
+    /// Starts `arbiters` threads for challenge actors and supervisors. Call inside an
+    /// actix `System`.
+    pub fn new(services: SharedServices, arbiters: usize) -> Arc<Self> {
+        let arbiters = (0..arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+        Arc::new(Registry {
+            services,
+            index: DashMap::new(),
+            tenants: DashMap::new(),
+            arbiters,
+            next_arbiter: AtomicUsize::new(0),
+            ready: AtomicBool::new(false),
+        })
+    }
+
+    pub fn services(&self) -> &SharedServices {
+        &self.services
+    }
+
+    /// True once the restore at start has finished.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    fn arbiter(&self) -> &ArbiterHandle {
+        let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed);
+        &self.arbiters[n % self.arbiters.len()]
+    }
+
+    /// The tenant's shared record, starting its supervisor on first use.
+    pub fn tenant(self: &Arc<Self>, id: &TenantId) -> Arc<Tenant> {
+        if let Some(t) = self.tenants.get(id) {
+            return t.clone();
+        }
+        self.tenants
+            .entry(id.clone())
+            .or_insert_with(|| {
+                let registry = self.clone();
+                let supervisor =
+                    TenantSupervisor::start_in_arbiter(self.arbiter(), move |_| TenantSupervisor::new(registry));
+                let tenant = Arc::new(Tenant {
+                    id: id.clone(),
+                    live: Default::default(),
+                    supervisor: supervisor.clone(),
+                });
+                supervisor.do_send(Serve(tenant.clone()));
+                tenant
+            })
+            .clone()
+    }
+
+    /// Live challenges of a tenant (0 for a tenant never seen).
+    pub fn live(&self, id: &TenantId) -> u64 {
+        self.tenants.get(id).map_or(0, |t| t.live())
+    }
+
+    /// Starts the actor of `challenge` and indexes it. Supervisors and restore only.
+    pub(super) fn start_actor(&self, challenge: View, tenant: Arc<Tenant>) -> Addr<ChallengeActor> {
+        let id = challenge.id;
+        let owner = tenant.id.clone();
+        let services = self.services.clone();
+        let addr = ChallengeActor::start_in_arbiter(self.arbiter(), move |_| {
+            ChallengeActor::new(challenge, services, tenant)
+        });
+        self.index.insert(
+            id,
+            Entry {
+                tenant: owner,
+                addr: addr.clone(),
+            },
+        );
+        addr
+    }
+
+    pub(super) fn address(&self, id: &ChallengeId) -> Option<Addr<ChallengeActor>> {
+        self.index.get(id).map(|e| e.addr.clone())
+    }
+
+    pub(super) fn forget(&self, id: &ChallengeId) {
+        self.index.remove(id);
+    }
+
+    /// Creates a challenge through its tenant's supervisor.
+    pub async fn create(self: &Arc<Self>, challenge: Challenge) -> Result<Spawned, SpawnError> {
+        let tenant = self.tenant(&challenge.tenant);
+        tenant
+            .supervisor
+            .send(Spawn { challenge })
+            .await
+            .map_err(|e| SpawnError::Store(e.to_string()))?
+    }
+
+    /// Sends `msg` to the challenge's actor. `tenant: None` is an anonymous caller, who
+    /// may reach any challenge; otherwise the challenge must be that tenant's. A dead
+    /// actor is revived from its snapshot and the message sent again, once.
+    pub async fn send<M>(
+        self: &Arc<Self>,
+        tenant: Option<&TenantId>,
+        id: &ChallengeId,
+        msg: M,
+    ) -> Result<M::Result, Lookup>
+    where
+        M: Message + Clone + Send + 'static,
+        M::Result: Send,
+        ChallengeActor: Handler<M>,
+        <ChallengeActor as Actor>::Context: ToEnvelope<ChallengeActor, M>,
+    {
+        let (owner, addr) = match self.index.get(id) {
+            Some(entry) => (entry.tenant.clone(), entry.addr.clone()),
+            None => return Err(Lookup::NotFound),
+        };
+        if tenant.is_some_and(|t| *t != owner) {
+            return Err(Lookup::NotFound);
+        }
+        match addr.send(msg.clone()).await {
+            Ok(reply) => Ok(reply),
+            Err(MailboxError::Closed) => {
+                let supervisor = self.tenant(&owner).supervisor.clone();
+                let revived = supervisor
+                    .send(Revive { id: *id })
+                    .await
+                    .map_err(|_| Lookup::Unavailable)?
+                    .ok_or(Lookup::NotFound)?;
+                revived.send(msg).await.map_err(|_| Lookup::Unavailable)
+            }
+            Err(MailboxError::Timeout) => Err(Lookup::Unavailable),
+        }
+    }
+
+    /// One page of a tenant's challenges, read from the snapshots off the async threads.
+    pub async fn list(
+        &self,
+        tenant: TenantId,
+        after: Option<ChallengeId>,
+        filter: ListFilter,
+        limit: usize,
+    ) -> Result<(Vec<Challenge>, Option<ChallengeId>), StoreError> {
+        let store = self.services.store.clone();
+        tokio::task::spawn_blocking(move || store.list(&tenant, after.as_ref(), &filter, limit))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    /// Restores every challenge from its snapshot: live ones with their remaining TTL
+    /// (those whose TTL ran out while down become `expired`), terminal ones for the rest
+    /// of their retention; then flushes and reports ready.
+    pub fn restore(self: &Arc<Self>) -> Result<RestoreReport, StoreError> {
+        let started = Instant::now();
+        let store = &self.services.store;
+        let now = self.services.clock.now_ms();
+        let mut report = RestoreReport::default();
+        for snapshot in store.scan() {
+            let mut challenge = snapshot?;
+            match challenge.delete_at() {
+                Some(at) if at <= now => {
+                    store.delete(&challenge.tenant, &challenge.id)?;
+                    report.deleted += 1;
+                    continue;
+                }
+                Some(_) => report.retained += 1,
+                None => {
+                    let t = state::apply(challenge.life, Event::Expire, now);
+                    if t.effects.changed {
+                        challenge.life = t.life;
+                        store.put(&challenge)?;
+                        report.expired_while_down += 1;
+                        report.retained += 1;
+                        metrics::counter!(m::EXPIRED, "type" => challenge.kind.as_str()).increment(1);
+                    } else {
+                        report.live += 1;
+                    }
+                }
+            }
+            let tenant = self.tenant(&challenge.tenant);
+            if !challenge.life.state.is_terminal() {
+                tenant.take_slot();
+            }
+            if let Some(idem) = &challenge.idempotency {
+                tenant.supervisor.do_send(Remember {
+                    key: idem.key.clone(),
+                    id: challenge.id,
+                    request_hash: idem.request_hash,
+                });
+            }
+            self.start_actor(Arc::new(challenge), tenant);
+        }
+        store.flush_blocking()?;
+        metrics::gauge!(m::LIVE).set(report.live as f64);
+        metrics::gauge!(m::RESTORE_SECONDS).set(started.elapsed().as_secs_f64());
+        self.ready.store(true, Ordering::Release);
+        Ok(report)
+    }
+
+    /// Stops the actor threads (shutdown).
+    pub fn stop(&self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
