@@ -229,11 +229,10 @@ impl Settings {
 
     /// True while the publicly known development key is configured.
     pub fn uses_dev_key(&self) -> bool {
-        self.auth.keys.iter().any(|k| {
-            k.secret
-                .as_ref()
-                .is_some_and(|s| s.expose() == DEV_SECRET)
-        })
+        self.auth
+            .keys
+            .iter()
+            .any(|k| k.secret.as_ref().is_some_and(|s| s.expose() == DEV_SECRET))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -277,8 +276,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.toml");
         let b = dir.path().join("b.toml");
-        writeln!(std::fs::File::create(&a).unwrap(), "[limits]\nmax_ttl_seconds = 100\ndefault_ttl_seconds = 50").unwrap();
-        writeln!(std::fs::File::create(&b).unwrap(), "[limits]\ndefault_ttl_seconds = 60").unwrap();
+        writeln!(
+            std::fs::File::create(&a).unwrap(),
+            "[limits]\nmax_ttl_seconds = 100\ndefault_ttl_seconds = 50"
+        )
+        .unwrap();
+        writeln!(
+            std::fs::File::create(&b).unwrap(),
+            "[limits]\ndefault_ttl_seconds = 60"
+        )
+        .unwrap();
         let s = Settings::load_with_env(&[a, b], false).unwrap();
         assert_eq!(s.limits.max_ttl_seconds, 100);
         assert_eq!(s.limits.default_ttl_seconds, 60);
@@ -289,8 +296,14 @@ mod tests {
     fn a_bad_value_names_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.toml");
-        writeln!(std::fs::File::create(&a).unwrap(), "[limits]\nmax_ttl_seconds = \"soon\"").unwrap();
-        let err = Settings::load_with_env(&[a], false).unwrap_err().to_string();
+        writeln!(
+            std::fs::File::create(&a).unwrap(),
+            "[limits]\nmax_ttl_seconds = \"soon\""
+        )
+        .unwrap();
+        let err = Settings::load_with_env(&[a], false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("limits.max_ttl_seconds"), "{err}");
     }
 
@@ -298,8 +311,14 @@ mod tests {
     fn an_unknown_key_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.toml");
-        writeln!(std::fs::File::create(&a).unwrap(), "[limits]\nmax_tll_seconds = 5").unwrap();
-        let err = Settings::load_with_env(&[a], false).unwrap_err().to_string();
+        writeln!(
+            std::fs::File::create(&a).unwrap(),
+            "[limits]\nmax_tll_seconds = 5"
+        )
+        .unwrap();
+        let err = Settings::load_with_env(&[a], false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_tll_seconds"), "{err}");
     }
 
@@ -307,8 +326,14 @@ mod tests {
     fn an_inconsistent_value_names_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.toml");
-        writeln!(std::fs::File::create(&a).unwrap(), "[limits]\ndefault_ttl_seconds = 999999").unwrap();
-        let err = Settings::load_with_env(&[a], false).unwrap_err().to_string();
+        writeln!(
+            std::fs::File::create(&a).unwrap(),
+            "[limits]\ndefault_ttl_seconds = 999999"
+        )
+        .unwrap();
+        let err = Settings::load_with_env(&[a], false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("limits.default_ttl_seconds"), "{err}");
     }
 

@@ -11,7 +11,11 @@ use challenge_server::config::{LogFormat, Settings};
 use challenge_server::server::Application;
 
 #[derive(Parser)]
-#[command(name = "challenge-server", version, about = "A self-hostable challenge service for login and approval flows")]
+#[command(
+    name = "challenge-server",
+    version,
+    about = "A self-hostable challenge service for login and approval flows"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -51,7 +55,9 @@ enum Command {
 
 fn init_logs(settings: &Settings) {
     let filter = EnvFilter::try_new(&settings.log.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match settings.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -94,8 +100,9 @@ fn main() -> anyhow::Result<()> {
             config,
         } => {
             let settings = Settings::load(&config)?;
-            let token = challenge_server::auth::mint::mint(&settings.auth, &tenant, &scope, ttl, &subject)
-                .map_err(anyhow::Error::msg)?;
+            let token =
+                challenge_server::auth::mint::mint(&settings.auth, &tenant, &scope, ttl, &subject)
+                    .map_err(anyhow::Error::msg)?;
             println!("{token}");
             Ok(())
         }

@@ -22,6 +22,8 @@ pub const FAILED: &str = "challenges_failed_total";
 pub const LIVE: &str = "challenges_live";
 /// Gauge: challenge actors in memory (live and retained terminal ones).
 pub const ACTORS: &str = "challenge_actors";
+/// Gauge: long-poll reads waiting for a change.
+pub const LONG_POLLS: &str = "long_polls_waiting";
 /// Histogram: an answer request from arrival to durable reply; labels `outcome`.
 pub const ANSWER_SECONDS: &str = "challenge_answer_duration_seconds";
 /// Histogram; labels `method`, `route`, `status`.
@@ -34,8 +36,8 @@ pub const FLUSH_BATCH: &str = "snapshot_flush_batch_size";
 pub const RESTORE_SECONDS: &str = "restore_duration_seconds";
 
 const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
 ];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
 

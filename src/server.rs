@@ -40,7 +40,11 @@ pub struct Application {
 impl Application {
     /// Opens the store, restores, and binds `listener`. `handle_signals: false` leaves
     /// SIGTERM/SIGINT to the embedding process (tests). Call inside an actix `System`.
-    pub async fn build(settings: Settings, listener: TcpListener, handle_signals: bool) -> Result<Self, StartError> {
+    pub async fn build(
+        settings: Settings,
+        listener: TcpListener,
+        handle_signals: bool,
+    ) -> Result<Self, StartError> {
         Self::build_with_clock(settings, listener, handle_signals, Arc::new(SystemClock)).await
     }
 
@@ -62,7 +66,11 @@ impl Application {
         let secret = store::server_secret(&data_dir, settings.storage.secret.expose())?;
         let store = SnapshotStore::open(&data_dir, settings.storage.cache_capacity_bytes)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let arbiters = if settings.engine.arbiters == 0 { cores } else { settings.engine.arbiters };
+        let arbiters = if settings.engine.arbiters == 0 {
+            cores
+        } else {
+            settings.engine.arbiters
+        };
         let services = Arc::new(Services {
             store: store.clone(),
             clock,
@@ -82,7 +90,11 @@ impl Application {
         );
 
         let port = listener.local_addr()?.port();
-        let workers = if settings.server.workers == 0 { cores } else { settings.server.workers };
+        let workers = if settings.server.workers == 0 {
+            cores
+        } else {
+            settings.server.workers
+        };
         let shutdown_timeout = settings.server.shutdown_timeout_seconds;
         let state = web::Data::new(ApiState {
             registry: registry.clone(),

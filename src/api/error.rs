@@ -89,17 +89,28 @@ impl ApiError {
             ChallengeError::Refused(refusal) => match refusal {
                 Refusal::WrongAnswer { attempts_left } => ApiError::WrongAnswer { attempts_left },
                 Refusal::Unrecognized => ApiError::AnswerRejected,
-                Refusal::AlreadyAnswered => conflict("already_answered", "the challenge was already answered"),
+                Refusal::AlreadyAnswered => {
+                    conflict("already_answered", "the challenge was already answered")
+                }
                 Refusal::Expired => conflict("expired", "the challenge has expired"),
                 Refusal::Cancelled => conflict("cancelled", "the challenge was cancelled"),
-                Refusal::Failed => conflict("failed", "the challenge failed after too many wrong answers"),
+                Refusal::Failed => conflict(
+                    "failed",
+                    "the challenge failed after too many wrong answers",
+                ),
                 Refusal::NotCancellable(state) => conflict(
                     "not_cancellable",
-                    format!("a challenge in state {} cannot be cancelled", state.as_str()),
+                    format!(
+                        "a challenge in state {} cannot be cancelled",
+                        state.as_str()
+                    ),
                 ),
                 Refusal::NotCompletable(state) => conflict(
                     "not_completable",
-                    format!("only a verified challenge can be completed; this one is {}", state.as_str()),
+                    format!(
+                        "only a verified challenge can be completed; this one is {}",
+                        state.as_str()
+                    ),
                 ),
             },
             ChallengeError::Attempt(AttemptError::UnknownActor) => {
@@ -122,8 +133,16 @@ impl ApiError {
     /// An anonymous answerer learns nothing but "rejected" (or "slow down").
     pub fn for_anonymous(self) -> Self {
         match self {
-            ApiError::RateLimited { .. } | ApiError::Unavailable | ApiError::Internal => self,
-            ApiError::Invalid { code, .. } if code == "invalid_field" || code == "malformed_json" => self,
+            ApiError::RateLimited { .. }
+            | ApiError::Unavailable
+            | ApiError::Internal
+            | ApiError::BodyTooLarge(_)
+            | ApiError::UnsupportedMediaType => self,
+            // The request's own shape: saying what is wrong with it reveals nothing.
+            ApiError::Invalid {
+                code: "malformed_json" | "unknown_field" | "invalid_field",
+                ..
+            } => self,
             _ => ApiError::AnswerRejected,
         }
     }
@@ -196,7 +215,9 @@ impl ResponseError for ApiError {
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::QuotaExceeded(_) | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::QuotaExceeded(_) | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -208,7 +229,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            ApiError::RateLimited { retry_after_seconds } => {
+            ApiError::RateLimited {
+                retry_after_seconds,
+            } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
             }
             _ => {}

@@ -45,7 +45,10 @@ pub fn bearer(req: &HttpRequest, state: &ApiState) -> Result<Option<Principal>, 
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .ok_or(ApiError::Unauthorized)?;
     match state.verifier.verify(token) {
@@ -68,7 +71,11 @@ pub fn require(req: &HttpRequest, state: &ApiState, scope: Scope) -> Result<Prin
 }
 
 /// Reads a JSON request body, refusing other media types and bodies over `limit`.
-pub async fn json_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+pub async fn json_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or_default();
         let essence = ct.split(';').next().unwrap_or_default().trim();
@@ -86,7 +93,9 @@ pub async fn json_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(256).min(limit));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::invalid("malformed_body", "the request body could not be read"))?;
+        let chunk = chunk.map_err(|_| {
+            ApiError::invalid("malformed_body", "the request body could not be read")
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::BodyTooLarge(limit));
         }
@@ -100,7 +109,10 @@ pub async fn json_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
 /// out-of-domain value).
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::invalid("malformed_json", "the request body is empty; send a JSON object"));
+        return Err(ApiError::invalid(
+            "malformed_json",
+            "the request body is empty; send a JSON object",
+        ));
     }
     serde_json::from_slice(body).map_err(|e| {
         use serde_json::error::Category;

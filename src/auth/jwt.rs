@@ -61,7 +61,10 @@ pub(crate) fn is_ec(alg: Algorithm) -> bool {
     matches!(alg, Algorithm::ES256 | Algorithm::ES384)
 }
 
-fn read_pem(inline: &Option<String>, file: &Option<std::path::PathBuf>) -> Result<Option<Vec<u8>>, String> {
+fn read_pem(
+    inline: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+) -> Result<Option<Vec<u8>>, String> {
     if let Some(pem) = inline {
         return Ok(Some(pem.as_bytes().to_vec()));
     }
@@ -78,13 +81,17 @@ impl Verifier {
     pub fn from_settings(s: &AuthSettings) -> Result<Verifier, String> {
         let mut allowed = Vec::new();
         for name in &s.algorithms {
-            let alg = parse_algorithm(name)
-                .ok_or_else(|| format!("configuration key `auth.algorithms`: unknown algorithm {name:?}"))?;
+            let alg = parse_algorithm(name).ok_or_else(|| {
+                format!("configuration key `auth.algorithms`: unknown algorithm {name:?}")
+            })?;
             allowed.push(alg);
         }
         let mut keys = Vec::new();
         for k in &s.keys {
-            keys.push(Self::key(k).map_err(|e| format!("configuration key `auth.keys` (kid {:?}): {e}", k.kid))?);
+            keys.push(
+                Self::key(k)
+                    .map_err(|e| format!("configuration key `auth.keys` (kid {:?}): {e}", k.kid))?,
+            );
         }
         Ok(Verifier {
             keys,
@@ -97,7 +104,8 @@ impl Verifier {
     }
 
     fn key(k: &KeySettings) -> Result<VerificationKey, String> {
-        let algorithm = parse_algorithm(&k.algorithm).ok_or_else(|| format!("unknown algorithm {:?}", k.algorithm))?;
+        let algorithm = parse_algorithm(&k.algorithm)
+            .ok_or_else(|| format!("unknown algorithm {:?}", k.algorithm))?;
         let key = if is_hmac(algorithm) {
             let secret = k.secret.as_ref().ok_or("an HS key needs `secret`")?;
             if secret.expose().len() < 32 {
@@ -126,7 +134,14 @@ impl Verifier {
             return Err(AuthError::AlgorithmNotAllowed);
         }
         let mut validation = Validation::new(header.alg);
-        validation.set_required_spec_claims(&["exp"]);
+        let mut required = vec!["exp"];
+        if self.audience.is_some() {
+            required.push("aud");
+        }
+        if self.issuer.is_some() {
+            required.push("iss");
+        }
+        validation.set_required_spec_claims(&required);
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
         match &self.audience {
@@ -167,7 +182,10 @@ impl Verifier {
                 }
             }
         }
-        let subject = claims.get("sub").and_then(Value::as_str).map(str::to_string);
+        let subject = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         Ok(Principal {
             tenant,
             subject,

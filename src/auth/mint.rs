@@ -8,7 +8,13 @@ use serde_json::json;
 use super::jwt::{is_ec, is_hmac, parse_algorithm};
 use crate::config::AuthSettings;
 
-pub fn mint(auth: &AuthSettings, tenant: &str, scopes: &str, ttl_seconds: u64, subject: &str) -> Result<String, String> {
+pub fn mint(
+    auth: &AuthSettings,
+    tenant: &str,
+    scopes: &str,
+    ttl_seconds: u64,
+    subject: &str,
+) -> Result<String, String> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|e| e.to_string())?
@@ -27,7 +33,9 @@ pub fn mint(auth: &AuthSettings, tenant: &str, scopes: &str, ttl_seconds: u64, s
         claims["aud"] = json!(auth.audience);
     }
     for k in &auth.keys {
-        let Some(alg) = parse_algorithm(&k.algorithm) else { continue };
+        let Some(alg) = parse_algorithm(&k.algorithm) else {
+            continue;
+        };
         let key = if is_hmac(alg) {
             match &k.secret {
                 Some(s) => EncodingKey::from_secret(s.expose().as_bytes()),
@@ -36,7 +44,8 @@ pub fn mint(auth: &AuthSettings, tenant: &str, scopes: &str, ttl_seconds: u64, s
         } else {
             let pem = match (&k.private_key_pem, &k.private_key_file) {
                 (Some(p), _) => p.expose().as_bytes().to_vec(),
-                (None, Some(path)) => std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+                (None, Some(path)) => std::fs::read(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
                 (None, None) => continue,
             };
             if is_ec(alg) {

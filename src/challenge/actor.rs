@@ -67,7 +67,10 @@ impl ChallengeActor {
     /// tenant, and resolve to the caller's result.
     fn commit(&mut self, t: Transition) -> ResponseActFuture<Self, Result<View, ChallengeError>> {
         if !t.effects.changed {
-            let reply = t.result.map(|_| self.challenge.clone()).map_err(ChallengeError::Refused);
+            let reply = t
+                .result
+                .map(|_| self.challenge.clone())
+                .map_err(ChallengeError::Refused);
             return Box::pin(fut::ready(reply));
         }
         let before = self.challenge.life.state;
@@ -79,22 +82,22 @@ impl ChallengeActor {
         }
         self.challenge = Arc::new(next);
         let store = self.services.store.clone();
-        Box::pin(
-            async move { store.durable().await }
-                .into_actor(self)
-                .map(move |durable, act, ctx| {
-                    if let Err(e) = durable {
-                        return Err(ChallengeError::Store(e.to_string()));
-                    }
-                    if act.challenge.life.state != before {
-                        act.wake_waiters();
-                    }
-                    if t.effects.ended {
-                        act.ended(ctx);
-                    }
-                    t.result.map(|_| act.challenge.clone()).map_err(ChallengeError::Refused)
-                }),
-        )
+        Box::pin(async move { store.durable().await }.into_actor(self).map(
+            move |durable, act, ctx| {
+                if let Err(e) = durable {
+                    return Err(ChallengeError::Store(e.to_string()));
+                }
+                if act.challenge.life.state != before {
+                    act.wake_waiters();
+                }
+                if t.effects.ended {
+                    act.ended(ctx);
+                }
+                t.result
+                    .map(|_| act.challenge.clone())
+                    .map_err(ChallengeError::Refused)
+            },
+        ))
     }
 
     fn wake_waiters(&mut self) {
@@ -124,7 +127,11 @@ impl ChallengeActor {
 
     /// Retention is over: delete from disk and memory.
     fn retire(&mut self, ctx: &mut Context<Self>) {
-        if let Err(e) = self.services.store.delete(&self.challenge.tenant, &self.challenge.id) {
+        if let Err(e) = self
+            .services
+            .store
+            .delete(&self.challenge.tenant, &self.challenge.id)
+        {
             tracing::error!(error = %e, challenge = %self.challenge.id, "snapshot delete failed");
         }
         self.tenant.supervisor.do_send(Retired {
@@ -140,7 +147,11 @@ impl ChallengeActor {
             *start = now;
             *count = 0;
         }
-        *count >= self.services.limits.anonymous_failures_per_challenge_per_minute
+        *count
+            >= self
+                .services
+                .limits
+                .anonymous_failures_per_challenge_per_minute
     }
 }
 
@@ -194,7 +205,9 @@ impl Handler<Answer> for ChallengeActor {
         }
         let verdict = match token::verify(&self.services.key, &self.challenge.actors, &attempt) {
             Ok(verdict) => verdict,
-            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(ChallengeError::Attempt(e))))),
+            Err(e) => {
+                return AtomicResponse::new(Box::pin(fut::ready(Err(ChallengeError::Attempt(e)))))
+            }
         };
         if verdict == Verdict::Unrecognized {
             self.anonymous_failures.1 += 1;

@@ -120,7 +120,11 @@ fn answer(life: &mut Lifecycle, verdict: Verdict, now: Millis) -> Result<(), Ref
         Verdict::Accepted { actor, allowed } => {
             life.answered_by = Some(actor);
             life.answered_at = Some(now);
-            let next = if allowed { State::Verified } else { State::Declined };
+            let next = if allowed {
+                State::Verified
+            } else {
+                State::Declined
+            };
             move_to(life, next, now);
             Ok(())
         }
@@ -154,7 +158,10 @@ mod tests {
         Lifecycle::issued(T0, T0 + 60_000, 3)
     }
     fn accept(actor: u16) -> Event {
-        Event::Answer(Verdict::Accepted { actor, allowed: true })
+        Event::Answer(Verdict::Accepted {
+            actor,
+            allowed: true,
+        })
     }
 
     #[test]
@@ -164,14 +171,23 @@ mod tests {
         assert_eq!(t.life.state, State::Verified);
         assert_eq!(t.life.answered_by, Some(1));
         assert_eq!(t.life.answered_at, Some(T0 + 5));
-        assert_eq!(t.effects, Effects { changed: true, ended: false });
+        assert_eq!(
+            t.effects,
+            Effects {
+                changed: true,
+                ended: false
+            }
+        );
     }
 
     #[test]
     fn allowed_false_declines() {
         let t = apply(
             fresh(),
-            Event::Answer(Verdict::Accepted { actor: 0, allowed: false }),
+            Event::Answer(Verdict::Accepted {
+                actor: 0,
+                allowed: false,
+            }),
             T0 + 5,
         );
         assert_eq!(t.life.state, State::Declined);
@@ -194,7 +210,13 @@ mod tests {
         assert_eq!(t.result, Err(Refusal::Expired));
         assert_eq!(t.life.state, State::Expired);
         assert_eq!(t.life.answered_by, None);
-        assert_eq!(t.effects, Effects { changed: true, ended: true });
+        assert_eq!(
+            t.effects,
+            Effects {
+                changed: true,
+                ended: true
+            }
+        );
     }
 
     #[test]
@@ -211,7 +233,10 @@ mod tests {
     fn an_answer_racing_a_cancel_loses_whichever_comes_second() {
         let cancelled = apply(fresh(), Event::Cancel, T0 + 1).life;
         assert_eq!(cancelled.state, State::Cancelled);
-        assert_eq!(apply(cancelled, accept(0), T0 + 2).result, Err(Refusal::Cancelled));
+        assert_eq!(
+            apply(cancelled, accept(0), T0 + 2).result,
+            Err(Refusal::Cancelled)
+        );
 
         let verified = apply(fresh(), accept(0), T0 + 1).life;
         let t = apply(verified, Event::Cancel, T0 + 2);
@@ -243,7 +268,12 @@ mod tests {
         let mut life = fresh();
         for left in [2, 1] {
             let t = apply(life, Event::Answer(Verdict::Wrong), T0 + 1);
-            assert_eq!(t.result, Err(Refusal::WrongAnswer { attempts_left: left }));
+            assert_eq!(
+                t.result,
+                Err(Refusal::WrongAnswer {
+                    attempts_left: left
+                })
+            );
             assert_eq!(t.life.state, State::Issued);
             assert!(t.effects.changed && !t.effects.ended);
             life = t.life;
@@ -252,7 +282,10 @@ mod tests {
         assert_eq!(t.result, Err(Refusal::WrongAnswer { attempts_left: 0 }));
         assert_eq!(t.life.state, State::Failed);
         assert!(t.effects.ended);
-        assert_eq!(apply(t.life, accept(0), T0 + 2).result, Err(Refusal::Failed));
+        assert_eq!(
+            apply(t.life, accept(0), T0 + 2).result,
+            Err(Refusal::Failed)
+        );
     }
 
     #[test]

@@ -82,8 +82,7 @@ impl TenantId {
     pub fn parse(s: &str) -> Option<Self> {
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
         ok.then(|| TenantId(Arc::from(s)))
     }
@@ -131,8 +130,10 @@ impl AnswerToken {
     /// Accepts any presented string of plausible shape; whether it is right is decided by
     /// comparing keyed hashes.
     pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == Self::LEN && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-            .then(|| AnswerToken(s.to_string()))
+        (s.len() == Self::LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| AnswerToken(s.to_string()))
     }
     /// The plain value, for the one response that carries it.
     pub fn expose(&self) -> &str {

@@ -4,5 +4,7 @@
 pub mod challenge;
 pub mod ids;
 
-pub use challenge::{ActorRecord, Challenge, ChallengeType, Details, DetailField, Idempotency, Lifecycle, State};
+pub use challenge::{
+    ActorRecord, Challenge, ChallengeType, DetailField, Details, Idempotency, Lifecycle, State,
+};
 pub use ids::{ActorId, AnswerToken, ChallengeId, TenantId, TokenHash};

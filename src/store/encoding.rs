@@ -49,7 +49,10 @@ mod tests {
             details: Some(r#"{"message":"hi"}"#.into()),
             hidden_details: None,
             callback_url: None,
-            idempotency: Some(Idempotency { key: "k".into(), request_hash: [1; 32] }),
+            idempotency: Some(Idempotency {
+                key: "k".into(),
+                request_hash: [1; 32],
+            }),
         }
     }
 

@@ -93,7 +93,11 @@ impl SnapshotStore {
         self.durable().await
     }
 
-    pub fn load(&self, tenant: &TenantId, id: &ChallengeId) -> Result<Option<Challenge>, StoreError> {
+    pub fn load(
+        &self,
+        tenant: &TenantId,
+        id: &ChallengeId,
+    ) -> Result<Option<Challenge>, StoreError> {
         self.challenges
             .get(key(tenant, id))?
             .map(|bytes| encoding::decode(&bytes))
@@ -137,7 +141,10 @@ impl SnapshotStore {
         for item in self.challenges.range(start..end) {
             let (_, value) = item?;
             let challenge = encoding::decode(&value)?;
-            let wanted = filter.user_id.as_deref().is_none_or(|u| *challenge.user_id == *u)
+            let wanted = filter
+                .user_id
+                .as_deref()
+                .is_none_or(|u| *challenge.user_id == *u)
                 && filter.state.is_none_or(|s| challenge.life.state == s)
                 && filter.kind.is_none_or(|k| challenge.kind == k);
             if wanted {

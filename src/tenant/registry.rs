@@ -62,7 +62,9 @@ impl Registry {
     /// Starts `arbiters` threads for challenge actors and supervisors. Call inside an
     /// actix `System`.
     pub fn new(services: SharedServices, arbiters: usize) -> Arc<Self> {
-        let arbiters = (0..arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+        let arbiters = (0..arbiters.max(1))
+            .map(|_| Arbiter::new().handle())
+            .collect();
         Arc::new(Registry {
             services,
             index: DashMap::new(),
@@ -96,8 +98,9 @@ impl Registry {
             .entry(id.clone())
             .or_insert_with(|| {
                 let registry = self.clone();
-                let supervisor =
-                    TenantSupervisor::start_in_arbiter(self.arbiter(), move |_| TenantSupervisor::new(registry));
+                let supervisor = TenantSupervisor::start_in_arbiter(self.arbiter(), move |_| {
+                    TenantSupervisor::new(registry)
+                });
                 let tenant = Arc::new(Tenant {
                     id: id.clone(),
                     live: Default::default(),
@@ -225,7 +228,8 @@ impl Registry {
                         store.put(&challenge)?;
                         report.expired_while_down += 1;
                         report.retained += 1;
-                        metrics::counter!(m::EXPIRED, "type" => challenge.kind.as_str()).increment(1);
+                        metrics::counter!(m::EXPIRED, "type" => challenge.kind.as_str())
+                            .increment(1);
                     } else {
                         report.live += 1;
                     }

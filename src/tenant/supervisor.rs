@@ -34,7 +34,9 @@ impl TenantSupervisor {
     }
 
     fn tenant(&self) -> &Arc<Tenant> {
-        self.tenant.as_ref().expect("tenant is set right after start")
+        self.tenant
+            .as_ref()
+            .expect("tenant is set right after start")
     }
 }
 
@@ -97,7 +99,10 @@ impl Handler<Spawn> for TenantSupervisor {
                 };
                 // The first request may not be durable yet; never acknowledge before it is.
                 return Box::pin(async move {
-                    store.durable().await.map_err(|e| SpawnError::Store(e.to_string()))?;
+                    store
+                        .durable()
+                        .await
+                        .map_err(|e| SpawnError::Store(e.to_string()))?;
                     reply
                 });
             }
@@ -120,7 +125,10 @@ impl Handler<Spawn> for TenantSupervisor {
         let view: View = Arc::new(challenge);
         self.registry.start_actor(view.clone(), tenant);
         Box::pin(async move {
-            store.durable().await.map_err(|e| SpawnError::Store(e.to_string()))?;
+            store
+                .durable()
+                .await
+                .map_err(|e| SpawnError::Store(e.to_string()))?;
             Ok(Spawned::New(view))
         })
     }

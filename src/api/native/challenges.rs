@@ -13,7 +13,10 @@ use crate::auth::Scope;
 use crate::challenge::kinds::token::{self, Attempt};
 use crate::challenge::messages::{Answer, Cancel, Complete, Get, View, Watch, Watching};
 use crate::metrics as m;
-use crate::model::{ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, Idempotency, Lifecycle, State as ChallengeState};
+use crate::model::{
+    ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, Idempotency, Lifecycle,
+    State as ChallengeState,
+};
 use crate::store::ListFilter;
 use crate::tenant::supervisor::Spawned;
 
@@ -22,11 +25,14 @@ fn challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
 }
 
 fn state_param(field: &str, raw: &str) -> Result<ChallengeState, ApiError> {
-    ChallengeState::parse(raw).ok_or_else(|| ApiError::invalid("invalid_query", format!("{field} is not a challenge state")))
+    ChallengeState::parse(raw).ok_or_else(|| {
+        ApiError::invalid("invalid_query", format!("{field} is not a challenge state"))
+    })
 }
 
 fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.query_string()).map_err(|e| ApiError::invalid("invalid_query", e.to_string()))
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::invalid("invalid_query", e.to_string()))
 }
 
 /// Create a challenge.
@@ -40,7 +46,11 @@ fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiErro
         (status = 409, description = "idempotency_conflict", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 429, description = "quota_exceeded", body = ErrorBody)),
     security(("bearer" = ["challenge:post"])))]
-pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::Post)?;
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
     let request: CreateChallenge = parse_json(&body)?;
@@ -49,12 +59,19 @@ pub async fn create(req: HttpRequest, payload: web::Payload, state: State) -> Re
         .get("idempotency-key")
         .map(|v| v.to_str().map(str::to_string))
         .transpose()
-        .map_err(|_| ApiError::invalid("invalid_header", "Idempotency-Key must be visible ASCII"))?;
+        .map_err(|_| {
+            ApiError::invalid("invalid_header", "Idempotency-Key must be visible ASCII")
+        })?;
     let (challenge, tokens) = build(request, header_key, &principal.tenant, &state)?;
     match state.registry.create(challenge).await? {
-        Spawned::New(view) => Ok(HttpResponse::Created().json(ChallengeDto::new(&view, Some(&tokens)))),
+        Spawned::New(view) => {
+            Ok(HttpResponse::Created().json(ChallengeDto::new(&view, Some(&tokens))))
+        }
         Spawned::Existing(id) => {
-            let view: View = state.registry.send(Some(&principal.tenant), &id, Get).await?;
+            let view: View = state
+                .registry
+                .send(Some(&principal.tenant), &id, Get)
+                .await?;
             Ok(HttpResponse::Ok()
                 .insert_header(("Idempotent-Replayed", "true"))
                 .json(ChallengeDto::new(&view, None)))
@@ -86,12 +103,18 @@ fn build(
         return Err(ApiError::TypeNotEnabled(request.kind));
     }
     if let Some(policy) = &request.policy {
-        return Err(ApiError::invalid("policy_not_found", format!("no policy named {policy:?}")));
+        return Err(ApiError::invalid(
+            "policy_not_found",
+            format!("no policy named {policy:?}"),
+        ));
     }
     if request.recipient.is_some() {
         return Err(ApiError::invalid(
             "invalid_field",
-            format!("recipient is not used by {} challenges", request.kind.as_str()),
+            format!(
+                "recipient is not used by {} challenges",
+                request.kind.as_str()
+            ),
         ));
     }
     check_text("user_id", &request.user_id, MAX_USER_ID)?;
@@ -99,7 +122,10 @@ fn build(
         None => vec![request.user_id.clone()],
         Some(actors) => {
             if actors.is_empty() {
-                return Err(ApiError::invalid("invalid_field", "actors must not be empty"));
+                return Err(ApiError::invalid(
+                    "invalid_field",
+                    "actors must not be empty",
+                ));
             }
             if actors.len() > limits.max_actors {
                 return Err(ApiError::invalid(
@@ -117,7 +143,10 @@ fn build(
     if ttl == 0 || ttl > limits.max_ttl_seconds {
         return Err(ApiError::invalid(
             "ttl_out_of_range",
-            format!("ttl_seconds must be between 1 and {}", limits.max_ttl_seconds),
+            format!(
+                "ttl_seconds must be between 1 and {}",
+                limits.max_ttl_seconds
+            ),
         ));
     }
     let max_attempts = request.max_attempts.unwrap_or(limits.default_max_attempts);
@@ -134,7 +163,10 @@ fn build(
         .hidden_details
         .as_ref()
         .map(|h| serde_json::to_string(h).expect("a JSON map encodes"));
-    if hidden_details.as_ref().is_some_and(|h| h.len() > MAX_HIDDEN_DETAILS) {
+    if hidden_details
+        .as_ref()
+        .is_some_and(|h| h.len() > MAX_HIDDEN_DETAILS)
+    {
         return Err(ApiError::invalid(
             "field_too_long",
             format!("hidden_details is larger than {MAX_HIDDEN_DETAILS} bytes"),
@@ -145,7 +177,8 @@ fn build(
     }
     let idempotency = idempotency_key.map(|key| Idempotency {
         key: key.into(),
-        request_hash: Sha256::digest(serde_json::to_vec(&request).expect("a request encodes")).into(),
+        request_hash: Sha256::digest(serde_json::to_vec(&request).expect("a request encodes"))
+            .into(),
     });
     let services = state.registry.services();
     let (actors, tokens) = token::issue(&services.key, &actor_ids);
@@ -176,10 +209,18 @@ fn build(
     responses((status = 200, body = ChallengeDto), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = ["challenge:get"])))]
-pub async fn get(req: HttpRequest, path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::Get)?;
     let q: GetQuery = query(&req)?;
-    let known = q.state.as_deref().map(|s| state_param("state", s)).transpose()?;
+    let known = q
+        .state
+        .as_deref()
+        .map(|s| state_param("state", s))
+        .transpose()?;
     let id = challenge_id(&path)?;
     let tenant = Some(&principal.tenant);
     let view = match q.wait {
@@ -187,14 +228,26 @@ pub async fn get(req: HttpRequest, path: web::Path<String>, state: State) -> Res
         Some(wait) => {
             let max = state.settings.limits.long_poll_max_seconds;
             if wait > max {
-                return Err(ApiError::invalid("invalid_query", format!("wait must be at most {max} seconds")));
+                return Err(ApiError::invalid(
+                    "invalid_query",
+                    format!("wait must be at most {max} seconds"),
+                ));
             }
-            match state.registry.send(tenant, &id, Watch { unless: known }).await? {
+            match state
+                .registry
+                .send(tenant, &id, Watch { unless: known })
+                .await?
+            {
                 Watching::Now(view) => view,
-                Watching::Later(changed) => match tokio::time::timeout(Duration::from_secs(wait), changed).await {
-                    Ok(Ok(view)) => view,
-                    _ => state.registry.send(tenant, &id, Get).await?,
-                },
+                Watching::Later(changed) => {
+                    metrics::gauge!(m::LONG_POLLS).increment(1.0);
+                    let woken = tokio::time::timeout(Duration::from_secs(wait), changed).await;
+                    metrics::gauge!(m::LONG_POLLS).decrement(1.0);
+                    match woken {
+                        Ok(Ok(view)) => view,
+                        _ => state.registry.send(tenant, &id, Get).await?,
+                    }
+                }
             }
         }
     };
@@ -212,23 +265,40 @@ pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiErr
     let q: ListQuery = query(&req)?;
     let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ApiError::invalid("invalid_query", format!("page_size must be between 1 and {MAX_PAGE_SIZE}")));
+        return Err(ApiError::invalid(
+            "invalid_query",
+            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
     }
     let after = q
         .page_token
         .as_deref()
-        .map(|t| ChallengeId::parse(t).ok_or_else(|| ApiError::invalid("invalid_query", "page_token is not valid")))
+        .map(|t| {
+            ChallengeId::parse(t)
+                .ok_or_else(|| ApiError::invalid("invalid_query", "page_token is not valid"))
+        })
         .transpose()?;
     let filter = ListFilter {
         user_id: q.user_id,
-        state: q.state.as_deref().map(|s| state_param("state", s)).transpose()?,
+        state: q
+            .state
+            .as_deref()
+            .map(|s| state_param("state", s))
+            .transpose()?,
         kind: q
             .kind
             .as_deref()
-            .map(|k| ChallengeType::parse(k).ok_or_else(|| ApiError::invalid("invalid_query", "type is not a challenge type")))
+            .map(|k| {
+                ChallengeType::parse(k).ok_or_else(|| {
+                    ApiError::invalid("invalid_query", "type is not a challenge type")
+                })
+            })
             .transpose()?,
     };
-    let (page, next) = state.registry.list(principal.tenant, after, filter, page_size).await?;
+    let (page, next) = state
+        .registry
+        .list(principal.tenant, after, filter, page_size)
+        .await?;
     Ok(HttpResponse::Ok().json(ChallengeList {
         challenges: page.iter().map(|c| ChallengeDto::new(c, None)).collect(),
         next_page_token: next.map(|id| id.to_string()),
@@ -245,7 +315,12 @@ pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiErr
         (status = 409, description = "already_answered, expired, cancelled, failed", body = ErrorBody),
         (status = 429, body = ErrorBody)),
     security((), ("bearer" = ["challenge:answer"])))]
-pub async fn answer(req: HttpRequest, path: web::Path<String>, payload: web::Payload, state: State) -> Result<HttpResponse, ApiError> {
+pub async fn answer(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let principal = bearer(&req, &state)?;
     if let Some(p) = &principal {
@@ -262,7 +337,8 @@ pub async fn answer(req: HttpRequest, path: web::Path<String>, payload: web::Pay
         Err(_) => "rejected",
     };
     metrics::counter!(m::ANSWERED, "type" => "token", "outcome" => outcome).increment(1);
-    metrics::histogram!(m::ANSWER_SECONDS, "outcome" => outcome).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(m::ANSWER_SECONDS, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok(view) => Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None))),
         Err(e) if anonymous => Err(e.for_anonymous()),
@@ -282,17 +358,27 @@ async fn answer_as(
         let now = state.registry.services().clock.now_ms();
         let ip = req.peer_addr().map(|a| a.ip());
         if !state.anonymous.allow(ip, now) {
-            return Err(ApiError::RateLimited { retry_after_seconds: 60 });
+            return Err(ApiError::RateLimited {
+                retry_after_seconds: 60,
+            });
         }
     }
     let body = json_body(req, payload, state.settings.server.body_limit_bytes).await?;
     let request: AnswerRequest = parse_json(&body)?;
     let id = challenge_id(path)?;
     if request.code.is_some() {
-        return Err(ApiError::invalid("invalid_field", "code answers OTP kinds; this challenge takes answer_token"));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "code answers OTP kinds; this challenge takes answer_token",
+        ));
     }
     let token = match request.answer_token.as_deref() {
-        None if anonymous => return Err(ApiError::invalid("invalid_field", "answer_token is required without a bearer token")),
+        None if anonymous => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "answer_token is required without a bearer token",
+            ))
+        }
         None => None,
         // A token of the wrong shape cannot match: treat it as a wrong token.
         Some(raw) => Some(AnswerToken::parse(raw).unwrap_or_else(AnswerToken::random)),
@@ -300,7 +386,11 @@ async fn answer_as(
     let actor_id = request
         .actor_id
         .as_deref()
-        .map(|a| ActorId::parse(a).ok_or_else(|| ApiError::invalid("unknown_actor", "actor_id names no actor of this challenge")))
+        .map(|a| {
+            ActorId::parse(a).ok_or_else(|| {
+                ApiError::invalid("unknown_actor", "actor_id names no actor of this challenge")
+            })
+        })
         .transpose()?;
     let attempt = Attempt {
         token,
@@ -322,7 +412,11 @@ async fn answer_as(
     responses((status = 200, body = ChallengeDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "not_cancellable", body = ErrorBody)),
     security(("bearer" = ["challenge:delete"])))]
-pub async fn cancel(req: HttpRequest, path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
+pub async fn cancel(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::Delete)?;
     let id = challenge_id(&path)?;
     let view = state
@@ -339,7 +433,11 @@ pub async fn cancel(req: HttpRequest, path: web::Path<String>, state: State) -> 
     responses((status = 200, body = ChallengeDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "not_completable", body = ErrorBody)),
     security(("bearer" = ["challenge:complete"])))]
-pub async fn complete(req: HttpRequest, path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
+pub async fn complete(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::Complete)?;
     let id = challenge_id(&path)?;
     let view = state
@@ -356,10 +454,17 @@ pub async fn complete(req: HttpRequest, path: web::Path<String>, state: State) -
     responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "not_deliverable", body = ErrorBody)),
     security(("bearer" = ["challenge:resend"])))]
-pub async fn resend(req: HttpRequest, path: web::Path<String>, state: State) -> Result<HttpResponse, ApiError> {
+pub async fn resend(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::Resend)?;
     let id = challenge_id(&path)?;
-    let view = state.registry.send(Some(&principal.tenant), &id, Get).await?;
+    let view = state
+        .registry
+        .send(Some(&principal.tenant), &id, Get)
+        .await?;
     Err(ApiError::Conflict {
         code: "not_deliverable",
         message: format!("{} challenges are not delivered", view.kind.as_str()),

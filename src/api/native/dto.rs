@@ -187,16 +187,22 @@ impl ChallengeDto {
                 .map(|(i, a)| ActorDto {
                     id: a.id.to_string(),
                     user_id: a.user_id.to_string(),
-                    answer_token: tokens.and_then(|t| t.get(i)).map(|t| t.expose().to_string()),
+                    answer_token: tokens
+                        .and_then(|t| t.get(i))
+                        .map(|t| t.expose().to_string()),
                 })
                 .collect(),
             details: raw(&c.details),
             hidden_details: raw(&c.hidden_details),
             callback_url: c.callback_url.as_deref().map(str::to_string),
-            answered_by: c.life.answered_by.and_then(|i| c.actors.get(usize::from(i))).map(|a| AnsweredBy {
-                actor_id: a.id.to_string(),
-                user_id: a.user_id.to_string(),
-            }),
+            answered_by: c
+                .life
+                .answered_by
+                .and_then(|i| c.actors.get(usize::from(i)))
+                .map(|a| AnsweredBy {
+                    actor_id: a.id.to_string(),
+                    user_id: a.user_id.to_string(),
+                }),
             answered_at: c.life.answered_at.map(rfc3339),
         }
     }
@@ -206,7 +212,10 @@ impl ChallengeDto {
 pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     let n = value.chars().count();
     if n == 0 {
-        return Err(ApiError::invalid("invalid_field", format!("{field} must not be empty")));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field} must not be empty"),
+        ));
     }
     if n > max {
         return Err(ApiError::invalid(
@@ -215,7 +224,10 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> 
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid("invalid_field", format!("{field} must not contain control characters")));
+        return Err(ApiError::invalid(
+            "invalid_field",
+            format!("{field} must not contain control characters"),
+        ));
     }
     Ok(())
 }
@@ -231,8 +243,16 @@ pub fn check_details(details: &Details) -> Result<(), ApiError> {
         ));
     }
     for (i, field) in details.fields.iter().enumerate() {
-        check_text(&format!("details.fields[{i}].label"), &field.label, MAX_LABEL)?;
-        check_text(&format!("details.fields[{i}].value"), &field.value, MAX_VALUE)?;
+        check_text(
+            &format!("details.fields[{i}].label"),
+            &field.label,
+            MAX_LABEL,
+        )?;
+        check_text(
+            &format!("details.fields[{i}].value"),
+            &field.value,
+            MAX_VALUE,
+        )?;
     }
     Ok(())
 }
@@ -243,10 +263,18 @@ pub fn check_url(field: &str, value: &str) -> Result<(), ApiError> {
     let rest = lower
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"))
-        .ok_or_else(|| ApiError::invalid("invalid_url", format!("{field} must be an http or https URL")))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "invalid_url",
+                format!("{field} must be an http or https URL"),
+            )
+        })?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
-        return Err(ApiError::invalid("invalid_url", format!("{field} must name a host")));
+        return Err(ApiError::invalid(
+            "invalid_url",
+            format!("{field} must name a host"),
+        ));
     }
     Ok(())
 }

@@ -19,8 +19,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(challenges::get))
                     .route(web::delete().to(challenges::cancel)),
             )
-            .service(web::resource("/challenges/{id}/answer").route(web::post().to(challenges::answer)))
-            .service(web::resource("/challenges/{id}/complete").route(web::post().to(challenges::complete)))
-            .service(web::resource("/challenges/{id}/resend").route(web::post().to(challenges::resend))),
+            .service(
+                web::resource("/challenges/{id}/answer").route(web::post().to(challenges::answer)),
+            )
+            .service(
+                web::resource("/challenges/{id}/complete")
+                    .route(web::post().to(challenges::complete)),
+            )
+            .service(
+                web::resource("/challenges/{id}/resend").route(web::post().to(challenges::resend)),
+            ),
     );
 }

@@ -41,7 +41,11 @@ pub fn issue(key: &HashKey, actor_user_ids: &[String]) -> (Vec<ActorRecord>, Vec
         .unzip()
 }
 
-pub fn verify(key: &HashKey, actors: &[ActorRecord], attempt: &Attempt) -> Result<Verdict, AttemptError> {
+pub fn verify(
+    key: &HashKey,
+    actors: &[ActorRecord],
+    attempt: &Attempt,
+) -> Result<Verdict, AttemptError> {
     let named = match attempt.actor_id {
         Some(id) => Some(
             actors
@@ -113,38 +117,64 @@ mod tests {
         assert_ne!(actors[0].token_hash, actors[1].token_hash);
         for (i, t) in tokens.iter().enumerate() {
             let v = verify(&key, &actors, &attempt(Some(t), None, false)).unwrap();
-            assert_eq!(v, Verdict::Accepted { actor: i as u16, allowed: true });
+            assert_eq!(
+                v,
+                Verdict::Accepted {
+                    actor: i as u16,
+                    allowed: true
+                }
+            );
         }
     }
 
     #[test]
     fn a_stored_hash_is_not_the_token() {
         let (_, actors, tokens) = setup();
-        assert!(!actors[0].token_hash.0.windows(8).any(|w| tokens[0].expose().as_bytes().starts_with(w)));
+        assert!(!actors[0]
+            .token_hash
+            .0
+            .windows(8)
+            .any(|w| tokens[0].expose().as_bytes().starts_with(w)));
     }
 
     #[test]
     fn an_unknown_token_costs_an_anonymous_caller_nothing_but_a_relayer_an_attempt() {
         let (key, actors, _) = setup();
         let other = AnswerToken::random();
-        assert_eq!(verify(&key, &actors, &attempt(Some(&other), None, false)), Ok(Verdict::Unrecognized));
-        assert_eq!(verify(&key, &actors, &attempt(Some(&other), None, true)), Ok(Verdict::Wrong));
+        assert_eq!(
+            verify(&key, &actors, &attempt(Some(&other), None, false)),
+            Ok(Verdict::Unrecognized)
+        );
+        assert_eq!(
+            verify(&key, &actors, &attempt(Some(&other), None, true)),
+            Ok(Verdict::Wrong)
+        );
     }
 
     #[test]
     fn a_token_presented_for_another_actor_is_not_accepted() {
         let (key, actors, tokens) = setup();
-        let v = verify(&key, &actors, &attempt(Some(&tokens[0]), Some(actors[1].id), false));
+        let v = verify(
+            &key,
+            &actors,
+            &attempt(Some(&tokens[0]), Some(actors[1].id), false),
+        );
         assert_eq!(v, Ok(Verdict::Unrecognized));
     }
 
     #[test]
     fn a_relayer_names_the_actor_when_there_are_several() {
         let (key, actors, _) = setup();
-        assert_eq!(verify(&key, &actors, &attempt(None, None, true)), Err(AttemptError::ActorRequired));
+        assert_eq!(
+            verify(&key, &actors, &attempt(None, None, true)),
+            Err(AttemptError::ActorRequired)
+        );
         assert_eq!(
             verify(&key, &actors, &attempt(None, Some(actors[1].id), true)),
-            Ok(Verdict::Accepted { actor: 1, allowed: true })
+            Ok(Verdict::Accepted {
+                actor: 1,
+                allowed: true
+            })
         );
         assert_eq!(
             verify(&key, &actors, &attempt(None, Some(ActorId::random()), true)),

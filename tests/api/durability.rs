@@ -1,0 +1,205 @@
+//! Acknowledged means durable: the real binary is SIGKILLed right after a 2xx and
+//! restarted on the same data directory.
+
+use std::time::{Duration, Instant};
+
+use challenge_server::config::Settings;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+struct Crashable {
+    data: tempfile::TempDir,
+    logs: tempfile::TempDir,
+    http: reqwest::Client,
+    admin: String,
+}
+
+impl Crashable {
+    fn new() -> Self {
+        Crashable {
+            data: tempfile::tempdir().unwrap(),
+            logs: tempfile::tempdir().unwrap(),
+            http: reqwest::Client::new(),
+            admin: token(&Settings::development(), "acme", ALL_SCOPES),
+        }
+    }
+
+    async fn start(&self) -> ServerProcess {
+        ServerProcess::start(self.data.path(), self.logs.path(), &[]).await
+    }
+
+    async fn create(&self, server: &ServerProcess, body: Value) -> Value {
+        let r = self
+            .http
+            .post(server.url("/api/v1/challenges"))
+            .bearer_auth(&self.admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+
+    async fn answer(&self, server: &ServerProcess, created: &Value) -> u16 {
+        let id = created["id"].as_str().unwrap();
+        let token = created["actors"][0]["answer_token"].as_str().unwrap();
+        self.http
+            .post(server.url(&format!("/api/v1/challenges/{id}/answer")))
+            .bearer_auth(&self.admin)
+            .json(&json!({"answer_token": token}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn read(&self, server: &ServerProcess, id: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(server.url(&format!("/api/v1/challenges/{id}")))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_answers_and_creates_survive_sigkill() {
+    let env = Crashable::new();
+    let mut server = env.start().await;
+    let answered = env
+        .create(
+            &server,
+            json!({"type": "token", "user_id": "u-1", "ttl_seconds": 600}),
+        )
+        .await;
+    let open = env
+        .create(
+            &server,
+            json!({"type": "token", "user_id": "u-2", "ttl_seconds": 600}),
+        )
+        .await;
+    let short = env
+        .create(
+            &server,
+            json!({"type": "token", "user_id": "u-3", "ttl_seconds": 1}),
+        )
+        .await;
+    let short_created = Instant::now();
+    assert_eq!(env.answer(&server, &answered).await, 200);
+    server.kill(); // right after the 2xx: nothing else had a chance to flush
+
+    // Let the short one's TTL run out while the server is down.
+    tokio::time::sleep_until((short_created + Duration::from_millis(1100)).into()).await;
+    let server = env.start().await;
+
+    let (status, body) = env.read(&server, answered["id"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["state"], "verified");
+    assert_eq!(body["answered_by"]["user_id"], "u-1");
+    assert_eq!(
+        env.answer(&server, &answered).await,
+        409,
+        "a used challenge never accepts again"
+    );
+
+    let (_, body) = env.read(&server, open["id"].as_str().unwrap()).await;
+    assert_eq!(body["state"], "issued");
+    assert_eq!(
+        body["expires_at"], open["expires_at"],
+        "the remaining TTL is kept"
+    );
+    assert_eq!(env.answer(&server, &open).await, 200);
+
+    let (_, body) = env.read(&server, short["id"].as_str().unwrap()).await;
+    assert_eq!(body["state"], "expired");
+    assert_eq!(env.answer(&server, &short).await, 409);
+}
+
+#[tokio::test]
+async fn every_acknowledged_create_survives_a_kill_under_load() {
+    let env = std::sync::Arc::new(Crashable::new());
+    let mut server = env.start().await;
+    let base = server.base.clone();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let env = env.clone();
+        let base = base.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..40 {
+                let r = env
+                    .http
+                    .post(format!("{base}/api/v1/challenges"))
+                    .bearer_auth(&env.admin)
+                    .json(&json!({"type": "token", "user_id": format!("w{worker}-{i}"), "ttl_seconds": 600}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => acknowledged.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()),
+                    _ => break, // the server died mid-request: not acknowledged
+                }
+            }
+            acknowledged
+        }));
+    }
+    // Kill once some creates are acknowledged, while others are still in flight.
+    eventually(Duration::from_secs(30), || async {
+        let text = env
+            .http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("challenges_created_total"))?;
+        (line.rsplit(' ').next()?.parse::<f64>().ok()? >= 60.0).then_some(())
+    })
+    .await;
+    server.kill();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    assert!(acknowledged.len() >= 60);
+    let server = env.start().await;
+    for id in &acknowledged {
+        let (status, body) = env.read(&server, id).await;
+        assert_eq!(status, 200, "acknowledged challenge {id} was lost");
+        assert_eq!(body["state"], "issued");
+    }
+}
+
+#[tokio::test]
+async fn a_graceful_restart_keeps_everything_and_sigterm_exits_cleanly() {
+    let env = Crashable::new();
+    let mut server = env.start().await;
+    let created = env
+        .create(
+            &server,
+            json!({"type": "token", "user_id": "u-1", "ttl_seconds": 600}),
+        )
+        .await;
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM must exit cleanly: {exit:?}");
+    let log = std::fs::read_to_string(&server.stderr_log).unwrap();
+    assert!(log.contains("shutting down"), "{log}");
+    let server = env.start().await;
+    let (status, body) = env.read(&server, created["id"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["state"], "issued");
+}

@@ -1,0 +1,12 @@
+//! One integration-test binary: every test starts its own server on 127.0.0.1:0 over a
+//! fresh sled directory (in-process, or the real binary where a crash is simulated).
+
+mod auth;
+mod bad_input;
+mod durability;
+mod expiry;
+mod helpers;
+mod lifecycle;
+mod operations;
+mod races;
+mod secrets;
