@@ -262,3 +262,147 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::challenge::kinds::token::{self, Attempt};
+    use crate::challenge::messages::{Answer, ChallengeError, Crash, Get};
+    use crate::challenge::state::Refusal;
+    use crate::challenge::{HashKey, Services};
+    use crate::clock::{Clock, SystemClock};
+    use crate::config::Settings;
+    use crate::model::{Lifecycle, State};
+    use crate::store::SnapshotStore;
+
+    fn challenge(services: &Services, tenant: &TenantId) -> (Challenge, crate::model::AnswerToken) {
+        let (actors, mut tokens) = token::issue(&services.key, &["u-1".into()]);
+        let now = services.clock.now_ms();
+        let c = Challenge {
+            id: ChallengeId::random(),
+            tenant: tenant.clone(),
+            kind: crate::model::ChallengeType::Token,
+            user_id: "u-1".into(),
+            actors,
+            created_at: now,
+            life: Lifecycle::issued(now, now + 60_000, 3),
+            retention_ms: 60_000,
+            details: None,
+            hidden_details: None,
+            callback_url: None,
+            idempotency: None,
+        };
+        (c, tokens.remove(0))
+    }
+
+    #[actix_rt::test]
+    async fn a_dead_challenge_actor_is_restored_from_its_last_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = Arc::new(Services {
+            store: SnapshotStore::open(dir.path(), 1 << 20).unwrap(),
+            clock: Arc::new(SystemClock),
+            key: HashKey::new([1; 32]),
+            limits: Settings::development().limits,
+        });
+        let registry = Registry::new(services.clone(), 1);
+        registry.restore().unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let (c, answer_token) = challenge(&services, &tenant);
+        let id = c.id;
+        assert!(matches!(registry.create(c).await, Ok(Spawned::New(_))));
+        let attempt = Attempt {
+            token: Some(answer_token),
+            actor_id: None,
+            allowed: true,
+            on_behalf: false,
+        };
+        let answered = registry
+            .send(Some(&tenant), &id, Answer(attempt.clone()))
+            .await
+            .unwrap();
+        assert_eq!(answered.unwrap().life.state, State::Verified);
+
+        let dead = registry.address(&id).unwrap();
+        registry.send(Some(&tenant), &id, Crash).await.unwrap();
+        while dead.connected() {
+            tokio::task::yield_now().await;
+        }
+
+        let view = registry.send(Some(&tenant), &id, Get).await.unwrap();
+        assert_eq!(
+            view.life.state,
+            State::Verified,
+            "restored from the snapshot"
+        );
+        let revived = registry.address(&id).unwrap();
+        assert!(revived.connected());
+        let again = registry
+            .send(Some(&tenant), &id, Answer(attempt))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.unwrap_err(),
+            ChallengeError::Refused(Refusal::AlreadyAnswered)
+        );
+        assert_eq!(
+            registry.live(&tenant),
+            1,
+            "a revival takes no second quota slot"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn restore_brings_back_live_challenges_and_expires_overdue_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let services = Arc::new(Services {
+            store: SnapshotStore::open(dir.path(), 1 << 20).unwrap(),
+            clock: Arc::new(SystemClock),
+            key: HashKey::new([1; 32]),
+            limits: Settings::development().limits,
+        });
+        let (live, _) = challenge(&services, &tenant);
+        let (mut overdue, _) = challenge(&services, &tenant);
+        overdue.life.expires_at = services.clock.now_ms() - 1;
+        let (mut gone, _) = challenge(&services, &tenant);
+        gone.life.state = State::Cancelled;
+        gone.life.updated_at -= 120_000;
+        for c in [&live, &overdue, &gone] {
+            services.store.put(c).unwrap();
+        }
+        let registry = Registry::new(services.clone(), 2);
+        let report = registry.restore().unwrap();
+        assert_eq!(
+            report,
+            RestoreReport {
+                live: 1,
+                retained: 1,
+                expired_while_down: 1,
+                deleted: 1
+            }
+        );
+        assert!(registry.is_ready());
+        assert_eq!(registry.live(&tenant), 1);
+        let view = registry
+            .send(Some(&tenant), &overdue.id, Get)
+            .await
+            .unwrap();
+        assert_eq!(view.life.state, State::Expired);
+        assert_eq!(
+            registry
+                .send(Some(&tenant), &gone.id, Get)
+                .await
+                .unwrap_err(),
+            Lookup::NotFound
+        );
+        assert!(services.store.load(&tenant, &gone.id).unwrap().is_none());
+        let other = TenantId::parse("globex").unwrap();
+        assert_eq!(
+            registry
+                .send(Some(&other), &live.id, Get)
+                .await
+                .unwrap_err(),
+            Lookup::NotFound
+        );
+    }
+}
