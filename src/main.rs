@@ -65,6 +65,16 @@ fn init_logs(settings: &Settings) {
     }
 }
 
+/// SIGTERM or SIGINT: both stop gracefully.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
@@ -88,7 +98,13 @@ fn main() -> anyhow::Result<()> {
             let listener = TcpListener::bind(settings.server.listen)
                 .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
             actix_web::rt::System::new().block_on(async move {
-                let app = Application::build(settings, listener, true).await?;
+                let app = Application::build(settings, listener).await?;
+                let handle = app.handle();
+                actix_web::rt::spawn(async move {
+                    stop_signal().await;
+                    tracing::info!("stop requested: finishing in-flight requests");
+                    handle.stop(true).await;
+                });
                 app.run().await?;
                 anyhow::Ok(())
             })

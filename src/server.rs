@@ -1,6 +1,8 @@
-//! Builds the service from `Settings`: opens the store, restores every challenge, binds
-//! the HTTP server and runs it until shutdown. On SIGTERM/SIGINT (or a handle's stop)
-//! it stops accepting, lets in-flight requests finish, stops the actors and flushes.
+//! Builds the service from `Settings`: opens the store, binds the HTTP server, restores
+//! every challenge in the background (`/readyz` and the API answer 503 until it is done)
+//! and runs until stopped. A graceful stop (`ServerHandle::stop(true)`, which the binary
+//! sends on SIGTERM or SIGINT) stops accepting, lets in-flight requests finish, stops
+//! the actors and flushes.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -38,20 +40,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store, restores, and binds `listener`. `handle_signals: false` leaves
-    /// SIGTERM/SIGINT to the embedding process (tests). Call inside an actix `System`.
-    pub async fn build(
-        settings: Settings,
-        listener: TcpListener,
-        handle_signals: bool,
-    ) -> Result<Self, StartError> {
-        Self::build_with_clock(settings, listener, handle_signals, Arc::new(SystemClock)).await
+    /// Opens the store, binds `listener` and starts the restore. Call inside an actix
+    /// `System`.
+    pub async fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, listener, Arc::new(SystemClock)).await
     }
 
     pub async fn build_with_clock(
         settings: Settings,
         listener: TcpListener,
-        handle_signals: bool,
         clock: SharedClock,
     ) -> Result<Self, StartError> {
         let metrics = m::install();
@@ -78,16 +75,6 @@ impl Application {
             limits: settings.limits.clone(),
         });
         let registry = Registry::new(services, arbiters);
-        let started = Instant::now();
-        let report = registry.restore()?;
-        tracing::info!(
-            live = report.live,
-            retained = report.retained,
-            expired_while_down = report.expired_while_down,
-            deleted = report.deleted,
-            seconds = started.elapsed().as_secs_f64(),
-            "restore finished"
-        );
 
         let port = listener.local_addr()?.port();
         let workers = if settings.server.workers == 0 {
@@ -103,7 +90,7 @@ impl Application {
             settings,
             metrics,
         });
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .wrap_fn(|req, srv| {
@@ -128,10 +115,27 @@ impl Application {
         .workers(workers)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)?;
-        if !handle_signals {
-            server = server.disable_signals();
-        }
-        let server = server.run();
+        let server = server.disable_signals().run();
+        let restoring = registry.clone();
+        std::thread::Builder::new()
+            .name("restore".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match restoring.restore() {
+                    Ok(report) => tracing::info!(
+                        live = report.live,
+                        retained = report.retained,
+                        expired_while_down = report.expired_while_down,
+                        deleted = report.deleted,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "restore finished; ready"
+                    ),
+                    Err(e) => {
+                        tracing::error!(error = %e, "restore failed; the data directory needs attention");
+                        std::process::exit(2);
+                    }
+                }
+            })?;
         tracing::info!(port, "listening");
         Ok(Application {
             port,

@@ -6,6 +6,7 @@
 
 use std::str::FromStr;
 
+use dashmap::DashMap;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
@@ -38,7 +39,17 @@ struct VerificationKey {
     key: DecodingKey,
 }
 
+/// Verified tokens are remembered until their `exp`, so a service that reuses its token
+/// pays for the signature check once. Bounded: past this many entries it starts over.
+const CACHE_CAPACITY: usize = 10_000;
+
+struct Verified {
+    principal: Principal,
+    exp: u64,
+}
+
 pub struct Verifier {
+    cache: DashMap<Box<str>, Verified>,
     keys: Vec<VerificationKey>,
     allowed: Vec<Algorithm>,
     tenant_claim: String,
@@ -94,6 +105,7 @@ impl Verifier {
             );
         }
         Ok(Verifier {
+            cache: DashMap::new(),
             keys,
             allowed,
             tenant_claim: s.tenant_claim.clone(),
@@ -129,6 +141,29 @@ impl Verifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(hit) = self.cache.get(token) {
+            if hit.exp > now {
+                return Ok(hit.principal.clone());
+            }
+        }
+        let (principal, exp) = self.verify_signature(token)?;
+        if exp > now {
+            if self.cache.len() >= CACHE_CAPACITY {
+                self.cache.clear();
+            }
+            self.cache.insert(
+                token.into(),
+                Verified {
+                    principal: principal.clone(),
+                    exp,
+                },
+            );
+        }
+        Ok(principal)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         if !self.allowed.contains(&header.alg) {
             return Err(AuthError::AlgorithmNotAllowed);
@@ -157,7 +192,10 @@ impl Verifier {
         let mut last = AuthError::UnknownKey;
         for candidate in candidates {
             match decode::<Map<String, Value>>(token, &candidate.key, &validation) {
-                Ok(data) => return self.principal(data.claims),
+                Ok(data) => {
+                    let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+                    return Ok((self.principal(data.claims)?, exp));
+                }
                 Err(e) => last = AuthError::Invalid(e.to_string()),
             }
         }
@@ -185,7 +223,7 @@ impl Verifier {
         let subject = claims
             .get("sub")
             .and_then(Value::as_str)
-            .map(str::to_string);
+            .map(std::sync::Arc::from);
         Ok(Principal {
             tenant,
             subject,

@@ -6,7 +6,7 @@ use crate::model::TenantId;
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub tenant: TenantId,
-    pub subject: Option<String>,
+    pub subject: Option<std::sync::Arc<str>>,
     pub scopes: Scopes,
 }
 

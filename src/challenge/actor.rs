@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 
 use super::kinds::token;
@@ -24,6 +25,8 @@ const ANONYMOUS_WINDOW_MS: Millis = 60_000;
 
 pub struct ChallengeActor {
     challenge: View,
+    /// Where readers find the last durable state without a message to this actor.
+    published: Arc<ArcSwap<Challenge>>,
     services: SharedServices,
     tenant: Arc<Tenant>,
     waiters: Vec<oneshot::Sender<View>>,
@@ -33,9 +36,14 @@ pub struct ChallengeActor {
 }
 
 impl ChallengeActor {
-    pub fn new(challenge: View, services: SharedServices, tenant: Arc<Tenant>) -> Self {
+    pub fn new(
+        published: Arc<ArcSwap<Challenge>>,
+        services: SharedServices,
+        tenant: Arc<Tenant>,
+    ) -> Self {
         ChallengeActor {
-            challenge,
+            challenge: published.load_full(),
+            published,
             services,
             tenant,
             waiters: Vec::new(),
@@ -87,6 +95,7 @@ impl ChallengeActor {
                 if let Err(e) = durable {
                     return Err(ChallengeError::Store(e.to_string()));
                 }
+                act.published.store(act.challenge.clone());
                 if act.challenge.life.state != before {
                     act.wake_waiters();
                 }
@@ -200,16 +209,18 @@ impl Handler<Answer> for ChallengeActor {
 
     fn handle(&mut self, Answer(attempt): Answer, _: &mut Context<Self>) -> Self::Result {
         let now = self.now();
-        if !attempt.on_behalf && self.anonymous_limited(now) {
-            return AtomicResponse::new(Box::pin(fut::ready(Err(ChallengeError::RateLimited))));
-        }
         let verdict = match token::verify(&self.services.key, &self.challenge.actors, &attempt) {
             Ok(verdict) => verdict,
             Err(e) => {
                 return AtomicResponse::new(Box::pin(fut::ready(Err(ChallengeError::Attempt(e)))))
             }
         };
+        // Only failures are limited: a stranger spraying tokens must not lock out the
+        // holder of the right one.
         if verdict == Verdict::Unrecognized {
+            if self.anonymous_limited(now) {
+                return AtomicResponse::new(Box::pin(fut::ready(Err(ChallengeError::RateLimited))));
+            }
             self.anonymous_failures.1 += 1;
         }
         let transition = state::apply(self.challenge.life, Event::Answer(verdict), now);

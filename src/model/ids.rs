@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::rngs::OsRng;
 use rand::RngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// From the thread-local CSPRNG (ChaCha, seeded and periodically reseeded from the OS):
+/// as unpredictable as the OS source, without a system call per id.
 fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    OsRng.fill_bytes(&mut bytes);
+    rand::thread_rng().fill_bytes(&mut bytes);
     bytes
 }
 

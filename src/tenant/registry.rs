@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use actix::dev::ToEnvelope;
 use actix::prelude::*;
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
 use super::supervisor::{Remember, Revive, Serve, Spawn, SpawnError, Spawned};
@@ -24,8 +25,9 @@ use crate::model::{Challenge, ChallengeId, TenantId};
 use crate::store::{ListFilter, StoreError};
 
 struct Entry {
-    tenant: TenantId,
     addr: Addr<ChallengeActor>,
+    /// The challenge's last durable state, published by its actor: reads need no message.
+    view: Arc<ArcSwap<Challenge>>,
 }
 
 /// Why a challenge could not be reached.
@@ -120,19 +122,29 @@ impl Registry {
     /// Starts the actor of `challenge` and indexes it. Supervisors and restore only.
     pub(super) fn start_actor(&self, challenge: View, tenant: Arc<Tenant>) -> Addr<ChallengeActor> {
         let id = challenge.id;
-        let owner = tenant.id.clone();
+        let view = Arc::new(ArcSwap::new(challenge));
+        let published = view.clone();
         let services = self.services.clone();
         let addr = ChallengeActor::start_in_arbiter(self.arbiter(), move |_| {
-            ChallengeActor::new(challenge, services, tenant)
+            ChallengeActor::new(published, services, tenant)
         });
         self.index.insert(
             id,
             Entry {
-                tenant: owner,
                 addr: addr.clone(),
+                view,
             },
         );
         addr
+    }
+
+    /// The challenge's last durable state, read without disturbing its actor.
+    pub fn view(&self, tenant: Option<&TenantId>, id: &ChallengeId) -> Result<View, Lookup> {
+        let view = self.index.get(id).ok_or(Lookup::NotFound)?.view.load_full();
+        if tenant.is_some_and(|t| *t != view.tenant) {
+            return Err(Lookup::NotFound);
+        }
+        Ok(view)
     }
 
     pub(super) fn address(&self, id: &ChallengeId) -> Option<Addr<ChallengeActor>> {
@@ -169,7 +181,7 @@ impl Registry {
         <ChallengeActor as Actor>::Context: ToEnvelope<ChallengeActor, M>,
     {
         let (owner, addr) = match self.index.get(id) {
-            Some(entry) => (entry.tenant.clone(), entry.addr.clone()),
+            Some(entry) => (entry.view.load().tenant.clone(), entry.addr.clone()),
             None => return Err(Lookup::NotFound),
         };
         if tenant.is_some_and(|t| *t != owner) {
@@ -270,7 +282,7 @@ mod tests {
     use crate::challenge::messages::{Answer, ChallengeError, Crash, Get};
     use crate::challenge::state::Refusal;
     use crate::challenge::{HashKey, Services};
-    use crate::clock::{Clock, SystemClock};
+    use crate::clock::SystemClock;
     use crate::config::Settings;
     use crate::model::{Lifecycle, State};
     use crate::store::SnapshotStore;
@@ -371,6 +383,7 @@ mod tests {
             services.store.put(c).unwrap();
         }
         let registry = Registry::new(services.clone(), 2);
+        assert!(!registry.is_ready());
         let report = registry.restore().unwrap();
         assert_eq!(
             report,

@@ -43,14 +43,21 @@ impl TestServer {
         settings.server.workers = 2;
         tweak(&mut settings);
         let (handle, thread, port) = spawn(settings.clone());
-        TestServer {
+        let server = TestServer {
             base: format!("http://127.0.0.1:{port}"),
             settings,
             http: reqwest::Client::new(),
             data,
             handle: Some(handle),
             thread: Some(thread),
-        }
+        };
+        let ready = server.url("/readyz");
+        eventually(Duration::from_secs(30), || async {
+            let r = server.http.get(&ready).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+        server
     }
 
     pub fn token(&self, tenant: &str, scopes: &str) -> String {
@@ -150,7 +157,7 @@ fn spawn(settings: Settings) -> (ServerHandle, std::thread::JoinHandle<()>, u16)
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(settings, listener, false)
+            let app = Application::build(settings, listener)
                 .await
                 .expect("server builds");
             tx.send(app.handle()).unwrap();

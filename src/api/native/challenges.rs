@@ -11,7 +11,7 @@ use crate::api::error::ErrorBody;
 use crate::api::{bearer, json_body, parse_json, require, ApiError, State};
 use crate::auth::Scope;
 use crate::challenge::kinds::token::{self, Attempt};
-use crate::challenge::messages::{Answer, Cancel, Complete, Get, View, Watch, Watching};
+use crate::challenge::messages::{Answer, Cancel, Complete, View, Watch, Watching};
 use crate::metrics as m;
 use crate::model::{
     ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, Idempotency, Lifecycle,
@@ -68,10 +68,7 @@ pub async fn create(
             Ok(HttpResponse::Created().json(ChallengeDto::new(&view, Some(&tokens))))
         }
         Spawned::Existing(id) => {
-            let view: View = state
-                .registry
-                .send(Some(&principal.tenant), &id, Get)
-                .await?;
+            let view: View = state.registry.view(Some(&principal.tenant), &id)?;
             Ok(HttpResponse::Ok()
                 .insert_header(("Idempotent-Replayed", "true"))
                 .json(ChallengeDto::new(&view, None)))
@@ -224,7 +221,7 @@ pub async fn get(
     let id = challenge_id(&path)?;
     let tenant = Some(&principal.tenant);
     let view = match q.wait {
-        None | Some(0) => state.registry.send(tenant, &id, Get).await?,
+        None | Some(0) => state.registry.view(tenant, &id)?,
         Some(wait) => {
             let max = state.settings.limits.long_poll_max_seconds;
             if wait > max {
@@ -245,7 +242,7 @@ pub async fn get(
                     metrics::gauge!(m::LONG_POLLS).decrement(1.0);
                     match woken {
                         Ok(Ok(view)) => view,
-                        _ => state.registry.send(tenant, &id, Get).await?,
+                        _ => state.registry.view(tenant, &id)?,
                     }
                 }
             }
@@ -461,10 +458,7 @@ pub async fn resend(
 ) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::Resend)?;
     let id = challenge_id(&path)?;
-    let view = state
-        .registry
-        .send(Some(&principal.tenant), &id, Get)
-        .await?;
+    let view = state.registry.view(Some(&principal.tenant), &id)?;
     Err(ApiError::Conflict {
         code: "not_deliverable",
         message: format!("{} challenges are not delivered", view.kind.as_str()),
