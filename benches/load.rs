@@ -94,17 +94,43 @@ async fn run(settings: &Settings) {
     eprintln!("server ready in {:.3} s", ready_in.as_secs_f64());
 
     let target = Target::new(server.addr, bearer.clone());
+    let mut flushes = Vec::new();
     let healthz = healthz_scenario(&target, settings).await;
+    let before = flush_stats(&target).await;
     let (create, pool) = create_scenario(&target, settings).await;
+    let after_create = flush_stats(&target).await;
+    flushes.push(("create", after_create.since(&before)));
     let pool = Arc::new(pool);
     let answer = answer_scenario(&target, settings, &pool).await;
+    let after_answer = flush_stats(&target).await;
+    flushes.push(("answer", after_answer.since(&after_create)));
     let get = get_scenario(&target, settings, &pool).await;
+    let before_flow = flush_stats(&target).await;
     let flow = flow_scenario(&target, settings).await;
+    flushes.push(("flow", flush_stats(&target).await.since(&before_flow)));
     server.terminate().await;
     drop(server);
     drop(data_dir);
 
     print_scenarios(settings, &[healthz, create, answer, get, flow]);
+    println!();
+    println!("Group commit (from the server's /metrics): where a durable request waits.");
+    println!();
+    println!("| scenario | flushes | mean flush ms | mean writers per flush |");
+    println!("|---|---:|---:|---:|");
+    for (name, f) in &flushes {
+        let mean_ms = if f.count > 0.0 {
+            f.seconds / f.count * 1e3
+        } else {
+            0.0
+        };
+        let batch = if f.count > 0.0 {
+            f.writers / f.count
+        } else {
+            0.0
+        };
+        println!("| {name} | {:.0} | {mean_ms:.3} | {batch:.1} |", f.count);
+    }
 
     if settings.memory {
         memory_and_restore(settings, bearer).await;
@@ -1175,4 +1201,52 @@ async fn memory_and_restore(settings: &Settings, bearer: Arc<str>) {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
+}
+
+// ---------------------------------------------------------------------------------------
+// Group-commit statistics from /metrics
+// ---------------------------------------------------------------------------------------
+
+/// Cumulative flush count, flush time and writers served, as the server exports them.
+#[derive(Default)]
+struct FlushStats {
+    count: f64,
+    seconds: f64,
+    writers: f64,
+}
+
+impl FlushStats {
+    fn since(&self, earlier: &FlushStats) -> FlushStats {
+        FlushStats {
+            count: self.count - earlier.count,
+            seconds: self.seconds - earlier.seconds,
+            writers: self.writers - earlier.writers,
+        }
+    }
+}
+
+async fn flush_stats(target: &Target) -> FlushStats {
+    let mut client = Client::new(target);
+    let Ok(body) = client
+        .call("metrics", "GET", "/metrics", false, None, 200)
+        .await
+    else {
+        return FlushStats::default();
+    };
+    let text = String::from_utf8_lossy(&body);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .unwrap_or(0.0)
+    };
+    FlushStats {
+        count: value("snapshot_flush_duration_seconds_count"),
+        seconds: value("snapshot_flush_duration_seconds_sum"),
+        writers: value("snapshot_flush_batch_size_sum"),
+    }
 }

@@ -61,3 +61,97 @@ pub fn install() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// The `method` label: a fixed string per method, so labels never allocate.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// The `route` label: the route template of a path, found without the router's regexes
+/// (ids become `{id}`); anything unknown is `unmatched`, so the label set stays bounded.
+pub fn route_label(path: &str) -> &'static str {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("healthz"), None, ..) => "/healthz",
+        (Some("readyz"), None, ..) => "/readyz",
+        (Some("metrics"), None, ..) => "/metrics",
+        (Some("openapi.json"), None, ..) => "/openapi.json",
+        (Some("api"), Some("v1"), Some("challenges"), None, ..) => "/api/v1/challenges",
+        (Some("api"), Some("v1"), Some("challenges"), Some(_), None, _) => {
+            "/api/v1/challenges/{id}"
+        }
+        (Some("api"), Some("v1"), Some("challenges"), Some(_), Some(action), None) => {
+            match action {
+                "answer" => "/api/v1/challenges/{id}/answer",
+                "complete" => "/api/v1/challenges/{id}/complete",
+                "resend" => "/api/v1/challenges/{id}/resend",
+                _ => "unmatched",
+            }
+        }
+        _ => "unmatched",
+    }
+}
+
+/// The `status` label without formatting a number per request.
+pub fn status_label(status: actix_web::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        412 => "412",
+        413 => "413",
+        415 => "415",
+        428 => "428",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        s if s < 300 => "2xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_labels_are_templates() {
+        assert_eq!(route_label("/api/v1/challenges"), "/api/v1/challenges");
+        assert_eq!(
+            route_label("/api/v1/challenges/ch_x"),
+            "/api/v1/challenges/{id}"
+        );
+        assert_eq!(
+            route_label("/api/v1/challenges/ch_x/answer"),
+            "/api/v1/challenges/{id}/answer"
+        );
+        assert_eq!(route_label("/api/v1/challenges/ch_x/answer/x"), "unmatched");
+        assert_eq!(route_label("/healthz"), "/healthz");
+        assert_eq!(route_label("/nope"), "unmatched");
+    }
+}

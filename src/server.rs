@@ -63,18 +63,13 @@ impl Application {
         let secret = store::server_secret(&data_dir, settings.storage.secret.expose())?;
         let store = SnapshotStore::open(&data_dir, settings.storage.cache_capacity_bytes)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let arbiters = if settings.engine.arbiters == 0 {
-            cores
-        } else {
-            settings.engine.arbiters
-        };
         let services = Arc::new(Services {
             store: store.clone(),
             clock,
             key: HashKey::new(secret),
             limits: settings.limits.clone(),
         });
-        let registry = Registry::new(services, arbiters);
+        let registry = Registry::new(services, settings.engine.arbiters);
 
         let port = listener.local_addr()?.port();
         let workers = if settings.server.workers == 0 {
@@ -83,6 +78,7 @@ impl Application {
             settings.server.workers
         };
         let shutdown_timeout = settings.server.shutdown_timeout_seconds;
+        let settings_arbiters = settings.engine.arbiters;
         let state = web::Data::new(ApiState {
             registry: registry.clone(),
             verifier,
@@ -90,21 +86,23 @@ impl Application {
             settings,
             metrics,
         });
+        let adopting = registry.clone();
         let server = HttpServer::new(move || {
+            adopting.adopt_current_arbiter();
             App::new()
                 .app_data(state.clone())
                 .wrap_fn(|req, srv| {
                     let started = Instant::now();
-                    let method = req.method().to_string();
-                    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let method = m::method_label(req.method());
+                    let route = m::route_label(req.path());
                     srv.call(req).map(move |res| {
                         let status = match &res {
-                            Ok(r) => r.status().as_u16(),
-                            Err(e) => e.as_response_error().status_code().as_u16(),
+                            Ok(r) => r.status(),
+                            Err(e) => e.as_response_error().status_code(),
                         };
                         let elapsed = started.elapsed();
-                        tracing::debug!(%method, %route, status, micros = elapsed.as_micros() as u64, "request");
-                        metrics::histogram!(m::HTTP_SECONDS, "method" => method, "route" => route, "status" => status.to_string())
+                        tracing::debug!(method, route, status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
+                        metrics::histogram!(m::HTTP_SECONDS, "method" => method, "route" => route, "status" => m::status_label(status))
                             .record(elapsed.as_secs_f64());
                         res
                     })
@@ -117,9 +115,15 @@ impl Application {
         .listen(listener)?;
         let server = server.disable_signals().run();
         let restoring = registry.clone();
+        let actor_threads = if settings_arbiters == 0 {
+            workers
+        } else {
+            settings_arbiters
+        };
         std::thread::Builder::new()
             .name("restore".into())
             .spawn(move || {
+                restoring.wait_for_arbiters(actor_threads);
                 let started = Instant::now();
                 match restoring.restore() {
                     Ok(report) => tracing::info!(

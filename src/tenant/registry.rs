@@ -7,7 +7,7 @@
 //! "not found" for anybody else's challenge.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use actix::dev::ToEnvelope;
@@ -55,26 +55,48 @@ pub struct Registry {
     services: SharedServices,
     index: DashMap<ChallengeId, Entry>,
     tenants: DashMap<TenantId, Arc<Tenant>>,
-    arbiters: Vec<ArbiterHandle>,
+    /// Threads that run challenge actors and supervisors: dedicated ones, or the HTTP
+    /// workers' own (adopted as they start), so that a request and the actor it talks to
+    /// often share a thread.
+    arbiters: RwLock<Vec<ArbiterHandle>>,
+    dedicated: bool,
     next_arbiter: AtomicUsize,
     ready: AtomicBool,
 }
 
 impl Registry {
-    /// Starts `arbiters` threads for challenge actors and supervisors. Call inside an
-    /// actix `System`.
-    pub fn new(services: SharedServices, arbiters: usize) -> Arc<Self> {
-        let arbiters = (0..arbiters.max(1))
-            .map(|_| Arbiter::new().handle())
-            .collect();
+    /// A registry whose actors run on `dedicated` new threads, or, with 0, on the
+    /// threads later given to [`Registry::adopt_current_arbiter`]. Call inside an actix
+    /// `System`.
+    pub fn new(services: SharedServices, dedicated: usize) -> Arc<Self> {
+        let arbiters = (0..dedicated).map(|_| Arbiter::new().handle()).collect();
         Arc::new(Registry {
             services,
             index: DashMap::new(),
             tenants: DashMap::new(),
-            arbiters,
+            arbiters: RwLock::new(arbiters),
+            dedicated: dedicated > 0,
             next_arbiter: AtomicUsize::new(0),
             ready: AtomicBool::new(false),
         })
+    }
+
+    /// Adds the calling thread's arbiter (an HTTP worker's) to those running actors;
+    /// ignored when the registry has dedicated threads.
+    pub fn adopt_current_arbiter(&self) {
+        if !self.dedicated {
+            self.arbiters
+                .write()
+                .expect("arbiters lock")
+                .push(Arbiter::current());
+        }
+    }
+
+    /// Blocks until `count` threads can run actors (restore waits for the HTTP workers).
+    pub fn wait_for_arbiters(&self, count: usize) {
+        while self.arbiters.read().expect("arbiters lock").len() < count.max(1) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     pub fn services(&self) -> &SharedServices {
@@ -86,9 +108,10 @@ impl Registry {
         self.ready.load(Ordering::Acquire)
     }
 
-    fn arbiter(&self) -> &ArbiterHandle {
+    fn arbiter(&self) -> ArbiterHandle {
         let n = self.next_arbiter.fetch_add(1, Ordering::Relaxed);
-        &self.arbiters[n % self.arbiters.len()]
+        let arbiters = self.arbiters.read().expect("arbiters lock");
+        arbiters[n % arbiters.len()].clone()
     }
 
     /// The tenant's shared record, starting its supervisor on first use.
@@ -100,7 +123,7 @@ impl Registry {
             .entry(id.clone())
             .or_insert_with(|| {
                 let registry = self.clone();
-                let supervisor = TenantSupervisor::start_in_arbiter(self.arbiter(), move |_| {
+                let supervisor = TenantSupervisor::start_in_arbiter(&self.arbiter(), move |_| {
                     TenantSupervisor::new(registry)
                 });
                 let tenant = Arc::new(Tenant {
@@ -125,7 +148,7 @@ impl Registry {
         let view = Arc::new(ArcSwap::new(challenge));
         let published = view.clone();
         let services = self.services.clone();
-        let addr = ChallengeActor::start_in_arbiter(self.arbiter(), move |_| {
+        let addr = ChallengeActor::start_in_arbiter(&self.arbiter(), move |_| {
             ChallengeActor::new(published, services, tenant)
         });
         self.index.insert(
@@ -269,8 +292,10 @@ impl Registry {
 
     /// Stops the actor threads (shutdown).
     pub fn stop(&self) {
-        for arbiter in &self.arbiters {
-            arbiter.stop();
+        if self.dedicated {
+            for arbiter in self.arbiters.read().expect("arbiters lock").iter() {
+                arbiter.stop();
+            }
         }
     }
 }
