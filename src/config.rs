@@ -25,7 +25,29 @@ pub struct Settings {
     pub engine: EngineSettings,
     pub limits: Limits,
     pub auth: AuthSettings,
+    pub actions: ActionSettings,
     pub log: LogSettings,
+}
+
+/// Outbound requests: the URL policy for every URL given in a request, and how the HTTP
+/// actions of one-time-use challenges run and are signed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSettings {
+    pub allow_hosts: Vec<String>,
+    pub allow_private: bool,
+    pub timeout_ms: u64,
+    pub max_retries: u32,
+    pub backoff_ms: u64,
+    pub allowed_scopes: Vec<String>,
+    pub max_actions: usize,
+    pub max_body_bytes: usize,
+    pub token_ttl_seconds: u64,
+    pub signing_algorithm: String,
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    pub signing_secret: Secret,
+    pub signing_kid: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +236,42 @@ impl Settings {
                 && hex::decode(self.storage.secret.expose()).is_ok();
             if !ok {
                 return invalid("storage.secret", "must be 64 hex characters (32 bytes)");
+            }
+        }
+        let a = &self.actions;
+        if a.token_ttl_seconds == 0 || a.token_ttl_seconds > 300 {
+            return invalid("actions.token_ttl_seconds", "must be between 1 and 300");
+        }
+        if a.timeout_ms == 0 {
+            return invalid("actions.timeout_ms", "must be at least 1");
+        }
+        if a.max_retries > 10 {
+            return invalid("actions.max_retries", "must be at most 10");
+        }
+        if !matches!(a.signing_algorithm.as_str(), "ES256" | "RS256" | "HS256") {
+            return invalid("actions.signing_algorithm", "must be ES256, RS256 or HS256");
+        }
+        if a.signing_algorithm == "HS256" && a.signing_secret.expose().len() < 32 {
+            return invalid(
+                "actions.signing_secret",
+                "HS256 needs a secret of at least 32 bytes",
+            );
+        }
+        if a.signing_algorithm == "RS256" && a.signing_key_file.is_none() {
+            return invalid(
+                "actions.signing_key_file",
+                "RS256 needs a PEM private key file",
+            );
+        }
+        for host in &a.allow_hosts {
+            let h = host.strip_prefix('.').unwrap_or(host);
+            if h.is_empty()
+                || h.contains(['/', ':', ' ', '@']) && h.parse::<std::net::IpAddr>().is_err()
+            {
+                return invalid(
+                    "actions.allow_hosts",
+                    "entries are hosts or .suffixes, without scheme or port",
+                );
             }
         }
         if self.auth.tenant_claim.is_empty() {

@@ -12,8 +12,11 @@
 //! - [`api`]: the HTTP faces — native `/api/v1`, operations endpoints, the one error
 //!   mapping.
 //! - [`model`]: plain data (ids, the challenge record, states).
+//! - [`actions`]: the HTTP actions of one-time-use challenges, exactly once;
+//!   [`outbound`]: which URLs given in requests may be called.
 //! - [`metrics`]: metric names and the Prometheus recorder; [`clock`]: injected time.
 
+pub mod actions;
 pub mod api;
 pub mod auth;
 pub mod challenge;
@@ -21,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod outbound;
 pub mod server;
 pub mod store;
 pub mod tenant;

@@ -32,6 +32,11 @@ pub const HTTP_SECONDS: &str = "http_request_duration_seconds";
 pub const FLUSH_SECONDS: &str = "snapshot_flush_duration_seconds";
 /// Histogram: writers made durable by one flush.
 pub const FLUSH_BATCH: &str = "snapshot_flush_batch_size";
+/// Counter: one-time-use actions run to a final outcome; labels `outcome`
+/// (`succeeded`, `failed`).
+pub const ACTIONS: &str = "challenge_actions_total";
+/// Histogram: one action from first attempt to final outcome, retries included.
+pub const ACTION_SECONDS: &str = "challenge_action_duration_seconds";
 /// Gauge: seconds the restore at start took.
 pub const RESTORE_SECONDS: &str = "restore_duration_seconds";
 
@@ -93,6 +98,7 @@ pub fn route_label(path: &str) -> &'static str {
         (Some("readyz"), None, ..) => "/readyz",
         (Some("metrics"), None, ..) => "/metrics",
         (Some("openapi.json"), None, ..) => "/openapi.json",
+        (Some(".well-known"), Some("jwks.json"), None, ..) => "/.well-known/jwks.json",
         (Some("api"), Some("v1"), Some("challenges"), None, ..) => "/api/v1/challenges",
         (Some("api"), Some("v1"), Some("challenges"), Some(_), None, _) => {
             "/api/v1/challenges/{id}"

@@ -12,7 +12,9 @@ use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use futures_util::FutureExt;
 
+use crate::actions::ActionRunner;
 use crate::api::{self, AnonymousLimiter, ApiError, ApiState};
+use crate::auth::mint::ActionSigner;
 use crate::auth::Verifier;
 use crate::challenge::{HashKey, Services};
 use crate::clock::{SharedClock, SystemClock};
@@ -63,7 +65,11 @@ impl Application {
         let secret = store::server_secret(&data_dir, settings.storage.secret.expose())?;
         let store = SnapshotStore::open(&data_dir, settings.storage.cache_capacity_bytes)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let signer = ActionSigner::from_settings(&settings).map_err(StartError::Config)?;
+        let runner = ActionRunner::new(&settings.actions, signer).map_err(StartError::Config)?;
+        let jwks = runner.signer().jwks();
         let services = Arc::new(Services {
+            actions: Arc::new(runner),
             store: store.clone(),
             clock,
             key: HashKey::new(secret),
@@ -85,6 +91,7 @@ impl Application {
             anonymous: AnonymousLimiter::new(settings.limits.anonymous_answers_per_ip_per_minute),
             settings,
             metrics,
+            jwks,
         });
         let adopting = registry.clone();
         let server = HttpServer::new(move || {

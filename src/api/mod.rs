@@ -26,6 +26,8 @@ pub struct ApiState {
     pub settings: Settings,
     pub anonymous: AnonymousLimiter,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The keys that verify tokens minted for actions (`/.well-known/jwks.json`).
+    pub jwks: serde_json::Value,
 }
 
 pub type State = web::Data<ApiState>;

@@ -15,7 +15,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
-        .route("/openapi.json", web::get().to(openapi));
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/.well-known/jwks.json", web::get().to(jwks));
+}
+
+/// The public keys of the tokens actions carry, for receivers to verify them.
+async fn jwks(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "public, max-age=300"))
+        .json(&state.jwks)
 }
 
 async fn healthz() -> HttpResponse {

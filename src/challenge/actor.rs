@@ -11,10 +11,11 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 
-use super::kinds::token;
+use super::kinds::{action, token};
 use super::messages::*;
 use super::state::{self, Event, Transition, Verdict};
 use super::SharedServices;
+use crate::actions::ActionJob;
 use crate::clock::Millis;
 use crate::metrics as m;
 use crate::model::{Challenge, State};
@@ -33,6 +34,8 @@ pub struct ChallengeActor {
     expiry: Option<SpawnHandle>,
     /// Failed anonymous answers in the current window: (window start, count).
     anonymous_failures: (Millis, u32),
+    /// An action of this challenge is running on a task.
+    action_running: bool,
 }
 
 impl ChallengeActor {
@@ -49,6 +52,7 @@ impl ChallengeActor {
             waiters: Vec::new(),
             expiry: None,
             anonymous_failures: (0, 0),
+            action_running: false,
         }
     }
 
@@ -84,6 +88,12 @@ impl ChallengeActor {
         let before = self.challenge.life.state;
         let mut next: Challenge = (*self.challenge).clone();
         next.life = t.life;
+        if before == State::Issued && matches!(t.life.state, State::Verified | State::Declined) {
+            if let Some(plan) = next.actions.as_mut() {
+                // The choice is saved with the answer: a crash after the reply still runs it.
+                action::choose(plan, t.life.state == State::Verified);
+            }
+        }
         if let Err(e) = self.services.store.put(&next) {
             tracing::error!(error = %e, challenge = %next.id, "snapshot write failed");
             return Box::pin(fut::ready(Err(ChallengeError::Store(e.to_string()))));
@@ -96,6 +106,7 @@ impl ChallengeActor {
                     return Err(ChallengeError::Store(e.to_string()));
                 }
                 act.published.store(act.challenge.clone());
+                act.run_pending_action(ctx);
                 if act.challenge.life.state != before {
                     act.wake_waiters();
                 }
@@ -107,6 +118,44 @@ impl ChallengeActor {
                     .map_err(ChallengeError::Refused)
             },
         ))
+    }
+
+    /// Starts the next pending action, if any and none is running. Its outcome comes
+    /// back as [`ActionFinished`].
+    fn run_pending_action(&mut self, ctx: &mut Context<Self>) {
+        if self.action_running {
+            return;
+        }
+        let Some(plan) = self.challenge.actions.as_deref() else {
+            return;
+        };
+        let (Some(index), Some(set)) = (action::next_pending(plan), plan.chosen) else {
+            return;
+        };
+        let subject = self
+            .challenge
+            .life
+            .answered_by
+            .and_then(|i| self.challenge.actors.get(usize::from(i)))
+            .map_or_else(
+                || self.challenge.user_id.to_string(),
+                |a| a.user_id.to_string(),
+            );
+        let job = ActionJob {
+            challenge_id: self.challenge.id.to_string(),
+            tenant: self.challenge.tenant.to_string(),
+            subject,
+            set,
+            index,
+            action: plan.list(set)[index].clone(),
+        };
+        self.action_running = true;
+        let runner = self.services.actions.clone();
+        let me = ctx.address();
+        actix::spawn(async move {
+            let outcome = runner.execute(job).await;
+            me.do_send(ActionFinished { index, outcome });
+        });
     }
 
     fn wake_waiters(&mut self) {
@@ -136,6 +185,17 @@ impl ChallengeActor {
 
     /// Retention is over: delete from disk and memory.
     fn retire(&mut self, ctx: &mut Context<Self>) {
+        let pending = self
+            .challenge
+            .actions
+            .as_deref()
+            .and_then(action::next_pending)
+            .is_some();
+        if pending {
+            // Never forget an action that has not run; look again later.
+            ctx.run_later(Duration::from_secs(60), |act, ctx| act.retire(ctx));
+            return;
+        }
         if let Err(e) = self
             .services
             .store
@@ -174,6 +234,9 @@ impl Actor for ChallengeActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge!(m::ACTORS).increment(1.0);
         self.arm_timers(ctx);
+        // After a restart or a revival: resume actions the answer chose but that never
+        // finished, with the same idempotency keys.
+        self.run_pending_action(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -252,5 +315,36 @@ impl Handler<Crash> for ChallengeActor {
     fn handle(&mut self, _: Crash, ctx: &mut Context<Self>) {
         tracing::warn!(challenge = %self.challenge.id, "challenge actor stopping abruptly on request");
         ctx.terminate();
+    }
+}
+
+impl Handler<ActionFinished> for ChallengeActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ActionFinished, ctx: &mut Context<Self>) {
+        self.action_running = false;
+        let mut next: Challenge = (*self.challenge).clone();
+        let Some(plan) = next.actions.as_mut() else {
+            return;
+        };
+        action::record(plan, msg.index, &msg.outcome, self.now());
+        if let Err(e) = self.services.store.put(&next) {
+            tracing::error!(error = %e, challenge = %next.id, "cannot record an action result; retrying the action later");
+            ctx.run_later(Duration::from_secs(1), |act, ctx| {
+                act.run_pending_action(ctx)
+            });
+            return;
+        }
+        self.challenge = Arc::new(next);
+        let store = self.services.store.clone();
+        ctx.wait(async move { store.durable().await }.into_actor(self).map(|durable, act, ctx| {
+            match durable {
+                Ok(()) => {
+                    act.published.store(act.challenge.clone());
+                    act.run_pending_action(ctx);
+                }
+                Err(e) => tracing::error!(error = %e, challenge = %act.challenge.id, "action result not flushed"),
+            }
+        }));
     }
 }

@@ -64,3 +64,11 @@ pub enum ChallengeError {
     #[error("{0}")]
     Store(String),
 }
+
+/// An action of this challenge finished (sent by the task that ran it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ActionFinished {
+    pub index: usize,
+    pub outcome: super::kinds::action::Outcome,
+}

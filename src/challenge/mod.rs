@@ -19,6 +19,7 @@ pub use kinds::HashKey;
 /// What every challenge actor and supervisor needs, shared.
 pub struct Services {
     pub store: SnapshotStore,
+    pub actions: Arc<crate::actions::ActionRunner>,
     pub clock: SharedClock,
     pub key: HashKey,
     pub limits: Limits,

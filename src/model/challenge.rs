@@ -37,7 +37,7 @@ impl ChallengeType {
         serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
     }
     pub fn is_enabled(self) -> bool {
-        matches!(self, ChallengeType::Token)
+        matches!(self, ChallengeType::Token | ChallengeType::OneTimeUseAction)
     }
 }
 
@@ -123,6 +123,8 @@ pub struct Challenge {
     pub hidden_details: Option<Box<str>>,
     pub callback_url: Option<Box<str>>,
     pub idempotency: Option<Idempotency>,
+    /// Only for `one_time_use_action`.
+    pub actions: Option<Box<ActionPlan>>,
 }
 
 /// The part of a challenge that the state machine (`challenge::state`) moves.
@@ -167,5 +169,71 @@ impl Challenge {
             .state
             .is_terminal()
             .then_some(self.life.updated_at.saturating_add(self.retention_ms))
+    }
+}
+
+/// One HTTP request a one-time-use action challenge makes when answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpAction {
+    pub method: Box<str>,
+    pub uri: Box<str>,
+    pub content_type: Option<Box<str>>,
+    pub body: Option<Box<str>>,
+    /// Scopes of the short-lived token sent as `Authorization: Bearer`; empty: no token.
+    pub scopes: Vec<Box<str>>,
+}
+
+/// Which list of actions an answer chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionSet {
+    Approved,
+    Declined,
+}
+
+impl ActionSet {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionSet::Approved => "approved",
+            ActionSet::Declined => "declined",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// Not finished: runs (again, after a restart) until it succeeds or fails for good.
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// The outcome of one action of the chosen list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResult {
+    pub status: ActionStatus,
+    pub attempts: u32,
+    pub status_code: Option<u16>,
+    pub last_error: Option<Box<str>>,
+    pub finished_at: Option<Millis>,
+}
+
+/// The actions of a one-time-use action challenge and, once answered, the results of
+/// the list the answer chose. Fixed at create; only `chosen` and `results` change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionPlan {
+    pub approved: Vec<HttpAction>,
+    pub declined: Vec<HttpAction>,
+    pub chosen: Option<ActionSet>,
+    pub results: Vec<ActionResult>,
+}
+
+impl ActionPlan {
+    pub fn list(&self, set: ActionSet) -> &[HttpAction] {
+        match set {
+            ActionSet::Approved => &self.approved,
+            ActionSet::Declined => &self.declined,
+        }
     }
 }

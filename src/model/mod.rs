@@ -5,6 +5,7 @@ pub mod challenge;
 pub mod ids;
 
 pub use challenge::{
-    ActorRecord, Challenge, ChallengeType, DetailField, Details, Idempotency, Lifecycle, State,
+    ActionPlan, ActionResult, ActionSet, ActionStatus, ActorRecord, Challenge, ChallengeType,
+    DetailField, Details, HttpAction, Idempotency, Lifecycle, State,
 };
 pub use ids::{ActorId, AnswerToken, ChallengeId, TenantId, TokenHash};

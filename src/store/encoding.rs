@@ -53,6 +53,7 @@ mod tests {
                 key: "k".into(),
                 request_hash: [1; 32],
             }),
+            actions: None,
         }
     }
 

@@ -312,6 +312,13 @@ mod tests {
     use crate::model::{Lifecycle, State};
     use crate::store::SnapshotStore;
 
+    fn runner(dir: &std::path::Path) -> Arc<crate::actions::ActionRunner> {
+        let mut settings = Settings::development();
+        settings.storage.data_dir = dir.to_path_buf();
+        let signer = crate::auth::mint::ActionSigner::from_settings(&settings).unwrap();
+        Arc::new(crate::actions::ActionRunner::new(&settings.actions, signer).unwrap())
+    }
+
     fn challenge(services: &Services, tenant: &TenantId) -> (Challenge, crate::model::AnswerToken) {
         let (actors, mut tokens) = token::issue(&services.key, &["u-1".into()]);
         let now = services.clock.now_ms();
@@ -328,6 +335,7 @@ mod tests {
             hidden_details: None,
             callback_url: None,
             idempotency: None,
+            actions: None,
         };
         (c, tokens.remove(0))
     }
@@ -336,6 +344,7 @@ mod tests {
     async fn a_dead_challenge_actor_is_restored_from_its_last_snapshot() {
         let dir = tempfile::tempdir().unwrap();
         let services = Arc::new(Services {
+            actions: runner(dir.path()),
             store: SnapshotStore::open(dir.path(), 1 << 20).unwrap(),
             clock: Arc::new(SystemClock),
             key: HashKey::new([1; 32]),
@@ -393,6 +402,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tenant = TenantId::parse("acme").unwrap();
         let services = Arc::new(Services {
+            actions: runner(dir.path()),
             store: SnapshotStore::open(dir.path(), 1 << 20).unwrap(),
             clock: Arc::new(SystemClock),
             key: HashKey::new([1; 32]),

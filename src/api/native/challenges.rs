@@ -169,15 +169,37 @@ fn build(
             format!("hidden_details is larger than {MAX_HIDDEN_DETAILS} bytes"),
         ));
     }
+    let services = state.registry.services();
+    let policy = services.actions.policy();
     if let Some(url) = &request.callback_url {
         check_url("callback_url", url)?;
+        check_outbound("callback_url", url, policy)?;
     }
+    let actions = match (request.kind, &request.actions) {
+        (ChallengeType::OneTimeUseAction, Some(spec)) => Some(Box::new(parse_actions(
+            spec,
+            &state.settings.actions,
+            policy,
+        )?)),
+        (ChallengeType::OneTimeUseAction, None) => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "actions is required for one_time_use_action",
+            ))
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "actions is only for one_time_use_action challenges",
+            ))
+        }
+        (_, None) => None,
+    };
     let idempotency = idempotency_key.map(|key| Idempotency {
         key: key.into(),
         request_hash: Sha256::digest(serde_json::to_vec(&request).expect("a request encodes"))
             .into(),
     });
-    let services = state.registry.services();
     let (actors, tokens) = token::issue(&services.key, &actor_ids);
     let now = services.clock.now_ms();
     let challenge = Challenge {
@@ -196,6 +218,7 @@ fn build(
         hidden_details: hidden_details.map(Into::into),
         callback_url: request.callback_url.map(Into::into),
         idempotency,
+        actions,
     };
     Ok((challenge, tokens))
 }

@@ -66,10 +66,107 @@ pub struct CreateChallenge {
     pub hidden_details: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// `one_time_use_action` only: the HTTP requests an approval or a decline makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<ActionsSpec>,
     /// Same key and same request → the same challenge; also accepted as the
     /// `Idempotency-Key` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+}
+
+/// The two lists of a one-time-use action challenge.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsSpec {
+    /// Run, in order, when an actor approves (`allowed: true`).
+    #[serde(default)]
+    pub approved: Vec<ActionSpec>,
+    /// Run, in order, when an actor declines (`allowed: false`).
+    #[serde(default)]
+    pub declined: Vec<ActionSpec>,
+}
+
+/// One HTTP request made on the user's behalf.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionSpec {
+    /// GET, POST, PUT, PATCH or DELETE.
+    pub method: String,
+    /// http(s) URL allowed by the `[actions]` outbound policy.
+    pub uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// Up to `actions.max_body_bytes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Scopes of a short-lived token sent as `Authorization: Bearer`; none: no token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// An action as a challenge shows it (its body is not repeated).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionView {
+    pub method: String,
+    pub uri: String,
+    pub content_type: Option<String>,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionResultView {
+    /// Index in the chosen list.
+    pub index: usize,
+    pub status: crate::model::ActionStatus,
+    pub attempts: u32,
+    pub status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub finished_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionsView {
+    pub approved: Vec<ActionView>,
+    pub declined: Vec<ActionView>,
+    /// The list the answer chose; null until answered.
+    pub chosen: Option<crate::model::ActionSet>,
+    /// One per action of the chosen list.
+    pub results: Vec<ActionResultView>,
+}
+
+impl ActionsView {
+    fn new(plan: &crate::model::ActionPlan) -> Self {
+        let list = |actions: &[crate::model::HttpAction]| {
+            actions
+                .iter()
+                .map(|a| ActionView {
+                    method: a.method.to_string(),
+                    uri: a.uri.to_string(),
+                    content_type: a.content_type.as_deref().map(str::to_string),
+                    scopes: a.scopes.iter().map(|s| s.to_string()).collect(),
+                })
+                .collect()
+        };
+        ActionsView {
+            approved: list(&plan.approved),
+            declined: list(&plan.declined),
+            chosen: plan.chosen,
+            results: plan
+                .results
+                .iter()
+                .enumerate()
+                .map(|(index, r)| ActionResultView {
+                    index,
+                    status: r.status,
+                    attempts: r.attempts,
+                    status_code: r.status_code,
+                    last_error: r.last_error.as_deref().map(str::to_string),
+                    finished_at: r.finished_at.map(rfc3339),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `POST /api/v1/challenges/{id}/answer`
@@ -147,6 +244,9 @@ pub struct ChallengeDto {
     pub callback_url: Option<String>,
     pub answered_by: Option<AnsweredBy>,
     pub answered_at: Option<String>,
+    /// `one_time_use_action` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actions: Option<ActionsView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -204,6 +304,7 @@ impl ChallengeDto {
                     user_id: a.user_id.to_string(),
                 }),
             answered_at: c.life.answered_at.map(rfc3339),
+            actions: c.actions.as_deref().map(ActionsView::new),
         }
     }
 }
@@ -277,4 +378,126 @@ pub fn check_url(field: &str, value: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Applies the outbound URL policy to a URL given in a request.
+pub fn check_outbound(
+    field: &str,
+    url: &str,
+    policy: &crate::outbound::OutboundPolicy,
+) -> Result<(), ApiError> {
+    use crate::outbound::Refused;
+    match policy.check_url(url) {
+        Ok(_) => Ok(()),
+        Err(Refused::Malformed) => Err(ApiError::invalid(
+            "invalid_url",
+            format!("{field} must be an http or https URL with a host"),
+        )),
+        Err(refused) => Err(ApiError::invalid(
+            "url_not_allowed",
+            format!("{field}: {refused}"),
+        )),
+    }
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+pub const MAX_SCOPES: usize = 16;
+pub const MAX_SCOPE: usize = 511;
+pub const MAX_CONTENT_TYPE: usize = 256;
+
+/// Validates the two action lists into the plan a challenge keeps.
+pub fn parse_actions(
+    spec: &ActionsSpec,
+    settings: &crate::config::ActionSettings,
+    policy: &crate::outbound::OutboundPolicy,
+) -> Result<crate::model::ActionPlan, ApiError> {
+    if spec.approved.is_empty() && spec.declined.is_empty() {
+        return Err(ApiError::invalid(
+            "invalid_field",
+            "actions needs at least one approved or declined action",
+        ));
+    }
+    let mut lists = Vec::new();
+    for (name, list) in [("approved", &spec.approved), ("declined", &spec.declined)] {
+        if list.len() > settings.max_actions {
+            return Err(ApiError::invalid(
+                "too_many_items",
+                format!(
+                    "actions.{name} holds more than {} entries",
+                    settings.max_actions
+                ),
+            ));
+        }
+        let mut parsed = Vec::with_capacity(list.len());
+        for (i, a) in list.iter().enumerate() {
+            let field = format!("actions.{name}[{i}]");
+            let method = a.method.to_ascii_uppercase();
+            if !METHODS.contains(&method.as_str()) {
+                return Err(ApiError::invalid(
+                    "invalid_method",
+                    format!("{field}.method must be one of {}", METHODS.join(", ")),
+                ));
+            }
+            check_text(&format!("{field}.uri"), &a.uri, MAX_URL)?;
+            check_outbound(&format!("{field}.uri"), &a.uri, policy)?;
+            if let Some(ct) = &a.content_type {
+                check_text(&format!("{field}.content_type"), ct, MAX_CONTENT_TYPE)?;
+                if actix_web::http::header::HeaderValue::from_str(ct).is_err() {
+                    return Err(ApiError::invalid(
+                        "invalid_field",
+                        format!("{field}.content_type is not a valid header value"),
+                    ));
+                }
+            }
+            if let Some(body) = &a.body {
+                if body.len() > settings.max_body_bytes {
+                    return Err(ApiError::invalid(
+                        "field_too_long",
+                        format!(
+                            "{field}.body is larger than {} bytes",
+                            settings.max_body_bytes
+                        ),
+                    ));
+                }
+            }
+            let scopes = a.scopes.clone().unwrap_or_default();
+            if scopes.len() > MAX_SCOPES {
+                return Err(ApiError::invalid(
+                    "too_many_items",
+                    format!("{field}.scopes holds more than {MAX_SCOPES} entries"),
+                ));
+            }
+            for scope in &scopes {
+                check_text(&format!("{field}.scopes"), scope, MAX_SCOPE)?;
+                if scope.contains(char::is_whitespace) {
+                    return Err(ApiError::invalid(
+                        "invalid_field",
+                        format!("{field}.scopes entries contain no spaces"),
+                    ));
+                }
+                if !settings.allowed_scopes.is_empty() && !settings.allowed_scopes.contains(scope) {
+                    return Err(ApiError::invalid(
+                        "scope_not_allowed",
+                        format!("{field}.scopes: {scope:?} is not in actions.allowed_scopes"),
+                    ));
+                }
+            }
+            parsed.push(crate::model::HttpAction {
+                method: method.into(),
+                uri: a.uri.as_str().into(),
+                content_type: a.content_type.as_deref().map(Into::into),
+                body: a.body.as_deref().map(Into::into),
+                scopes: scopes.into_iter().map(Into::into).collect(),
+            });
+        }
+        lists.push(parsed);
+    }
+    let declined = lists.pop().unwrap_or_default();
+    let approved = lists.pop().unwrap_or_default();
+    Ok(crate::model::ActionPlan {
+        approved,
+        declined,
+        chosen: None,
+        results: Vec::new(),
+    })
 }

@@ -2,6 +2,7 @@
 //! [`Verdict`](super::state::Verdict). Pure functions over the challenge record and the
 //! server's hashing key; nothing here saves or sends.
 
+pub mod action;
 pub mod token;
 
 use std::sync::Arc;
