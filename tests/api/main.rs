@@ -1,6 +1,7 @@
 //! One integration-test binary: every test starts its own server on 127.0.0.1:0 over a
 //! fresh sled directory (in-process, or the real binary where a crash is simulated).
 
+mod actions;
 mod auth;
 mod bad_input;
 mod durability;
@@ -9,4 +10,5 @@ mod helpers;
 mod lifecycle;
 mod operations;
 mod races;
+mod receiver;
 mod secrets;

@@ -438,7 +438,7 @@ pub fn parse_actions(
                     format!("{field}.method must be one of {}", METHODS.join(", ")),
                 ));
             }
-            check_text(&format!("{field}.uri"), &a.uri, MAX_URL)?;
+            check_url(&format!("{field}.uri"), &a.uri)?;
             check_outbound(&format!("{field}.uri"), &a.uri, policy)?;
             if let Some(ct) = &a.content_type {
                 check_text(&format!("{field}.content_type"), ct, MAX_CONTENT_TYPE)?;
