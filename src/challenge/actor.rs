@@ -89,7 +89,7 @@ impl ChallengeActor {
         let mut next: Challenge = (*self.challenge).clone();
         next.life = t.life;
         if before == State::Issued && matches!(t.life.state, State::Verified | State::Declined) {
-            if let Some(plan) = next.actions.as_mut() {
+            if let Some(plan) = next.actions_mut() {
                 // The choice is saved with the answer: a crash after the reply still runs it.
                 action::choose(plan, t.life.state == State::Verified);
             }
@@ -126,7 +126,7 @@ impl ChallengeActor {
         if self.action_running {
             return;
         }
-        let Some(plan) = self.challenge.actions.as_deref() else {
+        let Some(plan) = self.challenge.actions() else {
             return;
         };
         let (Some(index), Some(set)) = (action::next_pending(plan), plan.chosen) else {
@@ -187,8 +187,7 @@ impl ChallengeActor {
     fn retire(&mut self, ctx: &mut Context<Self>) {
         let pending = self
             .challenge
-            .actions
-            .as_deref()
+            .actions()
             .and_then(action::next_pending)
             .is_some();
         if pending {
@@ -205,7 +204,7 @@ impl ChallengeActor {
         }
         self.tenant.supervisor.do_send(Retired {
             id: self.challenge.id,
-            idempotency_key: self.challenge.idempotency.as_ref().map(|i| i.key.clone()),
+            idempotency_key: self.challenge.idempotency().map(|i| i.key.clone()),
         });
         ctx.stop();
     }
@@ -324,7 +323,7 @@ impl Handler<ActionFinished> for ChallengeActor {
     fn handle(&mut self, msg: ActionFinished, ctx: &mut Context<Self>) {
         self.action_running = false;
         let mut next: Challenge = (*self.challenge).clone();
-        let Some(plan) = next.actions.as_mut() else {
+        let Some(plan) = next.actions_mut() else {
             return;
         };
         action::record(plan, msg.index, &msg.outcome, self.now());

@@ -118,13 +118,36 @@ pub struct Challenge {
     pub created_at: Millis,
     pub life: Lifecycle,
     pub retention_ms: i64,
+    /// What many challenges do without, kept out of line: a challenge without any of it
+    /// costs one pointer (a million live challenges are held in memory).
+    pub extras: Option<Box<Extras>>,
+}
+
+/// The optional parts of a challenge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extras {
     /// `details` and `hidden_details` as the JSON text they were given in (re-encoded).
     pub details: Option<Box<str>>,
     pub hidden_details: Option<Box<str>>,
     pub callback_url: Option<Box<str>>,
     pub idempotency: Option<Idempotency>,
     /// Only for `one_time_use_action`.
-    pub actions: Option<Box<ActionPlan>>,
+    pub actions: Option<ActionPlan>,
+}
+
+impl Extras {
+    const NONE: Extras = Extras {
+        details: None,
+        hidden_details: None,
+        callback_url: None,
+        idempotency: None,
+        actions: None,
+    };
+
+    /// `None` when there is nothing to keep.
+    pub fn boxed(self) -> Option<Box<Extras>> {
+        (self != Extras::NONE).then(|| Box::new(self))
+    }
 }
 
 /// The part of a challenge that the state machine (`challenge::state`) moves.
@@ -162,6 +185,27 @@ impl Lifecycle {
 impl Challenge {
     pub fn state(&self) -> State {
         self.life.state
+    }
+    pub fn extras(&self) -> &Extras {
+        self.extras.as_deref().unwrap_or(&Extras::NONE)
+    }
+    pub fn details(&self) -> Option<&str> {
+        self.extras().details.as_deref()
+    }
+    pub fn hidden_details(&self) -> Option<&str> {
+        self.extras().hidden_details.as_deref()
+    }
+    pub fn callback_url(&self) -> Option<&str> {
+        self.extras().callback_url.as_deref()
+    }
+    pub fn idempotency(&self) -> Option<&Idempotency> {
+        self.extras().idempotency.as_ref()
+    }
+    pub fn actions(&self) -> Option<&ActionPlan> {
+        self.extras().actions.as_ref()
+    }
+    pub fn actions_mut(&mut self) -> Option<&mut ActionPlan> {
+        self.extras.as_deref_mut()?.actions.as_mut()
     }
     /// When a terminal challenge is deleted.
     pub fn delete_at(&self) -> Option<Millis> {

@@ -6,6 +6,6 @@ pub mod ids;
 
 pub use challenge::{
     ActionPlan, ActionResult, ActionSet, ActionStatus, ActorRecord, Challenge, ChallengeType,
-    DetailField, Details, HttpAction, Idempotency, Lifecycle, State,
+    DetailField, Details, Extras, HttpAction, Idempotency, Lifecycle, State,
 };
 pub use ids::{ActorId, AnswerToken, ChallengeId, TenantId, TokenHash};

@@ -46,14 +46,14 @@ mod tests {
             created_at: 1,
             life: Lifecycle::issued(1, 2, 5),
             retention_ms: 3,
-            details: Some(r#"{"message":"hi"}"#.into()),
-            hidden_details: None,
-            callback_url: None,
-            idempotency: Some(Idempotency {
-                key: "k".into(),
-                request_hash: [1; 32],
-            }),
-            actions: None,
+            extras: Some(Box::new(Extras {
+                details: Some(r#"{"message":"hi"}"#.into()),
+                idempotency: Some(Idempotency {
+                    key: "k".into(),
+                    request_hash: [1; 32],
+                }),
+                ..Extras::default()
+            })),
         }
     }
 

@@ -274,7 +274,7 @@ impl Registry {
             if !challenge.life.state.is_terminal() {
                 tenant.take_slot();
             }
-            if let Some(idem) = &challenge.idempotency {
+            if let Some(idem) = challenge.idempotency() {
                 tenant.supervisor.do_send(Remember {
                     key: idem.key.clone(),
                     id: challenge.id,
@@ -331,11 +331,7 @@ mod tests {
             created_at: now,
             life: Lifecycle::issued(now, now + 60_000, 3),
             retention_ms: 60_000,
-            details: None,
-            hidden_details: None,
-            callback_url: None,
-            idempotency: None,
-            actions: None,
+            extras: None,
         };
         (c, tokens.remove(0))
     }

@@ -90,7 +90,7 @@ impl Handler<Spawn> for TenantSupervisor {
 
     fn handle(&mut self, Spawn { challenge }: Spawn, _: &mut Context<Self>) -> Self::Result {
         let store = self.registry.services().store.clone();
-        if let Some(idem) = &challenge.idempotency {
+        if let Some(idem) = challenge.idempotency() {
             if let Some((id, hash)) = self.idempotency.get(&idem.key) {
                 let reply = if *hash == idem.request_hash {
                     Ok(Spawned::Existing(*id))
@@ -115,7 +115,7 @@ impl Handler<Spawn> for TenantSupervisor {
         if let Err(e) = store.put(&challenge) {
             return Box::pin(async move { Err(SpawnError::Store(e.to_string())) });
         }
-        if let Some(idem) = &challenge.idempotency {
+        if let Some(idem) = challenge.idempotency() {
             self.idempotency
                 .insert(idem.key.clone(), (challenge.id, idem.request_hash));
         }

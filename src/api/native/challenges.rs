@@ -14,7 +14,7 @@ use crate::challenge::kinds::token::{self, Attempt};
 use crate::challenge::messages::{Answer, Cancel, Complete, View, Watch, Watching};
 use crate::metrics as m;
 use crate::model::{
-    ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, Idempotency, Lifecycle,
+    ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, Extras, Idempotency, Lifecycle,
     State as ChallengeState,
 };
 use crate::store::ListFilter;
@@ -176,11 +176,9 @@ fn build(
         check_outbound("callback_url", url, policy)?;
     }
     let actions = match (request.kind, &request.actions) {
-        (ChallengeType::OneTimeUseAction, Some(spec)) => Some(Box::new(parse_actions(
-            spec,
-            &state.settings.actions,
-            policy,
-        )?)),
+        (ChallengeType::OneTimeUseAction, Some(spec)) => {
+            Some(parse_actions(spec, &state.settings.actions, policy)?)
+        }
         (ChallengeType::OneTimeUseAction, None) => {
             return Err(ApiError::invalid(
                 "invalid_field",
@@ -211,14 +209,17 @@ fn build(
         created_at: now,
         life: Lifecycle::issued(now, now + (ttl as i64) * 1000, max_attempts),
         retention_ms: (limits.retention_seconds as i64) * 1000,
-        details: request
-            .details
-            .as_ref()
-            .map(|d| serde_json::to_string(d).expect("details encode").into()),
-        hidden_details: hidden_details.map(Into::into),
-        callback_url: request.callback_url.map(Into::into),
-        idempotency,
-        actions,
+        extras: Extras {
+            details: request
+                .details
+                .as_ref()
+                .map(|d| serde_json::to_string(d).expect("details encode").into()),
+            hidden_details: hidden_details.map(Into::into),
+            callback_url: request.callback_url.map(Into::into),
+            idempotency,
+            actions,
+        }
+        .boxed(),
     };
     Ok((challenge, tokens))
 }

@@ -262,9 +262,8 @@ pub fn rfc3339(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
-fn raw(text: &Option<Box<str>>) -> Option<Box<RawValue>> {
-    text.as_ref()
-        .and_then(|t| RawValue::from_string(t.to_string()).ok())
+fn raw(text: Option<&str>) -> Option<Box<RawValue>> {
+    text.and_then(|t| RawValue::from_string(t.to_string()).ok())
 }
 
 impl ChallengeDto {
@@ -292,9 +291,9 @@ impl ChallengeDto {
                         .map(|t| t.expose().to_string()),
                 })
                 .collect(),
-            details: raw(&c.details),
-            hidden_details: raw(&c.hidden_details),
-            callback_url: c.callback_url.as_deref().map(str::to_string),
+            details: raw(c.details()),
+            hidden_details: raw(c.hidden_details()),
+            callback_url: c.callback_url().map(str::to_string),
             answered_by: c
                 .life
                 .answered_by
@@ -304,7 +303,7 @@ impl ChallengeDto {
                     user_id: a.user_id.to_string(),
                 }),
             answered_at: c.life.answered_at.map(rfc3339),
-            actions: c.actions.as_deref().map(ActionsView::new),
+            actions: c.actions().map(ActionsView::new),
         }
     }
 }
