@@ -357,7 +357,9 @@ pub async fn answer(
         Err(ApiError::WrongAnswer { .. }) => "wrong_answer",
         Err(_) => "rejected",
     };
-    metrics::counter!(m::ANSWERED, "type" => "token", "outcome" => outcome).increment(1);
+    // A refused answer may name no challenge at all: its type is not reported.
+    let kind = result.as_ref().map_or("unknown", |view| view.kind.as_str());
+    metrics::counter!(m::ANSWERED, "type" => kind, "outcome" => outcome).increment(1);
     metrics::histogram!(m::ANSWER_SECONDS, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
     match result {
