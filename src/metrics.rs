@@ -99,6 +99,7 @@ pub fn route_label(path: &str) -> &'static str {
         (Some("metrics"), None, ..) => "/metrics",
         (Some("openapi.json"), None, ..) => "/openapi.json",
         (Some(".well-known"), Some("jwks.json"), None, ..) => "/.well-known/jwks.json",
+        (Some("c"), Some(_), None, ..) => "/c/{id}",
         (Some("api"), Some("v1"), Some("challenges"), None, ..) => "/api/v1/challenges",
         (Some("api"), Some("v1"), Some("challenges"), Some(_), None, _) => {
             "/api/v1/challenges/{id}"

@@ -5,6 +5,7 @@
 pub mod error;
 pub mod native;
 pub mod ops;
+pub mod pages;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub type State = web::Data<ApiState>;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     ops::routes(cfg);
     native::routes(cfg);
+    pages::routes(cfg);
 }
 
 /// The caller's principal if the request carries `Authorization`; `None` if it carries

@@ -9,6 +9,7 @@ mod expiry;
 mod helpers;
 mod lifecycle;
 mod operations;
+mod pages;
 mod races;
 mod receiver;
 mod secrets;

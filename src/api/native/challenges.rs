@@ -65,7 +65,12 @@ pub async fn create(
     let (challenge, tokens) = build(request, header_key, &principal.tenant, &state)?;
     match state.registry.create(challenge).await? {
         Spawned::New(view) => {
-            Ok(HttpResponse::Created().json(ChallengeDto::new(&view, Some(&tokens))))
+            let mut dto = ChallengeDto::new(&view, Some(&tokens));
+            let base = state.settings.server.public_base_url.trim_end_matches('/');
+            for (actor, token) in dto.actors.iter_mut().zip(&tokens) {
+                actor.answer_url = Some(format!("{base}/c/{}?t={}", dto.id, token.expose()));
+            }
+            Ok(HttpResponse::Created().json(dto))
         }
         Spawned::Existing(id) => {
             let view: View = state.registry.view(Some(&principal.tenant), &id)?;

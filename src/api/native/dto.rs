@@ -214,6 +214,10 @@ pub struct ActorDto {
     /// Only in the create response.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer_token: Option<String>,
+    /// Only in the create response: a page where this actor approves or declines
+    /// (`{server.public_base_url}/c/{id}?t={answer_token}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -289,6 +293,7 @@ impl ChallengeDto {
                     answer_token: tokens
                         .and_then(|t| t.get(i))
                         .map(|t| t.expose().to_string()),
+                    answer_url: None,
                 })
                 .collect(),
             details: raw(c.details()),

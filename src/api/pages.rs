@@ -1,0 +1,318 @@
+//! Small server-rendered answer pages: a link `GET /c/{id}?t=<answer token>` shows what
+//! is being asked (the challenge's details, and for a one-time-use action what approving
+//! or declining will do) with Approve and Decline buttons; the buttons are plain HTML
+//! forms that `POST /c/{id}`, so the page works without JavaScript. A GET never answers
+//! — mail scanners and link previews fetch links — and a used, expired or unknown link
+//! gets a readable page, never a stack of JSON.
+//!
+//! Why the token is in the query and not the fragment: a fragment never reaches the
+//! server, so a page without JavaScript could not put it in its form. The query is kept
+//! from third parties instead: `Referrer-Policy: no-referrer`, no external assets (a
+//! strict CSP: nothing loads but this page's own nonce'd style), `Cache-Control:
+//! no-store`, and request logs record the route template, never the URL.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::State;
+use crate::challenge::kinds::token::{self, Attempt};
+use crate::challenge::messages::{Answer, ChallengeError};
+use crate::challenge::state::{Refusal, Verdict};
+use crate::model::{
+    AnswerToken, Challenge, ChallengeId, DetailField, Details, State as ChallengeState,
+};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/c/{id}")
+            .route(web::get().to(show))
+            .route(web::post().to(answer)),
+    );
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    t: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AnswerForm {
+    t: String,
+    allowed: String,
+}
+
+/// HTML-escapes text for element content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    hex::encode(bytes)
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#1b1b1f}\
+h1{font-size:1.4rem}table{border-collapse:collapse;margin:1rem 0}td{padding:.25rem .75rem .25rem 0;vertical-align:top}\
+td:first-child{color:#555}form{display:inline-block;margin:1rem 1rem 0 0}button{font-size:1rem;padding:.6rem 1.4rem;\
+border-radius:.4rem;border:1px solid #888;cursor:pointer}button.approve{background:#1a7f37;color:#fff;border-color:#1a7f37}\
+ul.actions{color:#333}p.note{color:#555;font-size:.9rem}";
+
+/// A whole page with the security headers every answer page carries.
+fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
+    let nonce = nonce();
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{}</title>\
+         <style nonce=\"{nonce}\">{STYLE}</style></head><body>{body}</body></html>",
+        escape(title)
+    );
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            format!(
+                "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; \
+                 frame-ancestors 'none'; base-uri 'none'"
+            ),
+        ))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .body(html)
+}
+
+fn message_page(status: actix_web::http::StatusCode, title: &str, text: &str) -> HttpResponse {
+    page(
+        status,
+        title,
+        &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text)),
+    )
+}
+
+fn invalid_link() -> HttpResponse {
+    message_page(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "This link is not valid",
+        "Check that you opened the whole link from the message you received.",
+    )
+}
+
+fn closed(state: ChallengeState) -> HttpResponse {
+    let text = match state {
+        ChallengeState::Verified | ChallengeState::Completed => {
+            "This request was already approved."
+        }
+        ChallengeState::Declined => "This request was already declined.",
+        ChallengeState::Expired => "This request has expired.",
+        ChallengeState::Cancelled => "This request was cancelled.",
+        ChallengeState::Failed | ChallengeState::Issued => {
+            "This request can no longer be answered."
+        }
+    };
+    message_page(
+        actix_web::http::StatusCode::CONFLICT,
+        "This link has been used",
+        text,
+    )
+}
+
+/// The challenge, if `raw_token` is one of its actors' answer tokens.
+fn recognized(
+    state: &State,
+    id: &ChallengeId,
+    raw_token: &str,
+) -> Option<(crate::challenge::messages::View, AnswerToken)> {
+    let view = state.registry.view(None, id).ok()?;
+    let token = AnswerToken::parse(raw_token)?;
+    let attempt = Attempt {
+        token: Some(token.clone()),
+        actor_id: None,
+        allowed: true,
+        on_behalf: false,
+    };
+    match token::verify(&state.registry.services().key, &view.actors, &attempt) {
+        Ok(Verdict::Accepted { .. }) => Some((view, token)),
+        _ => None,
+    }
+}
+
+fn details_html(c: &Challenge) -> String {
+    let mut html = String::new();
+    if let Some(details) = c
+        .details()
+        .and_then(|d| serde_json::from_str::<Details>(d).ok())
+    {
+        if let Some(message) = &details.message {
+            html.push_str(&format!("<p>{}</p>", escape(message)));
+        }
+        if !details.fields.is_empty() {
+            html.push_str("<table>");
+            for DetailField { label, value } in &details.fields {
+                html.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td></tr>",
+                    escape(label),
+                    escape(value)
+                ));
+            }
+            html.push_str("</table>");
+        }
+    }
+    if let Some(plan) = c.actions() {
+        for (list, title) in [
+            (&plan.approved, "Approving will"),
+            (&plan.declined, "Declining will"),
+        ] {
+            if list.is_empty() {
+                continue;
+            }
+            html.push_str(&format!("<p>{title}:</p><ul class=\"actions\">"));
+            for a in list {
+                let target = reqwest::Url::parse(&a.uri)
+                    .map(|u| format!("{}{}", u.host_str().unwrap_or_default(), u.path()))
+                    .unwrap_or_default();
+                html.push_str(&format!(
+                    "<li>{} {}</li>",
+                    escape(&a.method),
+                    escape(&target)
+                ));
+            }
+            html.push_str("</ul>");
+        }
+    }
+    html
+}
+
+/// "2026-11-22 20:34 UTC": when the link stops working, for people.
+fn expires_text(ms: crate::clock::Millis) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
+    let ip = req.peer_addr().map(|a| a.ip());
+    if !state
+        .anonymous
+        .allow(ip, state.registry.services().clock.now_ms())
+    {
+        return message_page(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "Try again in a minute.",
+        );
+    }
+    let query: LinkQuery =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or(LinkQuery { t: None });
+    let (Some(id), Some(raw)) = (ChallengeId::parse(&path), query.t) else {
+        return invalid_link();
+    };
+    let Some((view, token)) = recognized(&state, &id, &raw) else {
+        return invalid_link();
+    };
+    if view.life.state != ChallengeState::Issued {
+        return closed(view.life.state);
+    }
+    let form = |allowed: bool, label: &str, class: &str| {
+        format!(
+            "<form method=\"post\" action=\"/c/{id}\"><input type=\"hidden\" name=\"t\" value=\"{}\">\
+             <input type=\"hidden\" name=\"allowed\" value=\"{allowed}\">\
+             <button type=\"submit\" class=\"{class}\">{label}</button></form>",
+            escape(token.expose())
+        )
+    };
+    let body = format!(
+        "<h1>Do you approve this request?</h1>{}{}{}<p class=\"note\">This link works once and expires at {}.</p>",
+        details_html(&view),
+        form(true, "Approve", "approve"),
+        form(false, "Decline", "decline"),
+        escape(&expires_text(view.life.expires_at)),
+    );
+    page(actix_web::http::StatusCode::OK, "Approve or decline", &body)
+}
+
+async fn answer(
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Bytes,
+    state: State,
+) -> HttpResponse {
+    let ip = req.peer_addr().map(|a| a.ip());
+    if !state
+        .anonymous
+        .allow(ip, state.registry.services().clock.now_ms())
+    {
+        return message_page(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "Try again in a minute.",
+        );
+    }
+    if !state.registry.is_ready() {
+        return message_page(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again",
+            "The service is starting.",
+        );
+    }
+    let Ok(form) = serde_urlencoded::from_bytes::<AnswerForm>(&form) else {
+        return invalid_link();
+    };
+    let (Some(id), Some(token)) = (ChallengeId::parse(&path), AnswerToken::parse(&form.t)) else {
+        return invalid_link();
+    };
+    let allowed = match form.allowed.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return invalid_link(),
+    };
+    let attempt = Attempt {
+        token: Some(token),
+        actor_id: None,
+        allowed,
+        on_behalf: false,
+    };
+    match state.registry.send(None, &id, Answer(attempt)).await {
+        Ok(Ok(_)) if allowed => message_page(
+            actix_web::http::StatusCode::OK,
+            "Approved",
+            "Thank you. You can close this window.",
+        ),
+        Ok(Ok(_)) => message_page(
+            actix_web::http::StatusCode::OK,
+            "Declined",
+            "The request was declined. You can close this window.",
+        ),
+        Ok(Err(ChallengeError::Refused(Refusal::Unrecognized))) | Err(_) => invalid_link(),
+        Ok(Err(ChallengeError::RateLimited)) => message_page(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "Try again in a minute.",
+        ),
+        Ok(Err(ChallengeError::Refused(_))) => match state.registry.view(None, &id) {
+            Ok(view) => closed(view.life.state),
+            Err(_) => invalid_link(),
+        },
+        Ok(Err(_)) => message_page(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again",
+            "Something went wrong; try again.",
+        ),
+    }
+}
