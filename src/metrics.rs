@@ -32,6 +32,13 @@ pub const HTTP_SECONDS: &str = "http_request_duration_seconds";
 pub const FLUSH_SECONDS: &str = "snapshot_flush_duration_seconds";
 /// Histogram: writers made durable by one flush.
 pub const FLUSH_BATCH: &str = "snapshot_flush_batch_size";
+/// Counter: messages handed to a transport; labels `channel` (`email`, `sms`, `webhook`),
+/// `outcome` (`sent` or a delivery error kind: `invalid_recipient`, `transport`,
+/// `rejected`, `timeout`, `template`). A webhook counts once, however many attempts.
+pub const DELIVERIES: &str = "deliveries_total";
+/// Histogram: one send from start to outcome, a webhook's retries and waits included;
+/// labels `channel`.
+pub const DELIVERY_SECONDS: &str = "delivery_duration_seconds";
 /// Gauge: seconds the restore at start took.
 pub const RESTORE_SECONDS: &str = "restore_duration_seconds";
 
