@@ -1,8 +1,10 @@
 //! One integration-test binary: every test starts its own server on 127.0.0.1:0 over a
 //! fresh sled directory (in-process, or the real binary where a crash is simulated).
+//! Delivery tests start their own receivers instead (`sinks.rs`).
 
 mod auth;
 mod bad_input;
+mod delivery;
 mod durability;
 mod expiry;
 mod helpers;
@@ -10,3 +12,4 @@ mod lifecycle;
 mod operations;
 mod races;
 mod secrets;
+mod sinks;
