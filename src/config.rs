@@ -27,6 +27,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub actions: ActionSettings,
     pub log: LogSettings,
+    pub email: EmailSettings,
+    pub sms: SmsSettings,
+    pub webhooks: WebhookSettings,
 }
 
 /// Outbound requests: the URL policy for every URL given in a request, and how the HTTP
@@ -133,6 +136,69 @@ pub enum LogFormat {
     Json,
 }
 
+/// The SMTP relay that email challenges go through; see `[email]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// Empty: email delivery is off.
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    pub tls: SmtpTls,
+    /// Empty: no SMTP AUTH.
+    pub username: String,
+    pub password: Secret,
+    /// The `From` mailbox, `Name <address>` or a bare address.
+    pub from: String,
+    pub timeout_ms: u64,
+    pub pool_max_size: u32,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain text: only for a relay on the same host or a trusted network.
+    None,
+    /// Connect in plain text, then upgrade with STARTTLS (required, never optional).
+    Starttls,
+    /// TLS from the first byte (SMTPS, usually port 465).
+    Tls,
+}
+
+/// The HTTP gateway that SMS challenges go through; see `[sms]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsSettings {
+    /// Empty: SMS delivery is off.
+    pub gateway_url: String,
+    pub format: SmsFormat,
+    pub from: String,
+    pub username: String,
+    pub password: Secret,
+    pub signing_secret: Secret,
+    pub timeout_ms: u64,
+    pub max_length: usize,
+}
+
+/// The request shape the SMS gateway expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsFormat {
+    /// `{"to", "body", "challenge_id"}` as JSON, optionally HMAC-signed.
+    Json,
+    /// A Twilio Messages-compatible form post with HTTP basic auth.
+    Twilio,
+}
+
+/// Outbound status webhooks; see `[webhooks]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub timeout_ms: u64,
+    pub max_retries: u32,
+    pub backoff_ms: u64,
+}
+
 /// A configured secret: deserializes from a string, never prints.
 #[derive(Clone, Deserialize, Default)]
 #[serde(transparent)]
@@ -197,12 +263,6 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                message: message.to_string(),
-            })
-        };
         let l = &self.limits;
         if l.max_ttl_seconds == 0 {
             return invalid("limits.max_ttl_seconds", "must be at least 1");
@@ -282,6 +342,94 @@ impl Settings {
         }
         // Algorithms and key material are checked when the verifier is built
         // (auth::jwt::Verifier::from_settings), which names the key by its kid.
+        self.validate_email()?;
+        self.validate_sms()?;
+        self.validate_webhooks()
+    }
+
+    fn validate_email(&self) -> Result<(), ConfigError> {
+        let e = &self.email;
+        if e.smtp_host.is_empty() {
+            return Ok(());
+        }
+        if e.smtp_host.trim() != e.smtp_host || e.smtp_host.contains(['/', ':', '@']) {
+            return invalid("email.smtp_host", "must be a bare host name or IP address");
+        }
+        if e.smtp_port == 0 {
+            return invalid("email.smtp_port", "must be between 1 and 65535");
+        }
+        if let Err(error) = e.from.parse::<lettre::message::Mailbox>() {
+            return invalid(
+                "email.from",
+                &format!("is not a mailbox like `Name <address@example.com>` ({error})"),
+            );
+        }
+        if e.username.is_empty() && !e.password.is_empty() {
+            return invalid("email.password", "is set but email.username is empty");
+        }
+        if e.timeout_ms == 0 {
+            return invalid("email.timeout_ms", "must be at least 1");
+        }
+        if e.pool_max_size == 0 {
+            return invalid("email.pool_max_size", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn validate_sms(&self) -> Result<(), ConfigError> {
+        let s = &self.sms;
+        if s.gateway_url.is_empty() {
+            return Ok(());
+        }
+        match reqwest::Url::parse(&s.gateway_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
+            _ => {
+                return invalid(
+                    "sms.gateway_url",
+                    "must be an http:// or https:// URL (or empty to turn SMS off)",
+                )
+            }
+        }
+        if s.format == SmsFormat::Twilio {
+            if s.from.is_empty() {
+                return invalid("sms.from", "is required with format = \"twilio\"");
+            }
+            if s.username.is_empty() || s.password.is_empty() {
+                return invalid(
+                    "sms.username",
+                    "format = \"twilio\" needs sms.username and sms.password",
+                );
+            }
+            if !s.signing_secret.is_empty() {
+                return invalid(
+                    "sms.signing_secret",
+                    "only applies to format = \"json\"; Twilio requests use basic auth",
+                );
+            }
+        }
+        if s.username.is_empty() && !s.password.is_empty() {
+            return invalid("sms.password", "is set but sms.username is empty");
+        }
+        if s.timeout_ms == 0 {
+            return invalid("sms.timeout_ms", "must be at least 1");
+        }
+        if s.max_length == 0 {
+            return invalid("sms.max_length", "must be at least 1");
+        }
+        Ok(())
+    }
+
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let w = &self.webhooks;
+        if w.timeout_ms == 0 {
+            return invalid("webhooks.timeout_ms", "must be at least 1");
+        }
+        if w.backoff_ms == 0 {
+            return invalid("webhooks.backoff_ms", "must be at least 1");
+        }
+        if w.max_retries > MAX_WEBHOOK_RETRIES {
+            return invalid("webhooks.max_retries", "must be at most 20");
+        }
         Ok(())
     }
 
@@ -296,6 +444,17 @@ impl Settings {
     pub fn data_dir(&self) -> &Path {
         &self.storage.data_dir
     }
+}
+
+/// Upper bound of `webhooks.max_retries`: with exponential backoff, more retries only
+/// add waits of the capped length.
+pub const MAX_WEBHOOK_RETRIES: u32 = 20;
+
+fn invalid(key: &'static str, message: &str) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key,
+        message: message.to_string(),
+    })
 }
 
 fn describe(error: figment::Error) -> String {
@@ -393,6 +552,91 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("limits.default_ttl_seconds"), "{err}");
+    }
+
+    fn load_toml(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.toml");
+        writeln!(std::fs::File::create(&a).unwrap(), "{text}").unwrap();
+        Settings::load_with_env(&[a], false)
+    }
+
+    #[test]
+    fn delivery_keys_load_with_their_defaults() {
+        let s = Settings::development();
+        assert_eq!(s.email.smtp_host, "127.0.0.1");
+        assert_eq!(s.email.smtp_port, 25);
+        assert_eq!(s.email.tls, SmtpTls::None);
+        assert!(s.email.username.is_empty() && s.email.password.is_empty());
+        assert_eq!(s.email.from, "challenge-server <no-reply@localhost>");
+        assert_eq!(s.email.timeout_ms, 10_000);
+        assert_eq!(s.email.pool_max_size, 8);
+        assert_eq!(s.sms.gateway_url, "");
+        assert_eq!(s.sms.format, SmsFormat::Json);
+        assert!(s.sms.signing_secret.is_empty());
+        assert_eq!(s.sms.timeout_ms, 10_000);
+        assert_eq!(s.sms.max_length, 1600);
+        assert_eq!(s.webhooks.timeout_ms, 5000);
+        assert_eq!(s.webhooks.max_retries, 5);
+        assert_eq!(s.webhooks.backoff_ms, 500);
+    }
+
+    #[test]
+    fn a_relay_with_starttls_and_credentials_loads() {
+        let s = load_toml(
+            "[email]\nsmtp_host = \"smtp.example.com\"\nsmtp_port = 587\ntls = \"starttls\"\n\
+             username = \"mailer\"\npassword = \"hunter2\"\nfrom = \"Acme <no-reply@acme.example>\"",
+        )
+        .unwrap();
+        assert_eq!(s.email.tls, SmtpTls::Starttls);
+        assert_eq!(s.email.password.expose(), "hunter2");
+        assert!(!format!("{:?}", s.email).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_bad_tls_value_names_email_tls() {
+        let err = load_toml("[email]\ntls = \"ssl\"").unwrap_err().to_string();
+        assert!(err.contains("email.tls"), "{err}");
+        assert!(err.contains("starttls"), "{err}");
+    }
+
+    #[test]
+    fn bad_delivery_values_name_their_keys() {
+        for (text, key) in [
+            ("[email]\nfrom = \"not a mailbox\"", "email.from"),
+            ("[email]\npool_max_size = 0", "email.pool_max_size"),
+            ("[email]\npassword = \"x\"", "email.password"),
+            (
+                "[sms]\ngateway_url = \"ftp://gw.example\"",
+                "sms.gateway_url",
+            ),
+            (
+                "[sms]\ngateway_url = \"gw.example/send\"",
+                "sms.gateway_url",
+            ),
+            (
+                "[sms]\ngateway_url = \"https://gw.example\"\nformat = \"twilio\"",
+                "sms.from",
+            ),
+            ("[sms]\nformat = \"xml\"", "sms.format"),
+            (
+                "[sms]\ngateway_url = \"https://gw.example\"\nmax_length = 0",
+                "sms.max_length",
+            ),
+            ("[webhooks]\nmax_retries = 99", "webhooks.max_retries"),
+            ("[webhooks]\nbackoff_ms = 0", "webhooks.backoff_ms"),
+            ("[webhooks]\nretries = 3", "retries"),
+        ] {
+            let err = load_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn empty_host_and_gateway_turn_channels_off_without_other_checks() {
+        let s = load_toml("[email]\nsmtp_host = \"\"\npool_max_size = 0\n[sms]\nmax_length = 0")
+            .unwrap();
+        assert!(s.email.smtp_host.is_empty());
     }
 
     #[test]

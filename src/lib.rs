@@ -11,6 +11,8 @@
 //! - [`auth`]: bearer JWT verification into a [`auth::Principal`], scopes, dev tokens.
 //! - [`api`]: the HTTP faces — native `/api/v1`, operations endpoints, the one error
 //!   mapping.
+//! - [`delivery`]: getting a challenge to a person — email over SMTP, SMS over an HTTP
+//!   gateway, signed status webhooks — and the templates that word the messages.
 //! - [`model`]: plain data (ids, the challenge record, states).
 //! - [`actions`]: the HTTP actions of one-time-use challenges, exactly once;
 //!   [`outbound`]: which URLs given in requests may be called.
@@ -22,6 +24,7 @@ pub mod auth;
 pub mod challenge;
 pub mod clock;
 pub mod config;
+pub mod delivery;
 pub mod metrics;
 pub mod model;
 pub mod outbound;

@@ -37,6 +37,13 @@ pub const FLUSH_BATCH: &str = "snapshot_flush_batch_size";
 pub const ACTIONS: &str = "challenge_actions_total";
 /// Histogram: one action from first attempt to final outcome, retries included.
 pub const ACTION_SECONDS: &str = "challenge_action_duration_seconds";
+/// Counter: messages handed to a transport; labels `channel` (`email`, `sms`, `webhook`),
+/// `outcome` (`sent` or a delivery error kind: `invalid_recipient`, `transport`,
+/// `rejected`, `timeout`, `template`). A webhook counts once, however many attempts.
+pub const DELIVERIES: &str = "deliveries_total";
+/// Histogram: one send from start to outcome, a webhook's retries and waits included;
+/// labels `channel`.
+pub const DELIVERY_SECONDS: &str = "delivery_duration_seconds";
 /// Gauge: seconds the restore at start took.
 pub const RESTORE_SECONDS: &str = "restore_duration_seconds";
 

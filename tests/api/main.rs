@@ -1,9 +1,11 @@
 //! One integration-test binary: every test starts its own server on 127.0.0.1:0 over a
 //! fresh sled directory (in-process, or the real binary where a crash is simulated).
+//! Delivery tests start their own receivers instead (`sinks.rs`).
 
 mod actions;
 mod auth;
 mod bad_input;
+mod delivery;
 mod durability;
 mod expiry;
 mod helpers;
@@ -13,3 +15,4 @@ mod pages;
 mod races;
 mod receiver;
 mod secrets;
+mod sinks;
