@@ -30,6 +30,21 @@ pub struct Settings {
     pub email: EmailSettings,
     pub sms: SmsSettings,
     pub webhooks: WebhookSettings,
+    pub delivery: DeliverySettings,
+}
+
+/// How codes and links are delivered and resent, where no policy says otherwise.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    pub max_attempts: u32,
+    pub backoff_ms: u64,
+    pub per_recipient_daily_cap: u32,
+    pub resend_cooldown_seconds: u32,
+    pub max_resends: u32,
+    pub resend_mode: crate::model::ResendMode,
+    pub code_length: u8,
+    pub code_alphabet: crate::model::Alphabet,
 }
 
 /// Outbound requests: the URL policy for every URL given in a request, and how the HTTP
@@ -333,6 +348,13 @@ impl Settings {
                     "entries are hosts or .suffixes, without scheme or port",
                 );
             }
+        }
+        let d = &self.delivery;
+        if d.max_attempts == 0 || d.max_attempts > 10 {
+            return invalid("delivery.max_attempts", "must be between 1 and 10");
+        }
+        if !(4..=10).contains(&d.code_length) {
+            return invalid("delivery.code_length", "must be between 4 and 10");
         }
         if self.auth.tenant_claim.is_empty() {
             return invalid("auth.tenant_claim", "must not be empty");

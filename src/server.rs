@@ -68,7 +68,19 @@ impl Application {
         let signer = ActionSigner::from_settings(&settings).map_err(StartError::Config)?;
         let runner = ActionRunner::new(&settings.actions, signer).map_err(StartError::Config)?;
         let jwks = runner.signer().jwks();
+        let deliverer =
+            crate::delivery::Deliverer::from_settings(&settings).map_err(StartError::Config)?;
         let services = Arc::new(Services {
+            deliverer,
+            recipients: crate::delivery::cap::RecipientCap::new(
+                settings.delivery.per_recipient_daily_cap,
+            ),
+            delivery: settings.delivery.clone(),
+            base_url: settings
+                .server
+                .public_base_url
+                .trim_end_matches('/')
+                .to_string(),
             actions: Arc::new(runner),
             store: store.clone(),
             clock,

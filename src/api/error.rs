@@ -48,6 +48,13 @@ pub enum ApiError {
     QuotaExceeded(u64),
     #[error("too many requests; try again later")]
     RateLimited { retry_after_seconds: u64 },
+    /// A send refused for now: `resend_cooldown`, `recipient_limit`.
+    #[error("{message}")]
+    Throttled {
+        code: &'static str,
+        message: String,
+        retry_after_seconds: u64,
+    },
     #[error("the service is not ready")]
     Unavailable,
     #[error("internal error")]
@@ -78,6 +85,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code,
             ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Throttled { code, .. } => code,
             ApiError::Unavailable => "unavailable",
             ApiError::Internal => "internal",
         }
@@ -122,6 +130,40 @@ impl ApiError {
             ),
             ChallengeError::RateLimited => ApiError::RateLimited {
                 retry_after_seconds: 60,
+            },
+            ChallengeError::Attempt(AttemptError::CodeRequired) => {
+                ApiError::invalid("code_required", "this challenge is answered with its code")
+            }
+            ChallengeError::Attempt(AttemptError::CodeNotAccepted) => ApiError::invalid(
+                "invalid_field",
+                "code answers one-time-code challenges; this one takes answer_token or actor_id",
+            ),
+            ChallengeError::NotDeliverable => conflict(
+                "not_deliverable",
+                "this challenge type is not delivered by the server",
+            ),
+            ChallengeError::NotResendable(state) => conflict(
+                "not_resendable",
+                format!(
+                    "only an issued challenge can be resent; this one is {}",
+                    state.as_str()
+                ),
+            ),
+            ChallengeError::ResendLimit(max) => conflict(
+                "resend_limit",
+                format!("the challenge was already resent {max} times"),
+            ),
+            ChallengeError::ResendCooldown {
+                retry_after_seconds,
+            } => ApiError::Throttled {
+                code: "resend_cooldown",
+                message: "the challenge was sent moments ago; wait before resending".into(),
+                retry_after_seconds,
+            },
+            ChallengeError::RecipientLimit => ApiError::Throttled {
+                code: "recipient_limit",
+                message: "the recipient has been sent the most messages allowed today".into(),
+                retry_after_seconds: 3600,
             },
             ChallengeError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
@@ -215,9 +257,9 @@ impl ResponseError for ApiError {
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::QuotaExceeded(_) | ApiError::RateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::QuotaExceeded(_)
+            | ApiError::RateLimited { .. }
+            | ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -231,6 +273,10 @@ impl ResponseError for ApiError {
             }
             ApiError::RateLimited {
                 retry_after_seconds,
+            }
+            | ApiError::Throttled {
+                retry_after_seconds,
+                ..
             } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_seconds.to_string()));
             }

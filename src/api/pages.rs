@@ -141,6 +141,7 @@ fn recognized(
     let token = AnswerToken::parse(raw_token)?;
     let attempt = Attempt {
         token: Some(token.clone()),
+        code: None,
         actor_id: None,
         allowed: true,
         on_behalf: false,
@@ -284,6 +285,7 @@ async fn answer(
     };
     let attempt = Attempt {
         token: Some(token),
+        code: None,
         actor_id: None,
         allowed,
         on_behalf: false,

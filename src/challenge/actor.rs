@@ -11,7 +11,7 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 
-use super::kinds::{action, token};
+use super::kinds::{action, code, delivered, token};
 use super::messages::*;
 use super::state::{self, Event, Transition, Verdict};
 use super::SharedServices;
@@ -19,6 +19,7 @@ use crate::actions::ActionJob;
 use crate::clock::Millis;
 use crate::metrics as m;
 use crate::model::{Challenge, State};
+use crate::model::{DeliveryStatus, ResendMode};
 use crate::tenant::supervisor::Retired;
 use crate::tenant::Tenant;
 
@@ -36,6 +37,12 @@ pub struct ChallengeActor {
     anonymous_failures: (Millis, u32),
     /// An action of this challenge is running on a task.
     action_running: bool,
+    /// The plain secret (code or link token) of each actor of a delivery challenge, for
+    /// resends: in memory only, never in a snapshot. After a restart it is gone, and a
+    /// resend issues new ones.
+    secrets: Option<Box<[String]>>,
+    /// Counts sends; a report from a send that a resend replaced is dropped.
+    delivery_generation: u32,
 }
 
 impl ChallengeActor {
@@ -53,6 +60,8 @@ impl ChallengeActor {
             expiry: None,
             anonymous_failures: (0, 0),
             action_running: false,
+            secrets: None,
+            delivery_generation: 0,
         }
     }
 
@@ -106,6 +115,9 @@ impl ChallengeActor {
                     return Err(ChallengeError::Store(e.to_string()));
                 }
                 act.published.store(act.challenge.clone());
+                if act.challenge.life.state != before {
+                    act.notify("state_changed", Some(before));
+                }
                 act.run_pending_action(ctx);
                 if act.challenge.life.state != before {
                     act.wake_waiters();
@@ -155,6 +167,233 @@ impl ChallengeActor {
         actix::spawn(async move {
             let outcome = runner.execute(job).await;
             me.do_send(ActionFinished { index, outcome });
+        });
+    }
+
+    /// Hands over the plain secrets of a just-created delivery challenge.
+    pub fn with_secrets(mut self, secrets: Option<Box<[String]>>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// The kind's rules applied to a presented answer.
+    fn verdict(&self, attempt: &token::Attempt) -> Result<Verdict, token::AttemptError> {
+        let c = &self.challenge;
+        if !c.kind.uses_code() {
+            if attempt.code.is_some() {
+                return Err(token::AttemptError::CodeNotAccepted);
+            }
+            return token::verify(&self.services.key, &c.actors, attempt);
+        }
+        if attempt.token.is_some() && attempt.code.is_none() {
+            // Codes are the answer here; a token proves nothing.
+            return Ok(if attempt.on_behalf {
+                Verdict::Wrong
+            } else {
+                Verdict::Unrecognized
+            });
+        }
+        let Some(presented) = attempt.code.as_deref() else {
+            return Err(token::AttemptError::CodeRequired);
+        };
+        if !attempt.on_behalf {
+            // A code is relayed by the calling service, never taken anonymously.
+            return Ok(Verdict::Unrecognized);
+        }
+        let (actors, offset) = match attempt.actor_id {
+            Some(id) => {
+                let index = c
+                    .actors
+                    .iter()
+                    .position(|a| a.id == id)
+                    .ok_or(token::AttemptError::UnknownActor)?;
+                (&c.actors[index..=index], index)
+            }
+            None => (&c.actors[..], 0),
+        };
+        Ok(
+            match code::verify(
+                &self.services.key,
+                &c.id,
+                actors,
+                presented,
+                attempt.allowed,
+            ) {
+                Verdict::Accepted { actor, allowed } => Verdict::Accepted {
+                    actor: actor + offset as u16,
+                    allowed,
+                },
+                other => other,
+            },
+        )
+    }
+
+    /// Sends (again) every delivery that is pending, each on its own task.
+    fn send_pending(&mut self, ctx: &mut Context<Self>) {
+        let (Some(plan), Some(secrets)) = (self.challenge.delivery(), self.secrets.as_deref())
+        else {
+            return;
+        };
+        if self.challenge.life.state != State::Issued {
+            return;
+        }
+        self.delivery_generation += 1;
+        let generation = self.delivery_generation;
+        let now = self.now();
+        let services = &self.services;
+        let max_attempts = services.delivery.max_attempts;
+        let backoff = Duration::from_millis(services.delivery.backoff_ms);
+        for (index, actor) in plan.actors.iter().enumerate() {
+            if actor.status != DeliveryStatus::Pending {
+                continue;
+            }
+            let me = ctx.address();
+            let rendered = delivered::render(
+                services.deliverer.templates(),
+                &self.challenge,
+                plan,
+                index,
+                &secrets[index],
+                &services.base_url,
+                now,
+            );
+            let message = match rendered {
+                Ok(message) => message,
+                Err(e) => {
+                    me.do_send(DeliveryReport {
+                        index,
+                        generation,
+                        attempt: 1,
+                        outcome: Err(format!("template: {e}")),
+                        last: true,
+                    });
+                    continue;
+                }
+            };
+            let deliverer = services.deliverer.clone();
+            actix::spawn(async move {
+                for attempt in 1..=max_attempts {
+                    let sent = match &message {
+                        delivered::Outgoing::Email(m) => match deliverer.email() {
+                            Some(t) => t.send(m).await,
+                            None => Err(crate::delivery::DeliveryError::Transport(
+                                "email is not configured".into(),
+                            )),
+                        },
+                        delivered::Outgoing::Sms(m) => match deliverer.sms() {
+                            Some(t) => t.send(m).await,
+                            None => Err(crate::delivery::DeliveryError::Transport(
+                                "SMS is not configured".into(),
+                            )),
+                        },
+                    };
+                    // A recipient that cannot take messages will not take a retry either.
+                    let hopeless = matches!(&sent, Err(e) if e.kind() == "invalid_recipient" || e.kind() == "template");
+                    let last = sent.is_ok() || hopeless || attempt == max_attempts;
+                    me.do_send(DeliveryReport {
+                        index,
+                        generation,
+                        attempt,
+                        outcome: sent.map_err(|e| format!("{}: {e}", e.kind())),
+                        last,
+                    });
+                    if last {
+                        break;
+                    }
+                    tokio::time::sleep(backoff * 2u32.saturating_pow(attempt - 1)).await;
+                }
+            });
+        }
+    }
+
+    /// New secrets for every actor (a rotating resend, or a send after a restart lost the
+    /// old ones): their hashes replace the old ones in `next`.
+    fn rotate_secrets(&mut self, next: &mut Challenge) {
+        let Some(plan) = next.delivery().cloned() else {
+            return;
+        };
+        let mut secrets = Vec::with_capacity(next.actors.len());
+        for i in 0..next.actors.len() {
+            let (secret, hash) = delivered::issue_secret(&self.services.key, next, &plan);
+            next.actors[i].token_hash = hash;
+            secrets.push(secret);
+        }
+        self.secrets = Some(secrets.into_boxed_slice());
+    }
+
+    /// At start: a delivery challenge with sends still pending (a crash came first, or this
+    /// is a revival) sends them — with new secrets if the old ones are gone.
+    fn resume_deliveries(&mut self, ctx: &mut Context<Self>) {
+        let pending = self
+            .challenge
+            .delivery()
+            .is_some_and(|p| p.actors.iter().any(|a| a.status == DeliveryStatus::Pending));
+        if !pending || self.challenge.life.state != State::Issued {
+            return;
+        }
+        if self.secrets.is_some() {
+            self.send_pending(ctx);
+            return;
+        }
+        let mut next: Challenge = (*self.challenge).clone();
+        self.rotate_secrets(&mut next);
+        if self.services.store.put(&next).is_err() {
+            return;
+        }
+        self.challenge = Arc::new(next);
+        let store = self.services.store.clone();
+        ctx.wait(
+            async move { store.durable().await }
+                .into_actor(self)
+                .map(|durable, act, ctx| {
+                    if durable.is_ok() {
+                        act.published.store(act.challenge.clone());
+                        act.send_pending(ctx);
+                    }
+                }),
+        );
+    }
+
+    /// Tells the calling service of a change: a signed POST to the challenge's
+    /// `callback_url`, on a task (with its own retries), never awaited here.
+    fn notify(&self, event: &'static str, previous: Option<State>) {
+        let Some(url) = self.challenge.callback_url() else {
+            return;
+        };
+        if self.services.actions.policy().check_url(url).is_err() {
+            tracing::warn!(challenge = %self.challenge.id, "callback_url refused by the outbound policy; no webhook sent");
+            return;
+        }
+        let c = &self.challenge;
+        let answered_by = c.life.answered_by.and_then(|i| c.actors.get(usize::from(i))).map(|a| {
+            serde_json::json!({"actor_id": a.id.to_string(), "user_id": a.user_id.to_string()})
+        });
+        let mut body = serde_json::json!({
+            "event": event,
+            "id": c.id.to_string(),
+            "type": c.kind.as_str(),
+            "user_id": c.user_id.to_string(),
+            "state": c.life.state.as_str(),
+            "previous_state": previous.map(State::as_str),
+            "at": crate::api::native::dto::rfc3339(self.now()),
+            "answered_by": answered_by,
+        });
+        if let Some(plan) = c.actions() {
+            body["actions"] = serde_json::to_value(crate::api::native::dto::ActionsView::new(plan))
+                .unwrap_or_default();
+        }
+        let secret = webhook_secret(&self.services.key, &c.tenant);
+        let (url, body) = (url.to_string(), body.to_string().into_bytes());
+        let deliverer = self.services.deliverer.clone();
+        let id = c.id;
+        actix::spawn(async move {
+            if let Err(e) = deliverer
+                .webhooks()
+                .deliver(&url, body, secret.as_bytes())
+                .await
+            {
+                tracing::warn!(challenge = %id, error = %e, "webhook not delivered");
+            }
         });
     }
 
@@ -234,8 +473,9 @@ impl Actor for ChallengeActor {
         metrics::gauge!(m::ACTORS).increment(1.0);
         self.arm_timers(ctx);
         // After a restart or a revival: resume actions the answer chose but that never
-        // finished, with the same idempotency keys.
+        // finished, with the same idempotency keys; and deliveries never sent.
         self.run_pending_action(ctx);
+        self.resume_deliveries(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -271,7 +511,7 @@ impl Handler<Answer> for ChallengeActor {
 
     fn handle(&mut self, Answer(attempt): Answer, _: &mut Context<Self>) -> Self::Result {
         let now = self.now();
-        let verdict = match token::verify(&self.services.key, &self.challenge.actors, &attempt) {
+        let verdict = match self.verdict(&attempt) {
             Ok(verdict) => verdict,
             Err(e) => {
                 return AtomicResponse::new(Box::pin(fut::ready(Err(ChallengeError::Attempt(e)))))
@@ -340,10 +580,129 @@ impl Handler<ActionFinished> for ChallengeActor {
             match durable {
                 Ok(()) => {
                     act.published.store(act.challenge.clone());
+                    let finished = act.challenge.actions().is_some_and(|p| action::next_pending(p).is_none());
+                    if finished {
+                        act.notify("actions_finished", None);
+                    }
                     act.run_pending_action(ctx);
                 }
                 Err(e) => tracing::error!(error = %e, challenge = %act.challenge.id, "action result not flushed"),
             }
         }));
+    }
+}
+
+/// The secret a tenant's webhooks are signed with: derived from the server key, so it is
+/// stable across restarts and differs per tenant (`GET /api/v1/webhooks/secret`).
+pub fn webhook_secret(key: &super::HashKey, tenant: &crate::model::TenantId) -> String {
+    hex::encode(key.hash(&format!("webhook-signing:{tenant}")).0)
+}
+
+impl Handler<Resend> for ChallengeActor {
+    type Result = AtomicResponse<Self, Result<View, ChallengeError>>;
+
+    fn handle(&mut self, _: Resend, _: &mut Context<Self>) -> Self::Result {
+        let refuse = |e| AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        let now = self.now();
+        let Some(plan) = self.challenge.delivery() else {
+            return refuse(ChallengeError::NotDeliverable);
+        };
+        // An expiry that is due counts even if its timer has not fired yet.
+        let state = state::apply(self.challenge.life, Event::Expire, now)
+            .life
+            .state;
+        if state != State::Issued {
+            return refuse(ChallengeError::NotResendable(state));
+        }
+        if plan.resends >= plan.max_resends {
+            return refuse(ChallengeError::ResendLimit(plan.max_resends));
+        }
+        if let Some(last) = plan.last_sent_at {
+            let ready_at = last + i64::from(plan.resend_cooldown_seconds) * 1000;
+            if now < ready_at {
+                let retry_after_seconds = ((ready_at - now) as u64).div_ceil(1000);
+                return refuse(ChallengeError::ResendCooldown {
+                    retry_after_seconds,
+                });
+            }
+        }
+        if !plan
+            .actors
+            .iter()
+            .all(|a| self.services.recipients.take(&a.recipient, now))
+        {
+            return refuse(ChallengeError::RecipientLimit);
+        }
+        let rotate = plan.resend_mode == ResendMode::Rotate || self.secrets.is_none();
+        let mut next: Challenge = (*self.challenge).clone();
+        if rotate {
+            self.rotate_secrets(&mut next);
+        }
+        if let Some(plan) = next.delivery_mut() {
+            plan.resends += 1;
+            plan.last_sent_at = Some(now);
+            for actor in &mut plan.actors {
+                actor.status = DeliveryStatus::Pending;
+                actor.attempts = 0;
+                actor.last_error = None;
+            }
+        }
+        if let Err(e) = self.services.store.put(&next) {
+            return refuse(ChallengeError::Store(e.to_string()));
+        }
+        self.challenge = Arc::new(next);
+        let store = self.services.store.clone();
+        AtomicResponse::new(Box::pin(
+            async move { store.durable().await }
+                .into_actor(self)
+                .map(|durable, act, ctx| {
+                    durable.map_err(|e| ChallengeError::Store(e.to_string()))?;
+                    act.published.store(act.challenge.clone());
+                    act.send_pending(ctx);
+                    Ok(act.challenge.clone())
+                }),
+        ))
+    }
+}
+
+impl Handler<DeliveryReport> for ChallengeActor {
+    type Result = ();
+
+    fn handle(&mut self, report: DeliveryReport, _: &mut Context<Self>) {
+        if report.generation != self.delivery_generation {
+            return;
+        }
+        let now = self.now();
+        let mut next: Challenge = (*self.challenge).clone();
+        let Some(actor) = next
+            .delivery_mut()
+            .and_then(|p| p.actors.get_mut(report.index))
+        else {
+            return;
+        };
+        actor.attempts = report.attempt;
+        match &report.outcome {
+            Ok(()) => {
+                actor.status = DeliveryStatus::Sent;
+                actor.sent_at = Some(now);
+                actor.last_error = None;
+            }
+            Err(reason) => {
+                actor.last_error = Some(reason.chars().take(200).collect::<String>().into());
+                actor.status = if report.last {
+                    DeliveryStatus::Failed
+                } else {
+                    DeliveryStatus::Pending
+                };
+                tracing::info!(challenge = %next.id, attempt = report.attempt, error = %reason, "delivery attempt failed");
+            }
+        }
+        // Delivery progress is news, not a promise: saved, published, flushed with the
+        // next durable write.
+        if let Err(e) = self.services.store.put(&next) {
+            tracing::error!(error = %e, "cannot save a delivery report");
+        }
+        self.challenge = Arc::new(next);
+        self.published.store(self.challenge.clone());
     }
 }

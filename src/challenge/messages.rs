@@ -47,6 +47,26 @@ pub struct Cancel;
 #[rtype(result = "Result<View, ChallengeError>")]
 pub struct Complete;
 
+/// Re-deliver the challenge to its recipients (the delivery kinds). Replies after any
+/// new secret is durable; the sends themselves run afterwards.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "Result<View, ChallengeError>")]
+pub struct Resend;
+
+/// One attempt to deliver to actor `index` finished (sent by the task that sends).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DeliveryReport {
+    pub index: usize,
+    /// Which send this attempt belongs to: reports of a send a resend replaced are dropped.
+    pub generation: u32,
+    pub attempt: u32,
+    /// The error kind and reason of a failed attempt (never a secret).
+    pub outcome: Result<(), String>,
+    /// No further attempt follows.
+    pub last: bool,
+}
+
 /// Stops the actor abruptly, as a crash would: no retirement, no snapshot. Lets tests
 /// prove that a dead actor is restored from its last snapshot.
 #[derive(Message, Clone, Copy)]
@@ -61,6 +81,16 @@ pub enum ChallengeError {
     Attempt(AttemptError),
     #[error("too many failed anonymous answers")]
     RateLimited,
+    #[error("this challenge type is not delivered")]
+    NotDeliverable,
+    #[error("only an issued challenge can be resent")]
+    NotResendable(crate::model::State),
+    #[error("no resends left")]
+    ResendLimit(u32),
+    #[error("resent too recently")]
+    ResendCooldown { retry_after_seconds: u64 },
+    #[error("the recipient has received too many messages today")]
+    RecipientLimit,
     #[error("{0}")]
     Store(String),
 }

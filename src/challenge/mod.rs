@@ -18,6 +18,11 @@ pub use kinds::HashKey;
 
 /// What every challenge actor and supervisor needs, shared.
 pub struct Services {
+    pub deliverer: crate::delivery::Deliverer,
+    pub recipients: crate::delivery::cap::RecipientCap,
+    pub delivery: crate::config::DeliverySettings,
+    /// Origin of the links the server sends (`server.public_base_url`, no trailing `/`).
+    pub base_url: String,
     pub store: SnapshotStore,
     pub actions: Arc<crate::actions::ActionRunner>,
     pub clock: SharedClock,

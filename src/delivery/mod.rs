@@ -13,6 +13,7 @@
 //! trusted; webhook URLs come from requests, and the caller checks them against the
 //! outbound-URL policy before they reach [`WebhookSender::deliver`].
 
+pub mod cap;
 pub mod email;
 pub mod sms;
 pub mod templates;
@@ -142,7 +143,13 @@ impl Deliverer {
         Ok(Deliverer {
             email,
             sms,
-            webhooks: WebhookSender::from_settings(&settings.webhooks)?,
+            webhooks: WebhookSender::guarded(
+                &settings.webhooks,
+                crate::outbound::OutboundPolicy {
+                    allow_hosts: settings.actions.allow_hosts.clone(),
+                    allow_private: settings.actions.allow_private,
+                },
+            )?,
             templates: Templates::new(settings.sms.max_length),
         })
     }

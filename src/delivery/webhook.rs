@@ -99,12 +99,34 @@ impl WebhookSender {
     pub fn from_settings(settings: &WebhookSettings) -> Result<WebhookSender, String> {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let http = super::http_client(timeout).map_err(|e| format!("webhook HTTP client: {e}"))?;
-        Ok(WebhookSender {
+        Ok(Self::with_client(settings, http))
+    }
+
+    /// Like [`WebhookSender::from_settings`], with every host name checked against the
+    /// outbound-URL policy at connect time (callback URLs come from requests).
+    pub fn guarded(
+        settings: &WebhookSettings,
+        policy: crate::outbound::OutboundPolicy,
+    ) -> Result<WebhookSender, String> {
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .dns_resolver(crate::outbound::GuardedResolver::new(policy))
+            .user_agent(concat!("challenge-server/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("webhook HTTP client: {e}"))?;
+        Ok(Self::with_client(settings, http))
+    }
+
+    fn with_client(settings: &WebhookSettings, http: reqwest::Client) -> WebhookSender {
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        WebhookSender {
             http,
             timeout,
             max_retries: settings.max_retries,
             backoff: Duration::from_millis(settings.backoff_ms),
-        })
+        }
     }
 
     /// POSTs `body` (JSON) to `url`, signed with `secret` (no signature header when

@@ -37,7 +37,22 @@ impl ChallengeType {
         serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
     }
     pub fn is_enabled(self) -> bool {
-        matches!(self, ChallengeType::Token | ChallengeType::OneTimeUseAction)
+        !matches!(
+            self,
+            ChallengeType::Totp | ChallengeType::Webauthn | ChallengeType::Push
+        )
+    }
+    /// The kinds the server delivers (and so can resend).
+    pub fn delivered_by(self) -> Option<DeliveryChannel> {
+        match self {
+            ChallengeType::EmailOtp | ChallengeType::EmailLink => Some(DeliveryChannel::Email),
+            ChallengeType::SmsOtp => Some(DeliveryChannel::Sms),
+            _ => None,
+        }
+    }
+    /// Kinds answered with a one-time code.
+    pub fn uses_code(self) -> bool {
+        matches!(self, ChallengeType::EmailOtp | ChallengeType::SmsOtp)
     }
 }
 
@@ -133,6 +148,8 @@ pub struct Extras {
     pub idempotency: Option<Idempotency>,
     /// Only for `one_time_use_action`.
     pub actions: Option<ActionPlan>,
+    /// Only for the delivery kinds (`email_otp`, `sms_otp`, `email_link`).
+    pub delivery: Option<DeliveryPlan>,
 }
 
 impl Extras {
@@ -142,6 +159,7 @@ impl Extras {
         callback_url: None,
         idempotency: None,
         actions: None,
+        delivery: None,
     };
 
     /// `None` when there is nothing to keep.
@@ -206,6 +224,12 @@ impl Challenge {
     }
     pub fn actions_mut(&mut self) -> Option<&mut ActionPlan> {
         self.extras.as_deref_mut()?.actions.as_mut()
+    }
+    pub fn delivery(&self) -> Option<&DeliveryPlan> {
+        self.extras().delivery.as_ref()
+    }
+    pub fn delivery_mut(&mut self) -> Option<&mut DeliveryPlan> {
+        self.extras.as_deref_mut()?.delivery.as_mut()
     }
     /// When a terminal challenge is deleted.
     pub fn delete_at(&self) -> Option<Millis> {
@@ -280,4 +304,74 @@ impl ActionPlan {
             ActionSet::Declined => &self.declined,
         }
     }
+}
+
+/// The characters a one-time code is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Alphabet {
+    Digits,
+    /// Upper-case letters and digits without look-alikes (no 0 O 1 I L).
+    Alphanumeric,
+}
+
+/// How the server reaches an actor of a delivery challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryChannel {
+    Email,
+    Sms,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Created with `send: false`: nothing goes out until a resend.
+    NotSent,
+    /// Being sent (or retried after a failed attempt).
+    Pending,
+    Sent,
+    /// Every attempt failed; a resend tries again.
+    Failed,
+}
+
+/// What a resend sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResendMode {
+    /// The same code or link (and the same expiry).
+    Same,
+    /// A new code or link; the old one stops working.
+    Rotate,
+}
+
+/// Delivery to one actor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActorDelivery {
+    /// The email address or E.164 number.
+    pub recipient: Box<str>,
+    pub status: DeliveryStatus,
+    /// Attempts of the current send.
+    pub attempts: u32,
+    pub last_error: Option<Box<str>>,
+    pub sent_at: Option<Millis>,
+}
+
+/// How a delivery challenge reaches its actors, fixed at create (from its policy, else
+/// the defaults), and where each delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryPlan {
+    pub channel: DeliveryChannel,
+    pub locale: Option<Box<str>>,
+    pub code_length: u8,
+    pub code_alphabet: Alphabet,
+    pub resend_cooldown_seconds: u32,
+    pub max_resends: u32,
+    pub resend_mode: ResendMode,
+    /// The policy's template set, as JSON; `None`: the shipped templates.
+    pub templates: Option<Box<str>>,
+    pub resends: u32,
+    pub last_sent_at: Option<Millis>,
+    /// One per actor, in actor order.
+    pub actors: Vec<ActorDelivery>,
 }

@@ -5,7 +5,8 @@ pub mod challenge;
 pub mod ids;
 
 pub use challenge::{
-    ActionPlan, ActionResult, ActionSet, ActionStatus, ActorRecord, Challenge, ChallengeType,
-    DetailField, Details, Extras, HttpAction, Idempotency, Lifecycle, State,
+    ActionPlan, ActionResult, ActionSet, ActionStatus, ActorDelivery, ActorRecord, Alphabet,
+    Challenge, ChallengeType, DeliveryChannel, DeliveryPlan, DeliveryStatus, DetailField, Details,
+    Extras, HttpAction, Idempotency, Lifecycle, ResendMode, State,
 };
 pub use ids::{ActorId, AnswerToken, ChallengeId, TenantId, TokenHash};

@@ -339,7 +339,12 @@ mod tests {
     #[actix_rt::test]
     async fn a_dead_challenge_actor_is_restored_from_its_last_snapshot() {
         let dir = tempfile::tempdir().unwrap();
+        let settings = Settings::development();
         let services = Arc::new(Services {
+            deliverer: crate::delivery::Deliverer::from_settings(&settings).unwrap(),
+            recipients: crate::delivery::cap::RecipientCap::new(0),
+            delivery: settings.delivery.clone(),
+            base_url: settings.server.public_base_url.clone(),
             actions: runner(dir.path()),
             store: SnapshotStore::open(dir.path(), 1 << 20).unwrap(),
             clock: Arc::new(SystemClock),
@@ -354,6 +359,7 @@ mod tests {
         assert!(matches!(registry.create(c).await, Ok(Spawned::New(_))));
         let attempt = Attempt {
             token: Some(answer_token),
+            code: None,
             actor_id: None,
             allowed: true,
             on_behalf: false,
@@ -397,7 +403,12 @@ mod tests {
     async fn restore_brings_back_live_challenges_and_expires_overdue_ones() {
         let dir = tempfile::tempdir().unwrap();
         let tenant = TenantId::parse("acme").unwrap();
+        let settings = Settings::development();
         let services = Arc::new(Services {
+            deliverer: crate::delivery::Deliverer::from_settings(&settings).unwrap(),
+            recipients: crate::delivery::cap::RecipientCap::new(0),
+            delivery: settings.delivery.clone(),
+            base_url: settings.server.public_base_url.clone(),
             actions: runner(dir.path()),
             store: SnapshotStore::open(dir.path(), 1 << 20).unwrap(),
             clock: Arc::new(SystemClock),

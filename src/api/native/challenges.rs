@@ -223,6 +223,7 @@ fn build(
             callback_url: request.callback_url.map(Into::into),
             idempotency,
             actions,
+            delivery: None,
         }
         .boxed(),
     };
@@ -394,11 +395,8 @@ async fn answer_as(
     let body = json_body(req, payload, state.settings.server.body_limit_bytes).await?;
     let request: AnswerRequest = parse_json(&body)?;
     let id = challenge_id(path)?;
-    if request.code.is_some() {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            "code answers OTP kinds; this challenge takes answer_token",
-        ));
+    if let Some(code) = &request.code {
+        check_text("code", code, MAX_CODE)?;
     }
     let token = match request.answer_token.as_deref() {
         None if anonymous => {
@@ -422,6 +420,7 @@ async fn answer_as(
         .transpose()?;
     let attempt = Attempt {
         token,
+        code: request.code,
         actor_id,
         allowed: request.allowed.unwrap_or(true),
         on_behalf: !anonymous,

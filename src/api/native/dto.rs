@@ -20,6 +20,7 @@ pub const MAX_VALUE: usize = 256;
 pub const MAX_HIDDEN_DETAILS: usize = 4096;
 pub const MAX_URL: usize = 2048;
 pub const MAX_IDEMPOTENCY_KEY: usize = 128;
+pub const MAX_CODE: usize = 32;
 pub const MAX_PAGE_SIZE: usize = 1000;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 
@@ -136,7 +137,7 @@ pub struct ActionsView {
 }
 
 impl ActionsView {
-    fn new(plan: &crate::model::ActionPlan) -> Self {
+    pub fn new(plan: &crate::model::ActionPlan) -> Self {
         let list = |actions: &[crate::model::HttpAction]| {
             actions
                 .iter()

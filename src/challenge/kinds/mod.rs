@@ -3,6 +3,8 @@
 //! server's hashing key; nothing here saves or sends.
 
 pub mod action;
+pub mod code;
+pub mod delivered;
 pub mod token;
 
 use std::sync::Arc;

@@ -10,6 +10,8 @@ use crate::model::{ActorId, ActorRecord, AnswerToken};
 #[derive(Clone)]
 pub struct Attempt {
     pub token: Option<AnswerToken>,
+    /// A one-time code (OTP kinds).
+    pub code: Option<String>,
     pub actor_id: Option<ActorId>,
     pub allowed: bool,
     /// A bearer caller with `challenge:answer` (true) or an anonymous holder of a token.
@@ -23,6 +25,10 @@ pub enum AttemptError {
     UnknownActor,
     /// Several actors and neither a token nor an actor id says which answers.
     ActorRequired,
+    /// An OTP challenge answered without a code.
+    CodeRequired,
+    /// A code presented to a challenge that is not answered with codes.
+    CodeNotAccepted,
 }
 
 /// Issues one actor record and one token per actor user id.
@@ -105,6 +111,7 @@ mod tests {
     fn attempt(token: Option<&AnswerToken>, actor: Option<ActorId>, on_behalf: bool) -> Attempt {
         Attempt {
             token: token.map(|t| AnswerToken::parse(t.expose()).unwrap()),
+            code: None,
             actor_id: actor,
             allowed: true,
             on_behalf,
