@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{ActorId, ChallengeId, TenantId, TokenHash};
+use super::policy::PolicyRef;
 use crate::clock::Millis;
 
 /// Every kind the model knows. Kinds whose rules have not been enabled answer
@@ -123,6 +124,9 @@ pub struct Challenge {
     pub hidden_details: Option<Box<str>>,
     pub callback_url: Option<Box<str>>,
     pub idempotency: Option<Idempotency>,
+    /// The policy (and its version) the challenge was created from; its TTL, attempts
+    /// and retention were copied from it then.
+    pub policy: Option<PolicyRef>,
 }
 
 /// The part of a challenge that the state machine (`challenge::state`) moves.

@@ -328,6 +328,7 @@ mod tests {
             hidden_details: None,
             callback_url: None,
             idempotency: None,
+            policy: None,
         };
         (c, tokens.remove(0))
     }

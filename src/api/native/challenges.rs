@@ -196,6 +196,7 @@ fn build(
         hidden_details: hidden_details.map(Into::into),
         callback_url: request.callback_url.map(Into::into),
         idempotency,
+        policy: None,
     };
     Ok((challenge, tokens))
 }
