@@ -158,8 +158,9 @@ impl ChallengeActor {
         }
         *count
             >= self
-                .services
-                .limits
+                .tenant
+                .config()
+                .properties
                 .anonymous_failures_per_challenge_per_minute
     }
 }

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::ApiError;
 use crate::clock::Millis;
-use crate::model::{AnswerToken, Challenge, ChallengeType, Details, State};
+use crate::model::{AnswerToken, Challenge, ChallengeType, Details, PolicyRef, State};
 
 pub const MAX_USER_ID: usize = 256;
 pub const MAX_MESSAGE: usize = 1024;
@@ -41,8 +41,11 @@ pub struct Recipient {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChallenge {
-    #[serde(rename = "type")]
-    pub kind: ChallengeType,
+    /// Required unless `policy` is given (then taken from the policy; if both are given
+    /// they must agree).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ChallengeType>,
+    /// A policy alias: defaults and bounds come from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     /// Whom the challenge is about (1–256 characters).
@@ -147,6 +150,8 @@ pub struct ChallengeDto {
     pub callback_url: Option<String>,
     pub answered_by: Option<AnsweredBy>,
     pub answered_at: Option<String>,
+    /// The policy and version the challenge was created from.
+    pub policy: Option<PolicyRef>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -204,6 +209,7 @@ impl ChallengeDto {
                     user_id: a.user_id.to_string(),
                 }),
             answered_at: c.life.answered_at.map(rfc3339),
+            policy: c.policy.clone(),
         }
     }
 }
@@ -230,6 +236,28 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> 
         ));
     }
     Ok(())
+}
+
+/// Checks an optional number against its range, naming the field: `out_of_range`.
+pub fn check_range<T>(
+    field: &str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ApiError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    match value {
+        Some(v) if !range.contains(&v) => Err(ApiError::invalid(
+            "out_of_range",
+            format!(
+                "{field} must be between {} and {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub fn check_details(details: &Details) -> Result<(), ApiError> {
