@@ -3,10 +3,12 @@
 
 mod auth;
 mod bad_input;
+mod configuration;
 mod durability;
 mod expiry;
 mod helpers;
 mod lifecycle;
 mod operations;
+mod policies;
 mod races;
 mod secrets;
