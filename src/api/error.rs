@@ -30,7 +30,7 @@ pub enum ApiError {
     AliasTaken(String),
     #[error("send If-Match with the ETag of the version you read")]
     PreconditionRequired,
-    #[error("the version you sent is not the current one, {current_version}")]
+    #[error("the version sent is stale; the current version is {current_version}")]
     VersionConflict { current_version: u64 },
     #[error("no such route")]
     RouteNotFound,

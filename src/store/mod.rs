@@ -78,20 +78,16 @@ impl SnapshotStore {
             .flush_every_ms(None)
             .open()?;
         let meta = db.open_tree("meta")?;
-        match meta.get(FORMAT_KEY)? {
+        match meta.get(FORMAT_KEY)?.as_deref() {
             None => {
                 meta.insert(FORMAT_KEY, &[encoding::FORMAT_VERSION])?;
             }
-            Some(v) if v.as_ref() == [encoding::FORMAT_VERSION] => {}
+            Some(&[v]) if v == encoding::FORMAT_VERSION => {}
             // Older snapshots stay readable; new writes use the current format, which an
             // older build must not be started on.
-            Some(v)
-                if (encoding::OLDEST_READABLE..encoding::FORMAT_VERSION)
-                    .contains(&v.first().copied().unwrap_or(0))
-                    && v.len() == 1 =>
-            {
+            Some(&[v]) if (encoding::OLDEST_READABLE..encoding::FORMAT_VERSION).contains(&v) => {
                 tracing::info!(
-                    from = v[0],
+                    from = v,
                     to = encoding::FORMAT_VERSION,
                     "snapshot format upgraded"
                 );
@@ -99,8 +95,7 @@ impl SnapshotStore {
             }
             Some(v) => {
                 return Err(StoreError::Format(format!(
-                    "data directory has format {:?}, this build reads {}",
-                    v.as_ref(),
+                    "data directory has format {v:?}, this build reads {}",
                     encoding::FORMAT_VERSION
                 )))
             }
@@ -268,5 +263,37 @@ pub fn server_secret(dir: &Path, configured: &str) -> Result<[u8; 32], StoreErro
             Ok(key)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_format(dir: &Path, format: u8) {
+        let db = sled::open(dir.join("db")).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(FORMAT_KEY, &[format])
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    fn format(dir: &Path) -> Vec<u8> {
+        let db = sled::open(dir.join("db")).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.get(FORMAT_KEY).unwrap().unwrap().to_vec()
+    }
+
+    #[test]
+    fn an_older_directory_is_upgraded_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        set_format(dir.path(), 1);
+        drop(SnapshotStore::open(dir.path(), 1 << 20).unwrap());
+        assert_eq!(format(dir.path()), [encoding::FORMAT_VERSION]);
+
+        set_format(dir.path(), encoding::FORMAT_VERSION + 1);
+        let refused = SnapshotStore::open(dir.path(), 1 << 20);
+        assert!(matches!(refused, Err(StoreError::Format(_))));
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::dto::{check_range, rfc3339};
+use super::dto::{check_range, check_text, rfc3339};
 use crate::api::error::ErrorBody;
 use crate::api::{
     etag, if_match, json_body, json_error, parse_json, query, require, ApiError, State,
@@ -279,31 +279,10 @@ fn is_locale(tag: &str) -> bool {
         && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// Like `check_text`, but line breaks and tabs are allowed.
+/// Like `check_text`, but line breaks and tabs are allowed (each counts as one
+/// character either way).
 fn check_template_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    let n = value.chars().count();
-    if n == 0 {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            format!("{field} must not be empty"),
-        ));
-    }
-    if n > max {
-        return Err(ApiError::invalid(
-            "field_too_long",
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    if value
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            format!("{field} must not contain control characters other than line breaks and tabs"),
-        ));
-    }
-    Ok(())
+    check_text(field, &value.replace(['\n', '\r', '\t'], " "), max)
 }
 
 fn check_conditions(kind: ChallengeType, conditions: &mut Conditions) -> Result<(), ApiError> {
