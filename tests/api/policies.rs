@@ -307,20 +307,15 @@ async fn a_taken_alias_is_refused_and_the_first_policy_is_unchanged() {
 async fn bad_policies_are_refused_with_codes_naming_the_field_and_store_nothing() {
     let server = TestServer::start().await;
     let admin = manager(&server, "acme");
-    let email = |extra: Value| {
-        let mut body = json!({"alias": "p", "type": "email_otp"});
+    let policy = |kind: &str, extra: Value| {
+        let mut body = json!({"alias": "p", "type": kind});
         for (k, v) in extra.as_object().unwrap() {
             body[k] = v.clone();
         }
         body
     };
-    let token = |extra: Value| {
-        let mut body = json!({"alias": "p", "type": "token"});
-        for (k, v) in extra.as_object().unwrap() {
-            body[k] = v.clone();
-        }
-        body
-    };
+    let email = |extra: Value| policy("email_otp", extra);
+    let token = |extra: Value| policy("token", extra);
     let en = |template: Value| json!({"templates": {"default_locale": "en", "locales": {"en": template}}});
     let domains: Vec<String> = (0..101).map(|i| format!("d{i}.example.com")).collect();
     let cases: Vec<(&str, Value, &str, &str)> = vec![
