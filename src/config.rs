@@ -11,6 +11,8 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 
+use crate::model::configuration;
+
 /// The shipped defaults; every key is documented there.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -92,7 +94,9 @@ pub struct EngineSettings {
     pub arbiters: usize,
 }
 
-/// Bounds applied to every request; see `config/default.toml` for each key's meaning.
+/// Bounds applied to every request; see `config/default.toml` for each key's meaning. The
+/// values a tenant may change at run time are only initial values
+/// ([`crate::model::TenantConfig`]); the maxima are also caps on what a tenant may set.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
@@ -100,6 +104,7 @@ pub struct Limits {
     pub max_ttl_seconds: u64,
     pub default_max_attempts: u32,
     pub max_attempts: u32,
+    pub default_code_length: u32,
     pub retention_seconds: u64,
     pub max_live_challenges: u64,
     pub long_poll_max_seconds: u64,
@@ -295,6 +300,21 @@ impl Settings {
             return invalid(
                 "limits.default_max_attempts",
                 "must be between 1 and limits.max_attempts",
+            );
+        }
+        if !configuration::CODE_LENGTH.contains(&l.default_code_length) {
+            return invalid("limits.default_code_length", "must be between 4 and 10");
+        }
+        if l.retention_seconds > configuration::MAX_RETENTION_SECONDS {
+            return invalid(
+                "limits.retention_seconds",
+                "must be at most 31536000 (one year)",
+            );
+        }
+        if l.anonymous_failures_per_challenge_per_minute > configuration::MAX_ANONYMOUS_FAILURES {
+            return invalid(
+                "limits.anonymous_failures_per_challenge_per_minute",
+                "must be at most 1000",
             );
         }
         if l.max_actors == 0 {

@@ -1,6 +1,7 @@
 //! THE mapping from domain errors to HTTP: every status code the API returns is chosen
 //! here, and every error body is `{"error": {"code", "message"}}` with a stable
-//! snake_case code (plus `attempts_left` on `wrong_answer`).
+//! snake_case code (plus `attempts_left` on `wrong_answer`, `current_version` on
+//! `version_conflict`).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -23,6 +24,14 @@ pub enum ApiError {
     Forbidden(Scope),
     #[error("no such challenge")]
     ChallengeNotFound,
+    #[error("no such policy")]
+    PolicyNotFound,
+    #[error("a policy named {0} exists already")]
+    AliasTaken(String),
+    #[error("send If-Match with the ETag of the version you read")]
+    PreconditionRequired,
+    #[error("the version sent is stale; the current version is {current_version}")]
+    VersionConflict { current_version: u64 },
     #[error("no such route")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -74,6 +83,10 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::ChallengeNotFound => "challenge_not_found",
+            ApiError::PolicyNotFound => "policy_not_found",
+            ApiError::AliasTaken(_) => "alias_taken",
+            ApiError::PreconditionRequired => "precondition_required",
+            ApiError::VersionConflict { .. } => "version_conflict",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Invalid { code, .. } => code,
@@ -241,6 +254,9 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts_left: Option<u32>,
+    /// On `version_conflict`: the version to read and send in `If-Match`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_version: Option<u64>,
 }
 
 impl ResponseError for ApiError {
@@ -248,7 +264,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::ChallengeNotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::ChallengeNotFound | ApiError::PolicyNotFound | ApiError::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Invalid { .. }
             | ApiError::TypeNotEnabled(_)
@@ -256,7 +274,9 @@ impl ResponseError for ApiError {
             | ApiError::AnswerRejected => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::AliasTaken(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::VersionConflict { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::QuotaExceeded(_)
             | ApiError::RateLimited { .. }
             | ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -288,6 +308,10 @@ impl ResponseError for ApiError {
                 message: self.to_string(),
                 attempts_left: match self {
                     ApiError::WrongAnswer { attempts_left } => Some(*attempts_left),
+                    _ => None,
+                },
+                current_version: match self {
+                    ApiError::VersionConflict { current_version } => Some(*current_version),
                     _ => None,
                 },
             },

@@ -118,15 +118,53 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             "the request body is empty; send a JSON object",
         ));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        let message = e.to_string();
-        let code = match e.classify() {
-            Category::Syntax | Category::Eof | Category::Io => "malformed_json",
-            Category::Data if message.starts_with("unknown field") => "unknown_field",
-            Category::Data => "invalid_field",
-        };
-        ApiError::invalid(code, message)
+    serde_json::from_slice(body).map_err(json_error)
+}
+
+/// serde's complaint about JSON (from bytes or from a `Value`) as a stable code; see
+/// [`parse_json`].
+pub fn json_error(e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    let message = e.to_string();
+    let code = match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => "malformed_json",
+        Category::Data if message.starts_with("unknown field") => "unknown_field",
+        Category::Data => "invalid_field",
+    };
+    ApiError::invalid(code, message)
+}
+
+/// Parses the query string into `T`; any complaint is `invalid_query`.
+pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.query_string())
+        .map_err(|e| ApiError::invalid("invalid_query", e.to_string()))
+}
+
+/// The `ETag` header of a versioned resource (a policy, a tenant's configuration).
+pub fn etag(version: u64) -> (header::HeaderName, String) {
+    (header::ETAG, format!("\"{version}\""))
+}
+
+/// The version an `If-Match` header names: `"3"` (the ETag this API sends) or a bare
+/// `3`. `None` without the header, or with `*` (any version); any other value is
+/// 400 `invalid_header`.
+pub fn if_match(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
+    let Some(value) = req.headers().get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    bare.parse().map(Some).map_err(|_| {
+        ApiError::invalid(
+            "invalid_header",
+            "If-Match must be the ETag of the version you read, e.g. \"3\"",
+        )
     })
 }
 

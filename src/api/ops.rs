@@ -7,9 +7,12 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::native::{challenges, dto};
+use super::native::{challenges, configuration, dto, policies};
 use super::State;
-use crate::model::{ChallengeType, DetailField, Details, State as ChallengeState};
+use crate::model::policy::{CodeAlphabet, Conditions, ResendMode, Template, Templates};
+use crate::model::{
+    ChallengeType, DetailField, Details, PolicyRef, PolicySpec, Properties, State as ChallengeState,
+};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -61,7 +64,7 @@ impl Modify for BearerScheme {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "challenge-server", description = "Native API v1: challenges for login and approval flows."),
+    info(title = "challenge-server", description = "Native API v1: challenges for login and approval flows, their policies and each tenant's runtime configuration."),
     paths(
         challenges::create,
         challenges::get,
@@ -69,7 +72,14 @@ impl Modify for BearerScheme {
         challenges::answer,
         challenges::cancel,
         challenges::complete,
-        challenges::resend
+        challenges::resend,
+        policies::create,
+        policies::list,
+        policies::get,
+        policies::replace,
+        policies::delete,
+        configuration::get,
+        configuration::replace
     ),
     components(schemas(
         dto::CreateChallenge,
@@ -80,6 +90,17 @@ impl Modify for BearerScheme {
         dto::ActorDto,
         dto::AnsweredBy,
         dto::ChallengeList,
+        PolicyRef,
+        policies::PolicyDto,
+        policies::PolicyList,
+        PolicySpec,
+        Templates,
+        Template,
+        Conditions,
+        CodeAlphabet,
+        ResendMode,
+        configuration::ConfigurationDto,
+        Properties,
         ChallengeType,
         ChallengeState,
         Details,

@@ -456,8 +456,9 @@ impl ChallengeActor {
         }
         *count
             >= self
-                .services
-                .limits
+                .tenant
+                .config()
+                .properties
                 .anonymous_failures_per_challenge_per_minute
     }
 }

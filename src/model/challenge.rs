@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::{ActorId, ChallengeId, TenantId, TokenHash};
+use super::policy::PolicyRef;
 use crate::clock::Millis;
 
 /// Every kind the model knows. Kinds whose rules have not been enabled answer
@@ -150,6 +151,9 @@ pub struct Extras {
     pub actions: Option<ActionPlan>,
     /// Only for the delivery kinds (`email_otp`, `sms_otp`, `email_link`).
     pub delivery: Option<DeliveryPlan>,
+    /// The policy (and its version) the challenge was created from; its TTL, attempts
+    /// and retention were copied from it then.
+    pub policy: Option<PolicyRef>,
 }
 
 impl Extras {
@@ -160,6 +164,7 @@ impl Extras {
         idempotency: None,
         actions: None,
         delivery: None,
+        policy: None,
     };
 
     /// `None` when there is nothing to keep.
@@ -224,6 +229,9 @@ impl Challenge {
     }
     pub fn actions_mut(&mut self) -> Option<&mut ActionPlan> {
         self.extras.as_deref_mut()?.actions.as_mut()
+    }
+    pub fn policy(&self) -> Option<&PolicyRef> {
+        self.extras().policy.as_ref()
     }
     pub fn delivery(&self) -> Option<&DeliveryPlan> {
         self.extras().delivery.as_ref()

@@ -1,17 +1,22 @@
 //! `SnapshotStore`: the only code that knows sled. One tree of challenge snapshots keyed
 //! by `tenant \0 id` (so every key is tenant-prefixed and a tenant's challenges are one
-//! range), a `meta` tree with the on-disk format version, and a group commit that makes
-//! writes durable in batches.
+//! range), a `meta` tree with the on-disk format version, the trees of policies and of
+//! tenant configurations (`policies.rs`, `configuration.rs`), and a group commit that
+//! makes writes durable in batches.
 
+pub mod configuration;
 pub mod encoding;
 pub mod group_commit;
+pub mod policies;
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::model::{Challenge, ChallengeId, ChallengeType, State, TenantId};
+pub use configuration::ConfigurationStore;
 pub use group_commit::GroupCommit;
+pub use policies::PolicyStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -23,6 +28,25 @@ pub enum StoreError {
     Format(String),
     #[error("storage: the store is closed")]
     Closed,
+}
+
+/// Why a versioned write (a policy, a tenant configuration) did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("an entry with this key exists already")]
+    Exists,
+    #[error("no such entry")]
+    NotFound,
+    #[error("the expected version is stale; the current one is {current}")]
+    Stale { current: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sled::Error> for WriteError {
+    fn from(e: sled::Error) -> Self {
+        WriteError::Store(e.into())
+    }
 }
 
 /// Which snapshots a list wants.
@@ -37,6 +61,8 @@ pub struct ListFilter {
 pub struct SnapshotStore {
     db: sled::Db,
     challenges: sled::Tree,
+    policies: PolicyStore,
+    configuration: ConfigurationStore,
     commit: Arc<GroupCommit>,
 }
 
@@ -52,27 +78,50 @@ impl SnapshotStore {
             .flush_every_ms(None)
             .open()?;
         let meta = db.open_tree("meta")?;
-        match meta.get(FORMAT_KEY)? {
+        match meta.get(FORMAT_KEY)?.as_deref() {
             None => {
                 meta.insert(FORMAT_KEY, &[encoding::FORMAT_VERSION])?;
             }
-            Some(v) if v.as_ref() == [encoding::FORMAT_VERSION] => {}
+            Some(&[v]) if v == encoding::FORMAT_VERSION => {}
+            // Older snapshots stay readable; new writes use the current format, which an
+            // older build must not be started on.
+            Some(&[v]) if (encoding::OLDEST_READABLE..encoding::FORMAT_VERSION).contains(&v) => {
+                tracing::info!(
+                    from = v,
+                    to = encoding::FORMAT_VERSION,
+                    "snapshot format upgraded"
+                );
+                meta.insert(FORMAT_KEY, &[encoding::FORMAT_VERSION])?;
+            }
             Some(v) => {
                 return Err(StoreError::Format(format!(
-                    "data directory has format {:?}, this build reads {}",
-                    v.as_ref(),
+                    "data directory has format {v:?}, this build reads {}",
                     encoding::FORMAT_VERSION
                 )))
             }
         }
         let challenges = db.open_tree("challenges")?;
+        let policies = PolicyStore::new(db.open_tree("policies")?);
+        let configuration = ConfigurationStore::new(db.open_tree("configuration")?);
         db.flush()?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
         Ok(SnapshotStore {
             db,
             challenges,
+            policies,
+            configuration,
             commit,
         })
+    }
+
+    /// Tenants' policies; their writes are durable once [`SnapshotStore::durable`] returns.
+    pub fn policies(&self) -> &PolicyStore {
+        &self.policies
+    }
+
+    /// Tenants' runtime configurations; durable like policies.
+    pub fn configuration(&self) -> &ConfigurationStore {
+        &self.configuration
     }
 
     /// Writes a snapshot; it is durable once a later [`SnapshotStore::durable`] returns.
@@ -170,6 +219,7 @@ impl SnapshotStore {
     }
 }
 
+/// `tenant \0`: the start of every key of a tenant.
 fn tenant_prefix(tenant: &TenantId) -> Vec<u8> {
     let mut k = Vec::with_capacity(tenant.as_str().len() + 17);
     k.extend_from_slice(tenant.as_str().as_bytes());
@@ -213,5 +263,37 @@ pub fn server_secret(dir: &Path, configured: &str) -> Result<[u8; 32], StoreErro
             Ok(key)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_format(dir: &Path, format: u8) {
+        let db = sled::open(dir.join("db")).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(FORMAT_KEY, &[format])
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    fn format(dir: &Path) -> Vec<u8> {
+        let db = sled::open(dir.join("db")).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        meta.get(FORMAT_KEY).unwrap().unwrap().to_vec()
+    }
+
+    #[test]
+    fn an_older_directory_is_upgraded_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        set_format(dir.path(), 1);
+        drop(SnapshotStore::open(dir.path(), 1 << 20).unwrap());
+        assert_eq!(format(dir.path()), [encoding::FORMAT_VERSION]);
+
+        set_format(dir.path(), encoding::FORMAT_VERSION + 1);
+        let refused = SnapshotStore::open(dir.path(), 1 << 20);
+        assert!(matches!(refused, Err(StoreError::Format(_))));
     }
 }

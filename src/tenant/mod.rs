@@ -1,23 +1,29 @@
 //! Tenants: a `TenantSupervisor` per tenant spawns, restores and retires that tenant's
-//! challenge actors and enforces its rules (live-challenge quota, idempotency keys); the
-//! `Registry` finds a challenge's actor in one hop.
+//! challenge actors and enforces its rules (live-challenge quota, idempotency keys, one
+//! active challenge per user and policy); the `Registry` finds a challenge's actor in one
+//! hop. Each tenant's runtime configuration is held here, so a change applies to the
+//! next request without a restart.
 
 pub mod registry;
 pub mod supervisor;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use actix::Addr;
+use arc_swap::ArcSwap;
 
-use crate::model::TenantId;
+use crate::model::{TenantConfig, TenantId};
 pub use registry::{Lookup, Registry, RestoreReport};
 pub use supervisor::TenantSupervisor;
 
-/// What a tenant's challenge actors share: its name, its live count, its supervisor.
+/// What a tenant's challenge actors share: its name, its live count, its supervisor,
+/// its configuration in effect.
 pub struct Tenant {
     pub id: TenantId,
     live: AtomicU64,
     pub supervisor: Addr<TenantSupervisor>,
+    config: ArcSwap<TenantConfig>,
 }
 
 impl Tenant {
@@ -31,5 +37,21 @@ impl Tenant {
     /// Called by a challenge actor when its challenge ends.
     pub fn release_slot(&self) {
         self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// The configuration in effect.
+    pub fn config(&self) -> Arc<TenantConfig> {
+        self.config.load_full()
+    }
+    /// Puts a configuration that was made durable into effect, unless a newer one is in
+    /// effect already (two writers may finish in either order).
+    pub fn set_config(&self, config: TenantConfig) {
+        let config = Arc::new(config);
+        self.config.rcu(|current| {
+            if current.version < config.version {
+                config.clone()
+            } else {
+                current.clone()
+            }
+        });
     }
 }

@@ -15,13 +15,13 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
-use super::supervisor::{Remember, Revive, Serve, Spawn, SpawnError, Spawned};
+use super::supervisor::{Remember, RememberPolicyUse, Revive, Serve, Spawn, SpawnError, Spawned};
 use super::{Tenant, TenantSupervisor};
 use crate::challenge::messages::View;
 use crate::challenge::state::{self, Event};
 use crate::challenge::{ChallengeActor, SharedServices};
 use crate::metrics as m;
-use crate::model::{Challenge, ChallengeId, TenantId};
+use crate::model::{Challenge, ChallengeId, TenantConfig, TenantId};
 use crate::store::{ListFilter, StoreError};
 
 struct Entry {
@@ -114,11 +114,13 @@ impl Registry {
         arbiters[n % arbiters.len()].clone()
     }
 
-    /// The tenant's shared record, starting its supervisor on first use.
+    /// The tenant's shared record, starting its supervisor and reading its configuration
+    /// on first use.
     pub fn tenant(self: &Arc<Self>, id: &TenantId) -> Arc<Tenant> {
         if let Some(t) = self.tenants.get(id) {
             return t.clone();
         }
+        let config = self.stored_config(id);
         self.tenants
             .entry(id.clone())
             .or_insert_with(|| {
@@ -130,11 +132,35 @@ impl Registry {
                     id: id.clone(),
                     live: Default::default(),
                     supervisor: supervisor.clone(),
+                    config: ArcSwap::from_pointee(config),
                 });
                 supervisor.do_send(Serve(tenant.clone()));
                 tenant
             })
             .clone()
+    }
+
+    /// The tenant's stored configuration held to the file's caps, or the file's values if
+    /// it never wrote one.
+    fn stored_config(&self, id: &TenantId) -> TenantConfig {
+        let limits = &self.services.limits;
+        match self.services.store.configuration().get(id) {
+            Ok(Some(stored)) => {
+                let properties = stored.properties.clone().capped(limits);
+                if properties != stored.properties {
+                    tracing::warn!(tenant = %id, "stored configuration exceeds the file's caps; held to them");
+                }
+                TenantConfig {
+                    properties,
+                    ..stored
+                }
+            }
+            Ok(None) => TenantConfig::initial(limits),
+            Err(e) => {
+                tracing::error!(tenant = %id, error = %e, "cannot read the tenant's configuration; using the file's values");
+                TenantConfig::initial(limits)
+            }
+        }
     }
 
     /// Live challenges of a tenant (0 for a tenant never seen).
@@ -178,12 +204,20 @@ impl Registry {
         self.index.remove(id);
     }
 
-    /// Creates a challenge through its tenant's supervisor.
-    pub async fn create(self: &Arc<Self>, challenge: Challenge) -> Result<Spawned, SpawnError> {
+    /// Creates a challenge through its tenant's supervisor; with `one_active_per_user`,
+    /// the user's older live challenges from the same policy are cancelled.
+    pub async fn create(
+        self: &Arc<Self>,
+        challenge: Challenge,
+        one_active_per_user: bool,
+    ) -> Result<Spawned, SpawnError> {
         let tenant = self.tenant(&challenge.tenant);
         tenant
             .supervisor
-            .send(Spawn { challenge })
+            .send(Spawn {
+                challenge,
+                one_active_per_user,
+            })
             .await
             .map_err(|e| SpawnError::Store(e.to_string()))?
     }
@@ -281,7 +315,14 @@ impl Registry {
                     request_hash: idem.request_hash,
                 });
             }
-            self.start_actor(Arc::new(challenge), tenant);
+            let live_from_policy =
+                challenge.policy().is_some() && !challenge.life.state.is_terminal();
+            let supervisor = tenant.supervisor.clone();
+            let view = Arc::new(challenge);
+            self.start_actor(view.clone(), tenant);
+            if live_from_policy {
+                supervisor.do_send(RememberPolicyUse(view));
+            }
         }
         store.flush_blocking()?;
         metrics::gauge!(m::LIVE).set(report.live as f64);
@@ -356,7 +397,10 @@ mod tests {
         let tenant = TenantId::parse("acme").unwrap();
         let (c, answer_token) = challenge(&services, &tenant);
         let id = c.id;
-        assert!(matches!(registry.create(c).await, Ok(Spawned::New(_))));
+        assert!(matches!(
+            registry.create(c, false).await,
+            Ok(Spawned::New(_))
+        ));
         let attempt = Attempt {
             token: Some(answer_token),
             code: None,

@@ -1,8 +1,9 @@
-//! `TenantSupervisor`: one per tenant. Creates are serialized here so the quota and the
-//! idempotency keys are checked and taken atomically; it writes the registry's index
-//! when a challenge actor starts, stops, or must be brought back. actix restarts actors
-//! that *stop*, not ones that die — so a handler that finds a dead address asks the
-//! supervisor to [`Revive`] the challenge from its last snapshot.
+//! `TenantSupervisor`: one per tenant. Creates are serialized here so the quota, the
+//! idempotency keys and "one active challenge per user" are checked and applied
+//! atomically; it writes the registry's index when a challenge actor starts, stops, or
+//! must be brought back. actix restarts actors that *stop*, not ones that die — so a
+//! handler that finds a dead address asks the supervisor to [`Revive`] the challenge from
+//! its last snapshot.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +12,13 @@ use actix::prelude::*;
 
 use super::registry::Registry;
 use super::Tenant;
-use crate::challenge::messages::View;
+use crate::challenge::messages::{Cancel, View};
 use crate::challenge::ChallengeActor;
 use crate::metrics as m;
-use crate::model::{Challenge, ChallengeId};
+use crate::model::{Challenge, ChallengeId, PolicyAlias};
+
+/// A policy and a user: the scope of `one_active_per_user`.
+type PolicyUser = (PolicyAlias, Box<str>);
 
 pub struct TenantSupervisor {
     registry: Arc<Registry>,
@@ -22,6 +26,9 @@ pub struct TenantSupervisor {
     /// Idempotency key → the challenge created under it and its request hash. Kept as
     /// long as that challenge exists.
     idempotency: HashMap<Box<str>, (ChallengeId, [u8; 32])>,
+    /// Challenges created from a policy for a user that may still be live; pruned at
+    /// each create for the same pair and when a challenge is retired.
+    from_policy: HashMap<PolicyUser, Vec<ChallengeId>>,
 }
 
 impl TenantSupervisor {
@@ -30,6 +37,7 @@ impl TenantSupervisor {
             registry,
             tenant: None,
             idempotency: HashMap::new(),
+            from_policy: HashMap::new(),
         }
     }
 
@@ -37,6 +45,31 @@ impl TenantSupervisor {
         self.tenant
             .as_ref()
             .expect("tenant is set right after start")
+    }
+
+    /// Records that `challenge` was created from its policy; with `one_active`, hands
+    /// back the user's other live challenges from that policy, to be cancelled.
+    fn track(&mut self, challenge: &Challenge, one_active: bool) -> Vec<ChallengeId> {
+        let Some(policy) = &challenge.policy() else {
+            return Vec::new();
+        };
+        let registry = &self.registry;
+        let ids = self
+            .from_policy
+            .entry((policy.alias.clone(), challenge.user_id.clone()))
+            .or_default();
+        ids.retain(|id| {
+            registry
+                .view(None, id)
+                .is_ok_and(|v| !v.state().is_terminal())
+        });
+        let older = if one_active {
+            std::mem::take(ids)
+        } else {
+            Vec::new()
+        };
+        ids.push(challenge.id);
+        older
     }
 }
 
@@ -61,11 +94,13 @@ impl Handler<Serve> for TenantSupervisor {
 }
 
 /// Create: check the idempotency key and the quota, snapshot, start the actor; the reply
-/// resolves once the snapshot is durable.
+/// resolves once the snapshot is durable (and, with `one_active_per_user`, once the
+/// user's older live challenges from the same policy are cancelled).
 #[derive(Message)]
 #[rtype(result = "Result<Spawned, SpawnError>")]
 pub struct Spawn {
     pub challenge: Challenge,
+    pub one_active_per_user: bool,
 }
 
 pub enum Spawned {
@@ -88,7 +123,14 @@ pub enum SpawnError {
 impl Handler<Spawn> for TenantSupervisor {
     type Result = ResponseFuture<Result<Spawned, SpawnError>>;
 
-    fn handle(&mut self, Spawn { challenge }: Spawn, _: &mut Context<Self>) -> Self::Result {
+    fn handle(
+        &mut self,
+        Spawn {
+            challenge,
+            one_active_per_user,
+        }: Spawn,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
         let store = self.registry.services().store.clone();
         if let Some(idem) = challenge.idempotency() {
             if let Some((id, hash)) = self.idempotency.get(&idem.key) {
@@ -108,7 +150,7 @@ impl Handler<Spawn> for TenantSupervisor {
             }
         }
         let tenant = self.tenant().clone();
-        let quota = self.registry.services().limits.max_live_challenges;
+        let quota = tenant.config().properties.max_live_challenges;
         if tenant.live() >= quota {
             return Box::pin(async move { Err(SpawnError::QuotaExceeded(quota)) });
         }
@@ -119,16 +161,23 @@ impl Handler<Spawn> for TenantSupervisor {
             self.idempotency
                 .insert(idem.key.clone(), (challenge.id, idem.request_hash));
         }
+        let older = self.track(&challenge, one_active_per_user);
         tenant.take_slot();
         metrics::gauge!(m::LIVE).increment(1.0);
         metrics::counter!(m::CREATED, "type" => challenge.kind.as_str()).increment(1);
         let view: View = Arc::new(challenge);
+        let tenant_id = tenant.id.clone();
         self.registry.start_actor(view.clone(), tenant);
+        let registry = self.registry.clone();
         Box::pin(async move {
             store
                 .durable()
                 .await
                 .map_err(|e| SpawnError::Store(e.to_string()))?;
+            for id in older {
+                // One that ended meanwhile refuses the cancel; either way it is not live.
+                let _ = registry.send(Some(&tenant_id), &id, Cancel).await;
+            }
             Ok(Spawned::New(view))
         })
     }
@@ -145,6 +194,19 @@ pub struct Retired {
 impl Handler<Retired> for TenantSupervisor {
     type Result = ();
     fn handle(&mut self, msg: Retired, _: &mut Context<Self>) {
+        if let Some(policy) = self
+            .registry
+            .view(None, &msg.id)
+            .ok()
+            .and_then(|v| Some((v.policy()?.alias.clone(), v.user_id.clone())))
+        {
+            if let Some(ids) = self.from_policy.get_mut(&policy) {
+                ids.retain(|id| *id != msg.id);
+                if ids.is_empty() {
+                    self.from_policy.remove(&policy);
+                }
+            }
+        }
         self.registry.forget(&msg.id);
         if let Some(key) = msg.idempotency_key {
             self.idempotency.remove(&key);
@@ -165,6 +227,18 @@ impl Handler<Remember> for TenantSupervisor {
     type Result = ();
     fn handle(&mut self, msg: Remember, _: &mut Context<Self>) {
         self.idempotency.insert(msg.key, (msg.id, msg.request_hash));
+    }
+}
+
+/// Remember a restored live challenge that was created from a policy.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct RememberPolicyUse(pub View);
+
+impl Handler<RememberPolicyUse> for TenantSupervisor {
+    type Result = ();
+    fn handle(&mut self, RememberPolicyUse(view): RememberPolicyUse, _: &mut Context<Self>) {
+        self.track(&view, false);
     }
 }
 

@@ -200,7 +200,7 @@ async fn bad_create_requests_are_refused_with_codes_and_create_nothing() {
         (
             "unknown policy",
             json!({"type": "token", "user_id": "u", "policy": "login"}),
-            400,
+            404,
             "policy_not_found",
         ),
         (

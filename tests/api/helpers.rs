@@ -11,6 +11,7 @@ use actix_web::dev::ServerHandle;
 use challenge_server::auth::mint::mint;
 use challenge_server::config::Settings;
 use challenge_server::server::Application;
+use challenge_server::store::SnapshotStore;
 use serde_json::{json, Value};
 
 pub const ALL_SCOPES: &str = "challenge:post challenge:get challenge:delete challenge:answer \
@@ -139,6 +140,14 @@ impl TestServer {
                 .unwrap();
         }
         let data = std::mem::replace(&mut self.data, tempfile::tempdir().unwrap());
+        // The server's last actors are dropped by their own threads after it stops, and
+        // they hold the store: wait until the data directory is free to open again.
+        let dir = data.path().to_path_buf();
+        eventually(Duration::from_secs(10), || {
+            let dir = dir.clone();
+            async move { SnapshotStore::open(&dir, 1 << 20).ok().map(drop) }
+        })
+        .await;
         (self.settings.clone(), data)
     }
 }

@@ -5,6 +5,7 @@
 mod actions;
 mod auth;
 mod bad_input;
+mod configuration;
 mod delivery;
 mod durability;
 mod expiry;
@@ -12,6 +13,7 @@ mod helpers;
 mod lifecycle;
 mod operations;
 mod pages;
+mod policies;
 mod races;
 mod receiver;
 mod secrets;

@@ -7,15 +7,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use sha2::{Digest, Sha256};
 
 use super::dto::*;
+use super::policies;
 use crate::api::error::ErrorBody;
-use crate::api::{bearer, json_body, parse_json, require, ApiError, State};
+use crate::api::{bearer, json_body, parse_json, query, require, ApiError, State};
 use crate::auth::Scope;
 use crate::challenge::kinds::token::{self, Attempt};
 use crate::challenge::messages::{Answer, Cancel, Complete, View, Watch, Watching};
 use crate::metrics as m;
 use crate::model::{
     ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, Extras, Idempotency, Lifecycle,
-    State as ChallengeState,
+    Policy, PolicyRef, Properties, State as ChallengeState,
 };
 use crate::store::ListFilter;
 use crate::tenant::supervisor::Spawned;
@@ -28,11 +29,6 @@ fn state_param(field: &str, raw: &str) -> Result<ChallengeState, ApiError> {
     ChallengeState::parse(raw).ok_or_else(|| {
         ApiError::invalid("invalid_query", format!("{field} is not a challenge state"))
     })
-}
-
-fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.query_string())
-        .map_err(|e| ApiError::invalid("invalid_query", e.to_string()))
 }
 
 /// Create a challenge.
@@ -62,8 +58,22 @@ pub async fn create(
         .map_err(|_| {
             ApiError::invalid("invalid_header", "Idempotency-Key must be visible ASCII")
         })?;
-    let (challenge, tokens) = build(request, header_key, &principal.tenant, &state)?;
-    match state.registry.create(challenge).await? {
+    let policy = request
+        .policy
+        .as_deref()
+        .map(|alias| policies::find(&state, &principal.tenant, alias))
+        .transpose()?;
+    let config = state.registry.tenant(&principal.tenant).config();
+    let (challenge, tokens) = build(
+        request,
+        header_key,
+        &principal.tenant,
+        policy.as_ref(),
+        &config.properties,
+        &state,
+    )?;
+    let one_active = policy.is_some_and(|p| p.spec.one_active_per_user);
+    match state.registry.create(challenge, one_active).await? {
         Spawned::New(view) => {
             let mut dto = ChallengeDto::new(&view, Some(&tokens));
             let base = state.settings.server.public_base_url.trim_end_matches('/');
@@ -81,11 +91,14 @@ pub async fn create(
     }
 }
 
-/// Validates a create request into a challenge record and its plain answer tokens.
+/// Validates a create request into a challenge record and its plain answer tokens, with
+/// defaults and bounds from the tenant's configuration narrowed by the policy, if any.
 fn build(
     mut request: CreateChallenge,
     header_key: Option<String>,
     tenant: &crate::model::TenantId,
+    policy: Option<&Policy>,
+    config: &Properties,
     state: &State,
 ) -> Result<(Challenge, Vec<AnswerToken>), ApiError> {
     let limits = &state.settings.limits;
@@ -101,22 +114,34 @@ fn build(
     if let Some(key) = &idempotency_key {
         check_text("idempotency_key", key, MAX_IDEMPOTENCY_KEY)?;
     }
-    if !request.kind.is_enabled() {
-        return Err(ApiError::TypeNotEnabled(request.kind));
-    }
-    if let Some(policy) = &request.policy {
-        return Err(ApiError::invalid(
-            "policy_not_found",
-            format!("no policy named {policy:?}"),
-        ));
+    let kind = match (request.kind, policy) {
+        (Some(kind), Some(p)) if kind != p.spec.kind => {
+            return Err(ApiError::invalid(
+                "policy_type_mismatch",
+                format!(
+                    "type is {} but policy {} is for {} challenges",
+                    kind.as_str(),
+                    p.alias,
+                    p.spec.kind.as_str()
+                ),
+            ))
+        }
+        (Some(kind), _) => kind,
+        (None, Some(p)) => p.spec.kind,
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "type is required unless policy names a policy",
+            ))
+        }
+    };
+    if !kind.is_enabled() {
+        return Err(ApiError::TypeNotEnabled(kind));
     }
     if request.recipient.is_some() {
         return Err(ApiError::invalid(
             "invalid_field",
-            format!(
-                "recipient is not used by {} challenges",
-                request.kind.as_str()
-            ),
+            format!("recipient is not used by {} challenges", kind.as_str()),
         ));
     }
     check_text("user_id", &request.user_id, MAX_USER_ID)?;
@@ -141,21 +166,22 @@ fn build(
             actors.iter().map(|a| a.user_id.clone()).collect()
         }
     };
-    let ttl = request.ttl_seconds.unwrap_or(limits.default_ttl_seconds);
-    if ttl == 0 || ttl > limits.max_ttl_seconds {
+    let bounds = policies::Bounds::new(config, policy.map(|p| &p.spec));
+    let ttl = request.ttl_seconds.unwrap_or(bounds.default_ttl_seconds);
+    if ttl == 0 || ttl > bounds.max_ttl_seconds {
         return Err(ApiError::invalid(
             "ttl_out_of_range",
             format!(
                 "ttl_seconds must be between 1 and {}",
-                limits.max_ttl_seconds
+                bounds.max_ttl_seconds
             ),
         ));
     }
-    let max_attempts = request.max_attempts.unwrap_or(limits.default_max_attempts);
-    if max_attempts == 0 || max_attempts > limits.max_attempts {
+    let max_attempts = request.max_attempts.unwrap_or(bounds.default_max_attempts);
+    if max_attempts == 0 || max_attempts > bounds.max_attempts {
         return Err(ApiError::invalid(
             "max_attempts_out_of_range",
-            format!("max_attempts must be between 1 and {}", limits.max_attempts),
+            format!("max_attempts must be between 1 and {}", bounds.max_attempts),
         ));
     }
     if let Some(details) = &request.details {
@@ -175,14 +201,14 @@ fn build(
         ));
     }
     let services = state.registry.services();
-    let policy = services.actions.policy();
+    let outbound = services.actions.policy();
     if let Some(url) = &request.callback_url {
         check_url("callback_url", url)?;
-        check_outbound("callback_url", url, policy)?;
+        check_outbound("callback_url", url, outbound)?;
     }
-    let actions = match (request.kind, &request.actions) {
+    let actions = match (kind, &request.actions) {
         (ChallengeType::OneTimeUseAction, Some(spec)) => {
-            Some(parse_actions(spec, &state.settings.actions, policy)?)
+            Some(parse_actions(spec, &state.settings.actions, outbound)?)
         }
         (ChallengeType::OneTimeUseAction, None) => {
             return Err(ApiError::invalid(
@@ -208,12 +234,12 @@ fn build(
     let challenge = Challenge {
         id: ChallengeId::random(),
         tenant: tenant.clone(),
-        kind: request.kind,
+        kind,
         user_id: request.user_id.into(),
         actors,
         created_at: now,
         life: Lifecycle::issued(now, now + (ttl as i64) * 1000, max_attempts),
-        retention_ms: (limits.retention_seconds as i64) * 1000,
+        retention_ms: (bounds.retention_seconds as i64) * 1000,
         extras: Extras {
             details: request
                 .details
@@ -224,6 +250,10 @@ fn build(
             idempotency,
             actions,
             delivery: None,
+            policy: policy.map(|p| PolicyRef {
+                alias: p.alias.clone(),
+                version: p.version,
+            }),
         }
         .boxed(),
     };
@@ -253,7 +283,12 @@ pub async fn get(
     let view = match q.wait {
         None | Some(0) => state.registry.view(tenant, &id)?,
         Some(wait) => {
-            let max = state.settings.limits.long_poll_max_seconds;
+            let max = state
+                .registry
+                .tenant(&principal.tenant)
+                .config()
+                .properties
+                .long_poll_max_seconds;
             if wait > max {
                 return Err(ApiError::invalid(
                     "invalid_query",

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::api::ApiError;
 use crate::clock::Millis;
-use crate::model::{AnswerToken, Challenge, ChallengeType, Details, State};
+use crate::model::{AnswerToken, Challenge, ChallengeType, Details, PolicyRef, State};
 
 pub const MAX_USER_ID: usize = 256;
 pub const MAX_MESSAGE: usize = 1024;
@@ -42,8 +42,11 @@ pub struct Recipient {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChallenge {
-    #[serde(rename = "type")]
-    pub kind: ChallengeType,
+    /// Required unless `policy` is given (then taken from the policy; if both are given
+    /// they must agree).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ChallengeType>,
+    /// A policy alias: defaults and bounds come from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     /// Whom the challenge is about (1–256 characters).
@@ -252,6 +255,8 @@ pub struct ChallengeDto {
     /// `one_time_use_action` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<ActionsView>,
+    /// The policy and version the challenge was created from.
+    pub policy: Option<PolicyRef>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -310,6 +315,7 @@ impl ChallengeDto {
                 }),
             answered_at: c.life.answered_at.map(rfc3339),
             actions: c.actions().map(ActionsView::new),
+            policy: c.policy().cloned(),
         }
     }
 }
@@ -336,6 +342,28 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> 
         ));
     }
     Ok(())
+}
+
+/// Checks an optional number against its range, naming the field: `out_of_range`.
+pub fn check_range<T>(
+    field: &str,
+    value: Option<T>,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<(), ApiError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    match value {
+        Some(v) if !range.contains(&v) => Err(ApiError::invalid(
+            "out_of_range",
+            format!(
+                "{field} must be between {} and {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub fn check_details(details: &Details) -> Result<(), ApiError> {

@@ -1,8 +1,11 @@
 //! The native API, `/api/v1` (see `spec/native-api.md`): `challenges.rs` has the
-//! handlers, `dto.rs` the request and response shapes.
+//! challenge handlers and `dto.rs` their request and response shapes; `policies.rs` and
+//! `configuration.rs` are the management plane, each with its own shapes.
 
 pub mod challenges;
+pub mod configuration;
 pub mod dto;
+pub mod policies;
 
 use actix_web::{web, HttpResponse};
 
@@ -34,6 +37,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 resource("/challenges/{id}/complete").route(web::post().to(challenges::complete)),
             )
-            .service(resource("/challenges/{id}/resend").route(web::post().to(challenges::resend))),
+            .service(resource("/challenges/{id}/resend").route(web::post().to(challenges::resend)))
+            .service(
+                resource("/policies")
+                    .route(web::post().to(policies::create))
+                    .route(web::get().to(policies::list)),
+            )
+            .service(
+                resource("/policies/{alias}")
+                    .route(web::get().to(policies::get))
+                    .route(web::put().to(policies::replace))
+                    .route(web::delete().to(policies::delete)),
+            )
+            .service(
+                resource("/configuration")
+                    .route(web::get().to(configuration::get))
+                    .route(web::put().to(configuration::replace)),
+            ),
     );
 }
