@@ -108,6 +108,12 @@ pub fn route_label(path: &str) -> &'static str {
         (Some(".well-known"), Some("jwks.json"), None, ..) => "/.well-known/jwks.json",
         (Some("c"), Some(_), None, ..) => "/c/{id}",
         (Some("api"), Some("v1"), Some("challenges"), None, ..) => "/api/v1/challenges",
+        (Some("api"), Some("v1"), Some("webhooks"), Some("secret"), None, _) => {
+            "/api/v1/webhooks/secret"
+        }
+        (Some("api"), Some("v1"), Some("policies"), None, ..) => "/api/v1/policies",
+        (Some("api"), Some("v1"), Some("policies"), Some(_), None, _) => "/api/v1/policies/{alias}",
+        (Some("api"), Some("v1"), Some("configuration"), None, ..) => "/api/v1/configuration",
         (Some("api"), Some("v1"), Some("challenges"), Some(_), None, _) => {
             "/api/v1/challenges/{id}"
         }

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{ActorId, ChallengeId, TenantId, TokenHash};
 use super::policy::PolicyRef;
+pub use super::policy::{CodeAlphabet as Alphabet, ResendMode};
 use crate::clock::Millis;
 
 /// Every kind the model knows. Kinds whose rules have not been enabled answer
@@ -314,15 +315,6 @@ impl ActionPlan {
     }
 }
 
-/// The characters a one-time code is drawn from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Alphabet {
-    Digits,
-    /// Upper-case letters and digits without look-alikes (no 0 O 1 I L).
-    Alphanumeric,
-}
-
 /// How the server reaches an actor of a delivery challenge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -341,16 +333,6 @@ pub enum DeliveryStatus {
     Sent,
     /// Every attempt failed; a resend tries again.
     Failed,
-}
-
-/// What a resend sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ResendMode {
-    /// The same code or link (and the same expiry).
-    Same,
-    /// A new code or link; the old one stops working.
-    Rotate,
 }
 
 /// Delivery to one actor.

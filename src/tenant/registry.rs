@@ -170,12 +170,22 @@ impl Registry {
 
     /// Starts the actor of `challenge` and indexes it. Supervisors and restore only.
     pub(super) fn start_actor(&self, challenge: View, tenant: Arc<Tenant>) -> Addr<ChallengeActor> {
+        self.start_actor_with(challenge, tenant, None)
+    }
+
+    /// Starts an actor, handing it the plain secrets of a just-created delivery challenge.
+    pub(super) fn start_actor_with(
+        &self,
+        challenge: View,
+        tenant: Arc<Tenant>,
+        secrets: Option<Box<[String]>>,
+    ) -> Addr<ChallengeActor> {
         let id = challenge.id;
         let view = Arc::new(ArcSwap::new(challenge));
         let published = view.clone();
         let services = self.services.clone();
         let addr = ChallengeActor::start_in_arbiter(&self.arbiter(), move |_| {
-            ChallengeActor::new(published, services, tenant)
+            ChallengeActor::new(published, services, tenant).with_secrets(secrets)
         });
         self.index.insert(
             id,
@@ -210,6 +220,7 @@ impl Registry {
         self: &Arc<Self>,
         challenge: Challenge,
         one_active_per_user: bool,
+        secrets: Option<Box<[String]>>,
     ) -> Result<Spawned, SpawnError> {
         let tenant = self.tenant(&challenge.tenant);
         tenant
@@ -217,6 +228,7 @@ impl Registry {
             .send(Spawn {
                 challenge,
                 one_active_per_user,
+                secrets,
             })
             .await
             .map_err(|e| SpawnError::Store(e.to_string()))?
@@ -398,7 +410,7 @@ mod tests {
         let (c, answer_token) = challenge(&services, &tenant);
         let id = c.id;
         assert!(matches!(
-            registry.create(c, false).await,
+            registry.create(c, false, None).await,
             Ok(Spawned::New(_))
         ));
         let attempt = Attempt {

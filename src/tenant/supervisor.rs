@@ -101,6 +101,8 @@ impl Handler<Serve> for TenantSupervisor {
 pub struct Spawn {
     pub challenge: Challenge,
     pub one_active_per_user: bool,
+    /// Delivery kinds: each actor's plain code or link token, for the actor to send.
+    pub secrets: Option<Box<[String]>>,
 }
 
 pub enum Spawned {
@@ -128,6 +130,7 @@ impl Handler<Spawn> for TenantSupervisor {
         Spawn {
             challenge,
             one_active_per_user,
+            secrets,
         }: Spawn,
         _: &mut Context<Self>,
     ) -> Self::Result {
@@ -167,7 +170,8 @@ impl Handler<Spawn> for TenantSupervisor {
         metrics::counter!(m::CREATED, "type" => challenge.kind.as_str()).increment(1);
         let view: View = Arc::new(challenge);
         let tenant_id = tenant.id.clone();
-        self.registry.start_actor(view.clone(), tenant);
+        self.registry
+            .start_actor_with(view.clone(), tenant, secrets);
         let registry = self.registry.clone();
         Box::pin(async move {
             store

@@ -11,12 +11,14 @@ use super::policies;
 use crate::api::error::ErrorBody;
 use crate::api::{bearer, json_body, parse_json, query, require, ApiError, State};
 use crate::auth::Scope;
+use crate::challenge::kinds::delivered;
 use crate::challenge::kinds::token::{self, Attempt};
-use crate::challenge::messages::{Answer, Cancel, Complete, View, Watch, Watching};
+use crate::challenge::messages::{Answer, Cancel, Complete, Resend, View, Watch, Watching};
 use crate::metrics as m;
 use crate::model::{
-    ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, Extras, Idempotency, Lifecycle,
-    Policy, PolicyRef, Properties, State as ChallengeState,
+    ActorDelivery, ActorId, AnswerToken, Challenge, ChallengeId, ChallengeType, DeliveryChannel,
+    DeliveryPlan, DeliveryStatus, Extras, Idempotency, Lifecycle, Policy, PolicyRef, Properties,
+    State as ChallengeState,
 };
 use crate::store::ListFilter;
 use crate::tenant::supervisor::Spawned;
@@ -64,7 +66,7 @@ pub async fn create(
         .map(|alias| policies::find(&state, &principal.tenant, alias))
         .transpose()?;
     let config = state.registry.tenant(&principal.tenant).config();
-    let (challenge, tokens) = build(
+    let (challenge, tokens, secrets) = build(
         request,
         header_key,
         &principal.tenant,
@@ -73,7 +75,11 @@ pub async fn create(
         &state,
     )?;
     let one_active = policy.is_some_and(|p| p.spec.one_active_per_user);
-    match state.registry.create(challenge, one_active).await? {
+    match state
+        .registry
+        .create(challenge, one_active, secrets)
+        .await?
+    {
         Spawned::New(view) => {
             let mut dto = ChallengeDto::new(&view, Some(&tokens));
             let base = state.settings.server.public_base_url.trim_end_matches('/');
@@ -100,7 +106,7 @@ fn build(
     policy: Option<&Policy>,
     config: &Properties,
     state: &State,
-) -> Result<(Challenge, Vec<AnswerToken>), ApiError> {
+) -> Result<(Challenge, Vec<AnswerToken>, Option<Box<[String]>>), ApiError> {
     let limits = &state.settings.limits;
     let idempotency_key = match (header_key, request.idempotency_key.take()) {
         (Some(h), Some(b)) if h != b => {
@@ -138,11 +144,61 @@ fn build(
     if !kind.is_enabled() {
         return Err(ApiError::TypeNotEnabled(kind));
     }
-    if request.recipient.is_some() {
+    let channel = kind.delivered_by();
+    let per_actor_recipients = request
+        .actors
+        .iter()
+        .flatten()
+        .any(|a| a.recipient.is_some());
+    if channel.is_none()
+        && (request.recipient.is_some()
+            || per_actor_recipients
+            || request.send.is_some()
+            || request.locale.is_some())
+    {
         return Err(ApiError::invalid(
             "invalid_field",
-            format!("recipient is not used by {} challenges", kind.as_str()),
+            format!(
+                "recipient, send and locale are not used by {} challenges",
+                kind.as_str()
+            ),
         ));
+    }
+    let conditions = policy.and_then(|p| p.spec.conditions.as_ref());
+    let recipients: Option<Vec<String>> = match channel {
+        None => None,
+        Some(channel) => Some(match &request.actors {
+            Some(actors) if per_actor_recipients || actors.len() > 1 => actors
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    check_recipient(
+                        &format!("actors[{i}].recipient"),
+                        a.recipient.as_ref(),
+                        channel,
+                        conditions,
+                    )
+                })
+                .collect::<Result<_, _>>()?,
+            _ => vec![check_recipient(
+                "recipient",
+                request.recipient.as_ref(),
+                channel,
+                conditions,
+            )?],
+        }),
+    };
+    if let Some(locale) = &request.locale {
+        let ok = locale.len() <= 35
+            && locale.split('-').all(|p| {
+                !p.is_empty() && p.len() <= 8 && p.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        if !ok {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "locale is not a language tag such as en or nl-BE",
+            ));
+        }
     }
     check_text("user_id", &request.user_id, MAX_USER_ID)?;
     let actor_ids: Vec<String> = match &request.actors {
@@ -229,9 +285,56 @@ fn build(
         request_hash: Sha256::digest(serde_json::to_vec(&request).expect("a request encodes"))
             .into(),
     });
-    let (actors, tokens) = token::issue(&services.key, &actor_ids);
+    let (actors, mut tokens) = token::issue(&services.key, &actor_ids);
     let now = services.clock.now_ms();
-    let challenge = Challenge {
+    let send = request.send.unwrap_or(true);
+    let delivery = match (channel, &recipients) {
+        (Some(channel), Some(recipients)) => {
+            let spec = policy.map(|p| &p.spec);
+            let defaults = &state.settings.delivery;
+            Some(DeliveryPlan {
+                channel,
+                locale: request.locale.as_deref().map(Into::into),
+                code_length: spec
+                    .and_then(|p| p.code_length)
+                    .unwrap_or(config.default_code_length)
+                    .clamp(4, 10) as u8,
+                code_alphabet: spec
+                    .and_then(|p| p.code_alphabet)
+                    .unwrap_or(defaults.code_alphabet),
+                resend_cooldown_seconds: spec
+                    .and_then(|p| p.resend_cooldown_seconds)
+                    .map_or(defaults.resend_cooldown_seconds, |s| s as u32),
+                max_resends: spec
+                    .and_then(|p| p.max_resends)
+                    .unwrap_or(defaults.max_resends),
+                resend_mode: spec
+                    .and_then(|p| p.resend_mode)
+                    .unwrap_or(defaults.resend_mode),
+                templates: spec
+                    .and_then(|p| p.templates.as_ref())
+                    .map(|t| serde_json::to_string(t).expect("templates encode").into()),
+                resends: 0,
+                last_sent_at: send.then_some(now),
+                actors: recipients
+                    .iter()
+                    .map(|r| ActorDelivery {
+                        recipient: r.as_str().into(),
+                        status: if send {
+                            DeliveryStatus::Pending
+                        } else {
+                            DeliveryStatus::NotSent
+                        },
+                        attempts: 0,
+                        last_error: None,
+                        sent_at: None,
+                    })
+                    .collect(),
+            })
+        }
+        _ => None,
+    };
+    let mut challenge = Challenge {
         id: ChallengeId::random(),
         tenant: tenant.clone(),
         kind,
@@ -249,7 +352,7 @@ fn build(
             callback_url: request.callback_url.map(Into::into),
             idempotency,
             actions,
-            delivery: None,
+            delivery,
             policy: policy.map(|p| PolicyRef {
                 alias: p.alias.clone(),
                 version: p.version,
@@ -257,7 +360,59 @@ fn build(
         }
         .boxed(),
     };
-    Ok((challenge, tokens))
+    let secrets = match challenge.delivery().cloned() {
+        None => None,
+        Some(plan) => {
+            // The code or link goes to the recipient only: the caller never sees it.
+            tokens.clear();
+            let transport_ready = match plan.channel {
+                DeliveryChannel::Email => services.deliverer.email().is_some(),
+                DeliveryChannel::Sms => services.deliverer.sms().is_some(),
+            };
+            if !transport_ready {
+                return Err(ApiError::invalid(
+                    "channel_not_configured",
+                    format!(
+                        "{} delivery is not configured on this server",
+                        kind.as_str()
+                    ),
+                ));
+            }
+            let mut secrets = Vec::with_capacity(challenge.actors.len());
+            for i in 0..challenge.actors.len() {
+                let (secret, hash) = delivered::issue_secret(&services.key, &challenge, &plan);
+                challenge.actors[i].token_hash = hash;
+                secrets.push(secret);
+            }
+            // Render now, so a template that cannot render refuses the create.
+            for (i, secret) in secrets.iter().enumerate() {
+                delivered::render(
+                    services.deliverer.templates(),
+                    &challenge,
+                    &plan,
+                    i,
+                    secret,
+                    &services.base_url,
+                    now,
+                )
+                .map_err(|e| ApiError::invalid("template_error", e.to_string()))?;
+            }
+            if send
+                && !plan
+                    .actors
+                    .iter()
+                    .all(|a| services.recipients.take(&a.recipient, now))
+            {
+                return Err(ApiError::Throttled {
+                    code: "recipient_limit",
+                    message: "the recipient has been sent the most messages allowed today".into(),
+                    retry_after_seconds: 3600,
+                });
+            }
+            Some(secrets.into_boxed_slice())
+        }
+    };
+    Ok((challenge, tokens, secrets))
 }
 
 /// Read a challenge, or long-poll it with `?wait=`.
@@ -523,9 +678,26 @@ pub async fn resend(
 ) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::Resend)?;
     let id = challenge_id(&path)?;
-    let view = state.registry.view(Some(&principal.tenant), &id)?;
-    Err(ApiError::Conflict {
-        code: "not_deliverable",
-        message: format!("{} challenges are not delivered", view.kind.as_str()),
-    })
+    let view = state
+        .registry
+        .send(Some(&principal.tenant), &id, Resend)
+        .await?
+        .map_err(ApiError::from_challenge)?;
+    Ok(HttpResponse::Accepted().json(ChallengeDto::new(&view, None)))
+}
+
+/// The secret this tenant's webhooks are signed with.
+#[utoipa::path(get, path = "/api/v1/webhooks/secret", tag = "webhooks",
+    responses((status = 200, body = WebhookSecret), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = ["challenge:configuration:get"])))]
+pub async fn webhook_secret(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
+    let principal = require(&req, &state, Scope::ConfigurationGet)?;
+    let secret =
+        crate::challenge::actor::webhook_secret(&state.registry.services().key, &principal.tenant);
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(WebhookSecret {
+            secret,
+            header: crate::delivery::SIGNATURE_HEADER.to_string(),
+        }))
 }

@@ -29,6 +29,9 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub struct ActorSpec {
     /// Who this actor is (1–256 characters).
     pub user_id: String,
+    /// Delivery kinds with several actors: where this actor's code or link goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<Recipient>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -73,6 +76,14 @@ pub struct CreateChallenge {
     /// `one_time_use_action` only: the HTTP requests an approval or a decline makes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<ActionsSpec>,
+    /// Delivery kinds: `false` creates the challenge without sending it (a resend sends
+    /// it). Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send: Option<bool>,
+    /// Delivery kinds: the message's locale (`nl`, `nl-BE`, …), falling back to the
+    /// policy's default locale, then English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
     /// Same key and same request → the same challenge; also accepted as the
     /// `Idempotency-Key` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +184,43 @@ impl ActionsView {
     }
 }
 
+/// `GET /api/v1/webhooks/secret`: what a tenant's webhooks are signed with
+/// (`<header>: t=<unix>,v1=<hex HMAC-SHA256 of "t.body">`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookSecret {
+    pub secret: String,
+    pub header: String,
+}
+
+/// Delivery to one actor, as a challenge shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub actor_id: String,
+    pub channel: crate::model::DeliveryChannel,
+    /// The recipient, masked (`a•••@example.com`, `+1•••••4567`).
+    pub to: String,
+    pub status: crate::model::DeliveryStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+/// Masks most of a recipient, so a read does not spell out whom a code went to.
+fn mask(recipient: &str) -> String {
+    match recipient.split_once('@') {
+        Some((local, domain)) => format!("{}•••@{domain}", local.chars().next().unwrap_or('•')),
+        None => {
+            let digits: Vec<char> = recipient.chars().collect();
+            let keep = digits.len().saturating_sub(4);
+            digits
+                .iter()
+                .enumerate()
+                .map(|(i, c)| if i < 2 || i >= keep { *c } else { '•' })
+                .collect()
+        }
+    }
+}
+
 /// `POST /api/v1/challenges/{id}/answer`
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -255,6 +303,12 @@ pub struct ChallengeDto {
     /// `one_time_use_action` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<ActionsView>,
+    /// Delivery kinds only: one entry per actor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Vec<DeliveryView>>,
+    /// Delivery kinds only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resends_left: Option<u32>,
     /// The policy and version the challenge was created from.
     pub policy: Option<PolicyRef>,
 }
@@ -315,6 +369,24 @@ impl ChallengeDto {
                 }),
             answered_at: c.life.answered_at.map(rfc3339),
             actions: c.actions().map(ActionsView::new),
+            delivery: c.delivery().map(|plan| {
+                plan.actors
+                    .iter()
+                    .zip(&c.actors)
+                    .map(|(d, a)| DeliveryView {
+                        actor_id: a.id.to_string(),
+                        channel: plan.channel,
+                        to: mask(&d.recipient),
+                        status: d.status,
+                        attempts: d.attempts,
+                        last_error: d.last_error.as_deref().map(str::to_string),
+                        sent_at: d.sent_at.map(rfc3339),
+                    })
+                    .collect()
+            }),
+            resends_left: c
+                .delivery()
+                .map(|p| p.max_resends.saturating_sub(p.resends)),
             policy: c.policy().cloned(),
         }
     }
@@ -533,4 +605,64 @@ pub fn parse_actions(
         chosen: None,
         results: Vec::new(),
     })
+}
+
+/// Checks a recipient for `channel` against the policy's conditions: an email address
+/// (no display name, no line breaks) or an E.164 number.
+pub fn check_recipient(
+    field: &str,
+    recipient: Option<&Recipient>,
+    channel: crate::model::DeliveryChannel,
+    conditions: Option<&crate::model::policy::Conditions>,
+) -> Result<String, ApiError> {
+    use crate::model::DeliveryChannel;
+    let missing =
+        |what: &str| ApiError::invalid("recipient_required", format!("{field} needs {what}"));
+    match channel {
+        DeliveryChannel::Email => {
+            let email = recipient
+                .and_then(|r| r.email.as_deref())
+                .ok_or_else(|| missing("an email address"))?;
+            check_text(&format!("{field}.email"), email, 254)?;
+            let address: lettre::Address = email.parse().map_err(|_| {
+                ApiError::invalid(
+                    "invalid_email",
+                    format!("{field}.email is not an email address"),
+                )
+            })?;
+            if let Some(domains) = conditions.and_then(|c| c.email_domains.as_ref()) {
+                let domain = address.domain().to_ascii_lowercase();
+                if !domains.iter().any(|d| *d == domain) {
+                    return Err(ApiError::invalid(
+                        "recipient_not_allowed",
+                        format!("{field}.email: the policy does not allow the domain {domain}"),
+                    ));
+                }
+            }
+            Ok(email.to_string())
+        }
+        DeliveryChannel::Sms => {
+            let phone = recipient
+                .and_then(|r| r.phone.as_deref())
+                .ok_or_else(|| missing("a phone number"))?;
+            let number = crate::delivery::parse_e164(phone).map_err(|_| {
+                ApiError::invalid(
+                    "invalid_phone",
+                    format!("{field}.phone is not an E.164 number (+ and 8–15 digits)"),
+                )
+            })?;
+            if let Some(prefixes) = conditions.and_then(|c| c.phone_prefixes.as_ref()) {
+                if !prefixes
+                    .iter()
+                    .any(|p| number.as_str().starts_with(p.as_str()))
+                {
+                    return Err(ApiError::invalid(
+                        "recipient_not_allowed",
+                        format!("{field}.phone: the policy does not allow this country prefix"),
+                    ));
+                }
+            }
+            Ok(number.as_str().to_string())
+        }
+    }
 }

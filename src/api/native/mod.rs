@@ -49,6 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::put().to(policies::replace))
                     .route(web::delete().to(policies::delete)),
             )
+            .service(resource("/webhooks/secret").route(web::get().to(challenges::webhook_secret)))
             .service(
                 resource("/configuration")
                     .route(web::get().to(configuration::get))
