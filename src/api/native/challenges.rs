@@ -97,6 +97,10 @@ pub async fn create(
     }
 }
 
+/// A validated create: the record, the answer tokens to show once (not for delivery
+/// kinds), and the secrets only the recipients get (delivery kinds).
+type Built = (Challenge, Vec<AnswerToken>, Option<Box<[String]>>);
+
 /// Validates a create request into a challenge record and its plain answer tokens, with
 /// defaults and bounds from the tenant's configuration narrowed by the policy, if any.
 fn build(
@@ -106,7 +110,7 @@ fn build(
     policy: Option<&Policy>,
     config: &Properties,
     state: &State,
-) -> Result<(Challenge, Vec<AnswerToken>, Option<Box<[String]>>), ApiError> {
+) -> Result<Built, ApiError> {
     let limits = &state.settings.limits;
     let idempotency_key = match (header_key, request.idempotency_key.take()) {
         (Some(h), Some(b)) if h != b => {

@@ -632,7 +632,7 @@ pub fn check_recipient(
             })?;
             if let Some(domains) = conditions.and_then(|c| c.email_domains.as_ref()) {
                 let domain = address.domain().to_ascii_lowercase();
-                if !domains.iter().any(|d| *d == domain) {
+                if !domains.contains(&domain) {
                     return Err(ApiError::invalid(
                         "recipient_not_allowed",
                         format!("{field}.email: the policy does not allow the domain {domain}"),
