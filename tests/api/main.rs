@@ -6,6 +6,7 @@ mod actions;
 mod auth;
 mod bad_input;
 mod configuration;
+mod deliveries;
 mod delivery;
 mod durability;
 mod expiry;

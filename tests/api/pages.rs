@@ -156,3 +156,48 @@ async fn opening_a_link_never_answers_and_bad_links_get_readable_pages() {
     assert_eq!(odd.status(), 404);
     assert_eq!(server.state_of(id).await["state"], "issued");
 }
+
+#[tokio::test]
+async fn a_magic_link_from_a_real_email_approves_in_the_browser_once() {
+    let sink = crate::sinks::SmtpSink::start().await;
+    let server = TestServer::start_with(|s| {
+        s.email.smtp_host = "127.0.0.1".into();
+        s.email.smtp_port = sink.port;
+        s.email.tls = challenge_server::config::SmtpTls::None;
+    })
+    .await;
+    let created = server
+        .create_ok(json!({"type": "email_link", "user_id": "u-1", "recipient": {"email": "alice@example.com"},
+            "details": {"message": "Sign in from Ottawa?"}}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    assert!(created["actors"][0].get("answer_token").is_none());
+    let mail = sink.wait_for(1).await.remove(0);
+    let text = mail.part("text/plain").unwrap();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:8080/c/"))
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    let token = link.rsplit("?t=").next().unwrap();
+    let html = mail.part("text/html").unwrap();
+    assert!(
+        html.contains(id) && html.contains(token),
+        "the HTML part carries the same link"
+    );
+    let link = link.replace("http://127.0.0.1:8080", &server.base);
+    // A scanner fetching the link changes nothing.
+    assert_eq!(server.http.get(&link).send().await.unwrap().status(), 200);
+    assert_eq!(server.state_of(id).await["state"], "issued");
+
+    let seen = browse(&link, &["Approve", "--again"]).await;
+    assert!(seen["text"]
+        .as_str()
+        .unwrap()
+        .contains("Sign in from Ottawa?"));
+    assert_eq!(seen["post_status"], 200);
+    assert_eq!(seen["again_status"], 409);
+    assert_eq!(seen["reopen_status"], 409);
+    let state = server.state_of(id).await;
+    assert_eq!(state["state"], "verified");
+    assert_eq!(state["answered_by"]["user_id"], "u-1");
+}

@@ -65,11 +65,16 @@ impl ReceivedMail {
 impl SmtpSink {
     /// Starts the sink and returns once it listens (it prints `ready <port>`).
     pub async fn start() -> SmtpSink {
+        Self::start_on(0).await
+    }
+
+    /// Starts the sink on `port` (0: any free one).
+    pub async fn start_on(port: u16) -> SmtpSink {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(script)
-            .arg("0")
+            .arg(port.to_string())
             .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
