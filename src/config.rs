@@ -45,7 +45,6 @@ pub struct DeliverySettings {
     pub resend_cooldown_seconds: u32,
     pub max_resends: u32,
     pub resend_mode: crate::model::ResendMode,
-    pub code_length: u8,
     pub code_alphabet: crate::model::Alphabet,
 }
 
@@ -372,9 +371,6 @@ impl Settings {
         let d = &self.delivery;
         if d.max_attempts == 0 || d.max_attempts > 10 {
             return invalid("delivery.max_attempts", "must be between 1 and 10");
-        }
-        if !(4..=10).contains(&d.code_length) {
-            return invalid("delivery.code_length", "must be between 4 and 10");
         }
         if self.auth.tenant_claim.is_empty() {
             return invalid("auth.tenant_claim", "must not be empty");

@@ -546,7 +546,12 @@ async fn bad_delivery_requests_are_refused_and_nothing_is_sent_or_stored() {
         .post(Some(&policy_admin), "/api/v1/policies", json!({"alias": "broken", "type": "email_otp",
             "templates": {"default_locale": "en", "locales": {"en": {"subject": "Your code {{ code"}}}}))
         .await;
-    assert_eq!(r.status(), 201);
+    let refused = error_code(r).await;
+    assert_eq!(
+        (refused.0, refused.1.as_str()),
+        (400, "template_error"),
+        "a template that does not parse is refused"
+    );
     let r = server
         .post(
             Some(&policy_admin),
@@ -618,10 +623,10 @@ async fn bad_delivery_requests_are_refused_and_nothing_is_sent_or_stored() {
             "recipient_required",
         ),
         (
-            "broken template",
+            "refused policy",
             json!({"policy": "broken", "user_id": "u", "recipient": {"email": "a@example.com"}}),
-            400,
-            "template_error",
+            404,
+            "policy_not_found",
         ),
         (
             "domain not allowed",

@@ -265,6 +265,11 @@ fn check_templates(kind: ChallengeType, templates: &Templates) -> Result<(), Api
             "templates.default_locale names no locale of templates.locales",
         ));
     }
+    // Every text must parse as a template: a broken one is refused now, not at a send.
+    let set: crate::delivery::TemplateSet = serde_json::to_value(templates)
+        .and_then(serde_json::from_value)
+        .map_err(|e| ApiError::invalid("template_error", e.to_string()))?;
+    crate::delivery::check(&set).map_err(|e| ApiError::invalid("template_error", e.to_string()))?;
     Ok(())
 }
 
