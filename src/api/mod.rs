@@ -140,6 +140,30 @@ pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, Api
         .map_err(|e| ApiError::invalid("invalid_query", e.to_string()))
 }
 
+/// A list's page: its size (`page_size`, default `default`, 1..=`max`) and where it starts
+/// (`page_token`, parsed by `parse`).
+pub fn page<T>(
+    page_size: Option<usize>,
+    default: usize,
+    max: usize,
+    page_token: Option<&str>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<(usize, Option<T>), ApiError> {
+    let size = page_size.unwrap_or(default);
+    if size == 0 || size > max {
+        return Err(ApiError::invalid(
+            "invalid_query",
+            format!("page_size must be between 1 and {max}"),
+        ));
+    }
+    let after = page_token
+        .map(|t| {
+            parse(t).ok_or_else(|| ApiError::invalid("invalid_query", "page_token is not valid"))
+        })
+        .transpose()?;
+    Ok((size, after))
+}
+
 /// The `ETag` header of a versioned resource (a policy, a tenant's configuration).
 pub fn etag(version: u64) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))

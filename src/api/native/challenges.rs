@@ -484,21 +484,13 @@ pub async fn get(
 pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::Get)?;
     let q: ListQuery = query(&req)?;
-    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ApiError::invalid(
-            "invalid_query",
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
-    let after = q
-        .page_token
-        .as_deref()
-        .map(|t| {
-            ChallengeId::parse(t)
-                .ok_or_else(|| ApiError::invalid("invalid_query", "page_token is not valid"))
-        })
-        .transpose()?;
+    let (page_size, after) = crate::api::page(
+        q.page_size,
+        DEFAULT_PAGE_SIZE,
+        MAX_PAGE_SIZE,
+        q.page_token.as_deref(),
+        ChallengeId::parse,
+    )?;
     let filter = ListFilter {
         user_id: q.user_id,
         state: q
@@ -627,6 +619,30 @@ async fn answer_as(
         .map_err(ApiError::from_challenge)
 }
 
+/// A command to one of the caller's challenges: authorize, send, map the refusal.
+async fn command<M>(
+    req: &HttpRequest,
+    path: &str,
+    state: &State,
+    scope: Scope,
+    msg: M,
+) -> Result<View, ApiError>
+where
+    M: actix::Message<Result = Result<View, crate::challenge::messages::ChallengeError>>
+        + Clone
+        + Send
+        + 'static,
+    crate::challenge::ChallengeActor: actix::Handler<M>,
+{
+    let principal = require(req, state, scope)?;
+    let id = challenge_id(path)?;
+    state
+        .registry
+        .send(Some(&principal.tenant), &id, msg)
+        .await?
+        .map_err(ApiError::from_challenge)
+}
+
 /// Cancel an `issued` or `verified` challenge.
 #[utoipa::path(delete, path = "/api/v1/challenges/{id}", tag = "challenges",
     params(("id" = String, Path)),
@@ -638,13 +654,7 @@ pub async fn cancel(
     path: web::Path<String>,
     state: State,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = require(&req, &state, Scope::Delete)?;
-    let id = challenge_id(&path)?;
-    let view = state
-        .registry
-        .send(Some(&principal.tenant), &id, Cancel)
-        .await?
-        .map_err(ApiError::from_challenge)?;
+    let view = command(&req, &path, &state, Scope::Delete, Cancel).await?;
     Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None)))
 }
 
@@ -659,13 +669,7 @@ pub async fn complete(
     path: web::Path<String>,
     state: State,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = require(&req, &state, Scope::Complete)?;
-    let id = challenge_id(&path)?;
-    let view = state
-        .registry
-        .send(Some(&principal.tenant), &id, Complete)
-        .await?
-        .map_err(ApiError::from_challenge)?;
+    let view = command(&req, &path, &state, Scope::Complete, Complete).await?;
     Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None)))
 }
 
@@ -680,13 +684,7 @@ pub async fn resend(
     path: web::Path<String>,
     state: State,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = require(&req, &state, Scope::Resend)?;
-    let id = challenge_id(&path)?;
-    let view = state
-        .registry
-        .send(Some(&principal.tenant), &id, Resend)
-        .await?
-        .map_err(ApiError::from_challenge)?;
+    let view = command(&req, &path, &state, Scope::Resend, Resend).await?;
     Ok(HttpResponse::Accepted().json(ChallengeDto::new(&view, None)))
 }
 

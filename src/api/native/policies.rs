@@ -417,21 +417,13 @@ pub async fn create(
 pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let principal = require(&req, &state, Scope::PolicyGet)?;
     let q: PolicyListQuery = query(&req)?;
-    let page_size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return Err(ApiError::invalid(
-            "invalid_query",
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
-    let after = q
-        .page_token
-        .as_deref()
-        .map(|t| {
-            PolicyAlias::parse(t)
-                .ok_or_else(|| ApiError::invalid("invalid_query", "page_token is not valid"))
-        })
-        .transpose()?;
+    let (page_size, after) = crate::api::page(
+        q.page_size,
+        DEFAULT_PAGE_SIZE,
+        MAX_PAGE_SIZE,
+        q.page_token.as_deref(),
+        PolicyAlias::parse,
+    )?;
     let store = state.registry.services().store.clone();
     let (page, next) = tokio::task::spawn_blocking(move || {
         store
