@@ -184,6 +184,12 @@ impl Application {
             tracing::error!(error = %e, "final flush failed");
         }
         self.registry.stop();
+        // The outbound clients are never dropped: the SMTP pool's and the HTTP clients'
+        // drops spawn clean-up tasks, and at exit the last reference may go on a worker
+        // thread whose runtime is already shutting down. The process is ending anyway.
+        let services = self.registry.services();
+        std::mem::forget(services.deliverer.clone());
+        std::mem::forget(services.actions.clone());
         result
     }
 }

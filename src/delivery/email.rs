@@ -59,6 +59,10 @@ pub struct EmailTransport {
     from: Mailbox,
     relay: String,
     timeout: Duration,
+    /// At most `email.pool_max_size` messages in flight: a burst of challenges queues
+    /// here and reuses pooled connections instead of opening one connection per message
+    /// (which overwhelms a relay, whose stalled accepts then cost whole timeouts).
+    in_flight: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl fmt::Debug for EmailTransport {
@@ -108,20 +112,27 @@ impl EmailTransport {
             from,
             relay: format!("{host}:{}", settings.smtp_port),
             timeout,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                settings.pool_max_size.max(1) as usize,
+            )),
         })
     }
 
     /// Sends one message; `Ok` once the relay accepted it (queued, not necessarily in
     /// the mailbox). Not retried here: a resend is the caller's decision.
     pub async fn send(&self, message: &EmailMessage) -> Result<(), DeliveryError> {
+        let _permit = self.in_flight.acquire().await;
         let started = Instant::now();
         let outcome = match self.build(message) {
-            Ok(email) => self
-                .smtp
-                .send(email)
-                .await
-                .map(drop)
-                .map_err(|e| self.smtp_failure(&e)),
+            // The whole exchange is bounded too, not only each socket operation: a relay
+            // that accepts the connection and then stalls must not hold a send forever.
+            Ok(email) => match tokio::time::timeout(self.timeout, self.smtp.send(email)).await {
+                Ok(sent) => sent.map(drop).map_err(|e| self.smtp_failure(&e)),
+                Err(_) => Err(DeliveryError::Timeout(format!(
+                    "no answer from the relay within {} ms",
+                    self.timeout.as_millis()
+                ))),
+            },
             Err(error) => Err(error),
         };
         record(Channel::Email, started, outcome.as_ref().err());
