@@ -159,6 +159,10 @@ pub struct PolicySpec {
     /// Delivered types.
     #[serde(default)]
     pub conditions: Option<Conditions>,
+    /// Where state changes of the policy's challenges are posted when a create names no
+    /// `callback_url` of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
 }
 
 /// A stored policy: the operator's spec plus what the server keeps about it.

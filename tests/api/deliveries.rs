@@ -676,3 +676,46 @@ async fn bad_delivery_requests_are_refused_and_nothing_is_sent_or_stored() {
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].rcpt_tos, vec!["a@corp.example".to_string()]);
 }
+
+#[tokio::test]
+async fn a_policys_callback_url_serves_challenges_that_name_none() {
+    let hook = HttpSink::start();
+    let server = TestServer::start_with(|s| s.actions.allow_private = true).await;
+    let admin = server.token("acme", &format!("{ALL_SCOPES} challenge:policy:post"));
+    let r = server
+        .post(
+            Some(&admin),
+            "/api/v1/policies",
+            json!({"alias": "hooked", "type": "token", "callback_url": hook.url("/from-policy")}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let bad = server
+        .post(
+            Some(&admin),
+            "/api/v1/policies",
+            json!({"alias": "bad", "type": "token", "callback_url": "ftp://x"}),
+        )
+        .await;
+    assert_eq!(error_code(bad).await, (400, "invalid_url".into()));
+    let created = server
+        .create_ok(json!({"policy": "hooked", "user_id": "u-1"}))
+        .await;
+    assert_eq!(created["callback_url"], hook.url("/from-policy"));
+    let id = created["id"].as_str().unwrap();
+    server
+        .http
+        .delete(server.url(&format!("/api/v1/challenges/{id}")))
+        .bearer_auth(server.admin())
+        .send()
+        .await
+        .unwrap();
+    let requests = eventually(Duration::from_secs(20), || async {
+        let r = hook.requests();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(requests[0].path, "/from-policy");
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["state"], "cancelled");
+}

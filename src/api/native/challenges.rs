@@ -262,6 +262,9 @@ fn build(
     }
     let services = state.registry.services();
     let outbound = services.actions.policy();
+    if request.callback_url.is_none() {
+        request.callback_url = policy.and_then(|p| p.spec.callback_url.clone());
+    }
     if let Some(url) = &request.callback_url {
         check_url("callback_url", url)?;
         check_outbound("callback_url", url, outbound)?;

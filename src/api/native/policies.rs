@@ -194,6 +194,10 @@ fn check_spec(mut spec: PolicySpec, limits: &Limits) -> Result<PolicySpec, ApiEr
     if let Some((field, ..)) = applicable.iter().find(|(_, given, ok)| *given && !ok) {
         return Err(not_applicable(field, kind));
     }
+    if let Some(url) = &spec.callback_url {
+        // Checked against the outbound policy when a challenge uses it.
+        super::dto::check_url("callback_url", url)?;
+    }
     check_range(
         "max_ttl_seconds",
         spec.max_ttl_seconds,
