@@ -375,7 +375,7 @@ impl ChallengeActor {
             "user_id": c.user_id.to_string(),
             "state": c.life.state.as_str(),
             "previous_state": previous.map(State::as_str),
-            "at": crate::api::native::dto::rfc3339(self.now()),
+            "at": crate::clock::rfc3339(self.now()),
             "answered_by": answered_by,
         });
         if let Some(plan) = c.actions() {

@@ -23,7 +23,7 @@ use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Millis;
+use crate::clock::{rfc3339, Millis};
 use crate::model::{DetailField, Details};
 
 /// The locale of the shipped templates, the end of every fallback chain.
@@ -496,16 +496,6 @@ fn sample_vars(locale: &str) -> MessageVars {
         expires_at: 1_700_000_300_000,
         now: 1_700_000_000_000,
     }
-}
-
-fn rfc3339(ms: Millis) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// Minutes, rounded to the nearest, and at least 1 while any time is left.

@@ -4,12 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api::ApiError;
-use crate::clock::Millis;
 use crate::model::{AnswerToken, Challenge, ChallengeType, Details, PolicyRef, State};
 
 pub const MAX_USER_ID: usize = 256;
@@ -319,12 +316,7 @@ pub struct ChallengeList {
     pub next_page_token: Option<String>,
 }
 
-pub fn rfc3339(ms: Millis) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub use crate::clock::rfc3339;
 
 fn raw(text: Option<&str>) -> Option<Box<RawValue>> {
     text.and_then(|t| RawValue::from_string(t.to_string()).ok())
