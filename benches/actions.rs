@@ -12,33 +12,16 @@
 //! 2000), `BENCH_CONCURRENCY` (at once, default 8).
 
 use std::collections::HashMap;
-use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod support;
+use support::{env_or, percentile, ReleaseServer};
 use tokio::net::TcpListener;
 
-const SERVER_BIN: &str = env!("CARGO_BIN_EXE_challenge-server");
-
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Reads requests off one connection, notes when each arrived, answers 200.
 async fn serve(mut stream: tokio::net::TcpStream, arrivals: Arrivals) {
@@ -85,14 +68,6 @@ async fn serve(mut stream: tokio::net::TcpStream, arrivals: Arrivals) {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -120,50 +95,14 @@ async fn run() {
     }
 
     let data = std::env::temp_dir().join(format!("challenge-bench-actions-{}", std::process::id()));
-    let port = StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Server(
-        Command::new(SERVER_BIN)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&data)
-            .env("CHALLENGE_SERVER__LOG__LEVEL", "warn")
-            .env("CHALLENGE_SERVER__ACTIONS__ALLOW_PRIVATE", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the server"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let server = ReleaseServer::start(
+        &data,
+        &[("CHALLENGE_SERVER__ACTIONS__ALLOW_PRIVATE", "true".into())],
+    )
+    .await;
+    let base = server.base.clone();
     let http = reqwest::Client::new();
-    let ready = Instant::now();
-    while !matches!(http.get(format!("{base}/readyz")).send().await, Ok(r) if r.status() == 200) {
-        assert!(
-            ready.elapsed() < Duration::from_secs(60),
-            "server not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let output = Command::new(SERVER_BIN)
-        .args([
-            "token",
-            "--tenant",
-            "bench",
-            "--scope",
-            "challenge:post challenge:get",
-            "--ttl",
-            "3600",
-        ])
-        .output()
-        .unwrap();
-    let bearer = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let bearer = server.token("challenge:post challenge:get");
 
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut workers = Vec::new();

@@ -11,13 +11,13 @@
 //! installs). Knobs: `BENCH_EMAILS` (default 3000), `BENCH_CONCURRENCY` (default 16).
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SERVER_BIN: &str = env!("CARGO_BIN_EXE_challenge-server");
+mod support;
+use support::{env_or, percentile, ReleaseServer};
 
 struct Kill(Child);
 
@@ -26,20 +26,6 @@ impl Drop for Kill {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn main() {
@@ -123,52 +109,22 @@ async fn run() {
         .expect("the SMTP sink is ready");
     let _sink = Kill(sink);
 
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Kill(
-        Command::new(SERVER_BIN)
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(work.join("data"))
-            .env("CHALLENGE_SERVER__LOG__LEVEL", "warn")
-            .env("CHALLENGE_SERVER__EMAIL__SMTP_HOST", "127.0.0.1")
-            .env("CHALLENGE_SERVER__EMAIL__SMTP_PORT", smtp_port.to_string())
-            .env("CHALLENGE_SERVER__EMAIL__TLS", "none")
-            .env("CHALLENGE_SERVER__DELIVERY__PER_RECIPIENT_DAILY_CAP", "0")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the server"),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+    let server = ReleaseServer::start(
+        &work.join("data"),
+        &[
+            ("CHALLENGE_SERVER__EMAIL__SMTP_HOST", "127.0.0.1".into()),
+            ("CHALLENGE_SERVER__EMAIL__SMTP_PORT", smtp_port.to_string()),
+            ("CHALLENGE_SERVER__EMAIL__TLS", "none".into()),
+            (
+                "CHALLENGE_SERVER__DELIVERY__PER_RECIPIENT_DAILY_CAP",
+                "0".into(),
+            ),
+        ],
+    )
+    .await;
+    let base = server.base.clone();
     let http = reqwest::Client::new();
-    let ready = Instant::now();
-    while !matches!(http.get(format!("{base}/readyz")).send().await, Ok(r) if r.status() == 200) {
-        assert!(
-            ready.elapsed() < Duration::from_secs(60),
-            "server not ready"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let output = Command::new(SERVER_BIN)
-        .args([
-            "token",
-            "--tenant",
-            "bench",
-            "--scope",
-            "challenge:post",
-            "--ttl",
-            "3600",
-        ])
-        .output()
-        .unwrap();
-    let bearer = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    let bearer = server.token("challenge:post");
 
     let token = creates(
         &http,
