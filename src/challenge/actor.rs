@@ -43,6 +43,8 @@ pub struct ChallengeActor {
     secrets: Option<Box<[String]>>,
     /// Counts sends; a report from a send that a resend replaced is dropped.
     delivery_generation: u32,
+    /// The first messages, rendered at create; taken by the first send.
+    first_messages: Option<Vec<delivered::Outgoing>>,
 }
 
 impl ChallengeActor {
@@ -62,6 +64,7 @@ impl ChallengeActor {
             action_running: false,
             secrets: None,
             delivery_generation: 0,
+            first_messages: None,
         }
     }
 
@@ -170,9 +173,13 @@ impl ChallengeActor {
         });
     }
 
-    /// Hands over the plain secrets of a just-created delivery challenge.
-    pub fn with_secrets(mut self, secrets: Option<Box<[String]>>) -> Self {
-        self.secrets = secrets;
+    /// Hands over the plain secrets and first messages of a just-created delivery
+    /// challenge.
+    pub fn with_prepared(mut self, prepared: Option<delivered::Prepared>) -> Self {
+        if let Some(prepared) = prepared {
+            self.secrets = Some(prepared.secrets);
+            self.first_messages = Some(prepared.messages);
+        }
         self
     }
 
@@ -243,20 +250,25 @@ impl ChallengeActor {
         let services = &self.services;
         let max_attempts = services.delivery.max_attempts;
         let backoff = Duration::from_millis(services.delivery.backoff_ms);
+        let mut first = self.first_messages.take().map(Vec::into_iter);
         for (index, actor) in plan.actors.iter().enumerate() {
+            let prerendered = first.as_mut().and_then(Iterator::next);
             if actor.status != DeliveryStatus::Pending {
                 continue;
             }
             let me = ctx.address();
-            let rendered = delivered::render(
-                services.deliverer.templates(),
-                &self.challenge,
-                plan,
-                index,
-                &secrets[index],
-                &services.base_url,
-                now,
-            );
+            let rendered = match prerendered {
+                Some(message) => Ok(message),
+                None => delivered::render(
+                    services.deliverer.templates(),
+                    &self.challenge,
+                    plan,
+                    index,
+                    &secrets[index],
+                    &services.base_url,
+                    now,
+                ),
+            };
             let message = match rendered {
                 Ok(message) => message,
                 Err(e) => {

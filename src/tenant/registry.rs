@@ -173,19 +173,20 @@ impl Registry {
         self.start_actor_with(challenge, tenant, None)
     }
 
-    /// Starts an actor, handing it the plain secrets of a just-created delivery challenge.
+    /// Starts an actor, handing it the plain secrets and first messages of a just-created
+    /// delivery challenge.
     pub(super) fn start_actor_with(
         &self,
         challenge: View,
         tenant: Arc<Tenant>,
-        secrets: Option<Box<[String]>>,
+        prepared: Option<crate::challenge::kinds::delivered::Prepared>,
     ) -> Addr<ChallengeActor> {
         let id = challenge.id;
         let view = Arc::new(ArcSwap::new(challenge));
         let published = view.clone();
         let services = self.services.clone();
         let addr = ChallengeActor::start_in_arbiter(&self.arbiter(), move |_| {
-            ChallengeActor::new(published, services, tenant).with_secrets(secrets)
+            ChallengeActor::new(published, services, tenant).with_prepared(prepared)
         });
         self.index.insert(
             id,
@@ -220,7 +221,7 @@ impl Registry {
         self: &Arc<Self>,
         challenge: Challenge,
         one_active_per_user: bool,
-        secrets: Option<Box<[String]>>,
+        prepared: Option<crate::challenge::kinds::delivered::Prepared>,
     ) -> Result<Spawned, SpawnError> {
         let tenant = self.tenant(&challenge.tenant);
         tenant
@@ -228,7 +229,7 @@ impl Registry {
             .send(Spawn {
                 challenge,
                 one_active_per_user,
-                secrets,
+                prepared,
             })
             .await
             .map_err(|e| SpawnError::Store(e.to_string()))?

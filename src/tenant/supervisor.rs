@@ -101,8 +101,8 @@ impl Handler<Serve> for TenantSupervisor {
 pub struct Spawn {
     pub challenge: Challenge,
     pub one_active_per_user: bool,
-    /// Delivery kinds: each actor's plain code or link token, for the actor to send.
-    pub secrets: Option<Box<[String]>>,
+    /// Delivery kinds: each actor's plain code or link token and first message.
+    pub prepared: Option<crate::challenge::kinds::delivered::Prepared>,
 }
 
 pub enum Spawned {
@@ -130,7 +130,7 @@ impl Handler<Spawn> for TenantSupervisor {
         Spawn {
             challenge,
             one_active_per_user,
-            secrets,
+            prepared,
         }: Spawn,
         _: &mut Context<Self>,
     ) -> Self::Result {
@@ -171,7 +171,7 @@ impl Handler<Spawn> for TenantSupervisor {
         let view: View = Arc::new(challenge);
         let tenant_id = tenant.id.clone();
         self.registry
-            .start_actor_with(view.clone(), tenant, secrets);
+            .start_actor_with(view.clone(), tenant, prepared);
         let registry = self.registry.clone();
         Box::pin(async move {
             store

@@ -66,7 +66,7 @@ pub async fn create(
         .map(|alias| policies::find(&state, &principal.tenant, alias))
         .transpose()?;
     let config = state.registry.tenant(&principal.tenant).config();
-    let (challenge, tokens, secrets) = build(
+    let (challenge, tokens, prepared) = build(
         request,
         header_key,
         &principal.tenant,
@@ -77,7 +77,7 @@ pub async fn create(
     let one_active = policy.is_some_and(|p| p.spec.one_active_per_user);
     match state
         .registry
-        .create(challenge, one_active, secrets)
+        .create(challenge, one_active, prepared)
         .await?
     {
         Spawned::New(view) => {
@@ -98,8 +98,8 @@ pub async fn create(
 }
 
 /// A validated create: the record, the answer tokens to show once (not for delivery
-/// kinds), and the secrets only the recipients get (delivery kinds).
-type Built = (Challenge, Vec<AnswerToken>, Option<Box<[String]>>);
+/// kinds), and the secrets and first messages only the recipients get (delivery kinds).
+type Built = (Challenge, Vec<AnswerToken>, Option<delivered::Prepared>);
 
 /// Validates a create request into a challenge record and its plain answer tokens, with
 /// defaults and bounds from the tenant's configuration narrowed by the policy, if any.
@@ -367,7 +367,7 @@ fn build(
         }
         .boxed(),
     };
-    let secrets = match challenge.delivery().cloned() {
+    let prepared = match challenge.delivery().cloned() {
         None => None,
         Some(plan) => {
             // The code or link goes to the recipient only: the caller never sees it.
@@ -391,19 +391,24 @@ fn build(
                 challenge.actors[i].token_hash = hash;
                 secrets.push(secret);
             }
-            // Render now, so a template that cannot render refuses the create.
-            for (i, secret) in secrets.iter().enumerate() {
-                delivered::render(
-                    services.deliverer.templates(),
-                    &challenge,
-                    &plan,
-                    i,
-                    secret,
-                    &services.base_url,
-                    now,
-                )
-                .map_err(|e| ApiError::invalid("template_error", e.to_string()))?;
-            }
+            // Rendered now, so a template that cannot render refuses the create; the
+            // actor sends these first messages as they are.
+            let messages = secrets
+                .iter()
+                .enumerate()
+                .map(|(i, secret)| {
+                    delivered::render(
+                        services.deliverer.templates(),
+                        &challenge,
+                        &plan,
+                        i,
+                        secret,
+                        &services.base_url,
+                        now,
+                    )
+                    .map_err(|e| ApiError::invalid("template_error", e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             if send
                 && !plan
                     .actors
@@ -416,10 +421,13 @@ fn build(
                     retry_after_seconds: 3600,
                 });
             }
-            Some(secrets.into_boxed_slice())
+            Some(delivered::Prepared {
+                secrets: secrets.into_boxed_slice(),
+                messages,
+            })
         }
     };
-    Ok((challenge, tokens, secrets))
+    Ok((challenge, tokens, prepared))
 }
 
 /// Read a challenge, or long-poll it with `?wait=`.

@@ -17,6 +17,14 @@ pub enum Outgoing {
     Sms(SmsMessage),
 }
 
+/// What create hands the new challenge's actor: each actor's plain secret (kept in the
+/// actor's memory for same-secret resends) and the first message to each, rendered
+/// once at create (where a template that cannot render refuses the request).
+pub struct Prepared {
+    pub secrets: Box<[String]>,
+    pub messages: Vec<Outgoing>,
+}
+
 /// A fresh secret for one actor and the hash the challenge keeps of it.
 pub fn issue_secret(
     key: &HashKey,
