@@ -1,7 +1,6 @@
 //! The injected clock. The state machine never reads time itself: the actor asks its
-//! `Clock` and passes `now` in, so tests can drive time.
+//! `Clock` and passes `now` in, so the state machine's tests choose the time.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// Milliseconds since the Unix epoch.
@@ -21,25 +20,6 @@ impl Clock for SystemClock {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         d.as_millis() as Millis
-    }
-}
-
-/// A clock tests move by hand.
-#[derive(Debug, Default, Clone)]
-pub struct ManualClock(Arc<AtomicI64>);
-
-impl ManualClock {
-    pub fn new(start: Millis) -> Self {
-        ManualClock(Arc::new(AtomicI64::new(start)))
-    }
-    pub fn advance(&self, ms: Millis) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now_ms(&self) -> Millis {
-        self.0.load(Ordering::SeqCst)
     }
 }
 

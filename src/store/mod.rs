@@ -212,11 +212,6 @@ impl SnapshotStore {
         self.db.flush()?;
         Ok(())
     }
-
-    /// Bytes sled occupies on disk.
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
-    }
 }
 
 /// `tenant \0`: the start of every key of a tenant.

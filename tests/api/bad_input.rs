@@ -264,6 +264,22 @@ async fn bad_create_requests_are_refused_with_codes_and_create_nothing() {
         .await
         .unwrap();
     assert_eq!(error_code(conflicting).await, (400, "invalid_field".into()));
+    let unreadable_key = server
+        .http
+        .post(server.url("/api/v1/challenges"))
+        .bearer_auth(server.admin())
+        .header(
+            "Idempotency-Key",
+            reqwest::header::HeaderValue::from_bytes(b"k\xff").unwrap(),
+        )
+        .json(&json!({"type": "token", "user_id": "u"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(unreadable_key).await,
+        (400, "invalid_header".into())
+    );
 
     assert_eq!(count(&server).await, 0, "nothing may have been created");
 }

@@ -79,6 +79,14 @@ async fn an_emailed_code_arrives_and_answers_the_challenge() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "wrong_answer");
     assert_eq!(body["error"]["attempts_left"], 4);
+    let no_code = server
+        .post(
+            Some(&server.admin()),
+            &format!("/api/v1/challenges/{id}/answer"),
+            json!({"allowed": true}),
+        )
+        .await;
+    assert_eq!(error_code(no_code).await, (400, "code_required".into()));
     let anonymous = server
         .post(
             None,
@@ -561,6 +569,15 @@ async fn bad_delivery_requests_are_refused_and_nothing_is_sent_or_stored() {
         )
         .await;
     assert_eq!(r.status(), 201);
+    let r = server
+        .post(
+            Some(&policy_admin),
+            "/api/v1/policies",
+            json!({"alias": "uk", "type": "sms_otp",
+            "conditions": {"phone_prefixes": ["+44"]}}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
     let cases: Vec<(&str, Value, u16, &str)> = vec![
         (
             "no recipient",
@@ -631,6 +648,12 @@ async fn bad_delivery_requests_are_refused_and_nothing_is_sent_or_stored() {
         (
             "domain not allowed",
             json!({"policy": "corp", "user_id": "u", "recipient": {"email": "a@example.com"}}),
+            400,
+            "recipient_not_allowed",
+        ),
+        (
+            "country not allowed",
+            json!({"policy": "uk", "user_id": "u", "recipient": {"phone": "+15551234567"}}),
             400,
             "recipient_not_allowed",
         ),

@@ -198,6 +198,12 @@ async fn unknown_anonymous_tokens_cost_nothing_but_are_limited() {
     let state = server.state_of(id).await;
     assert_eq!(state["state"], "issued");
     assert_eq!(state["attempts_left"], 1);
+    // The holder of the right token is not locked out by the stranger's failures.
+    let token = created["actors"][0]["answer_token"].as_str().unwrap();
+    assert_eq!(
+        server.answer_anonymously(id, token, true).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
