@@ -10,7 +10,7 @@ use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::receiver::{always, Receiver, Script};
+use crate::sinks::{always, HttpSink, Reply, Script};
 
 fn allow_loopback(s: &mut Settings) {
     s.actions.allow_private = true;
@@ -38,7 +38,7 @@ async fn settled(server: &TestServer, id: &str) -> Value {
 
 #[tokio::test]
 async fn an_approval_runs_only_the_approved_actions_in_order() {
-    let receiver = Receiver::start(always(200));
+    let receiver = HttpSink::scripted(always(200));
     let server = start().await;
     let created = server
         .create_ok(json!({"type": "one_time_use_action", "user_id": "requester",
@@ -77,7 +77,7 @@ async fn an_approval_runs_only_the_approved_actions_in_order() {
         (seen[0].method.as_str(), seen[0].path.as_str()),
         ("POST", "/unlock")
     );
-    assert_eq!(seen[0].body, "{\"user\":\"requester\"}");
+    assert_eq!(seen[0].body, b"{\"user\":\"requester\"}");
     assert_eq!(seen[0].header("content-type"), Some("application/json"));
     assert_eq!(
         seen[0].header("idempotency-key"),
@@ -96,7 +96,7 @@ async fn an_approval_runs_only_the_approved_actions_in_order() {
 
 #[tokio::test]
 async fn a_decline_runs_only_the_declined_actions() {
-    let receiver = Receiver::start(always(204));
+    let receiver = HttpSink::scripted(always(204));
     let server = start().await;
     let created = server
         .create_ok(json!({"type": "one_time_use_action", "user_id": "u",
@@ -122,7 +122,7 @@ async fn a_decline_runs_only_the_declined_actions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_actors_run_one_set_of_actions() {
-    let receiver = Receiver::start(always(200));
+    let receiver = HttpSink::scripted(always(200));
     let server = Arc::new(start().await);
     let actors: Vec<Value> = (0..12)
         .map(|i| json!({"user_id": format!("a{i}")}))
@@ -179,7 +179,7 @@ async fn racing_actors_run_one_set_of_actions() {
 
 #[tokio::test]
 async fn an_action_with_scopes_carries_a_token_that_verifies_against_the_published_keys() {
-    let receiver = Receiver::start(always(200));
+    let receiver = HttpSink::scripted(always(200));
     let server = start().await;
     let created = server
         .create_ok(
@@ -246,11 +246,11 @@ async fn an_action_with_scopes_carries_a_token_that_verifies_against_the_publish
 #[tokio::test]
 async fn a_503_is_retried_until_it_succeeds_and_a_400_is_not_retried() {
     let script: Script = Arc::new(|r, earlier| match (r.path.as_str(), earlier) {
-        ("/flaky", 0 | 1) => (503, Duration::ZERO),
-        ("/bad", _) => (400, Duration::ZERO),
-        _ => (200, Duration::ZERO),
+        ("/flaky", 0 | 1) => Reply::status(503),
+        ("/bad", _) => Reply::status(400),
+        _ => Reply::status(200),
     });
-    let receiver = Receiver::start(script);
+    let receiver = HttpSink::scripted(script);
     let server = start().await;
     let created = server
         .create_ok(json!({"type": "one_time_use_action", "user_id": "u",
@@ -284,11 +284,11 @@ async fn a_503_is_retried_until_it_succeeds_and_a_400_is_not_retried() {
 #[tokio::test]
 async fn retries_stop_at_the_configured_bound_and_redirects_are_not_followed() {
     let script: Script = Arc::new(|r, _| match r.path.as_str() {
-        "/down" => (500, Duration::ZERO),
-        "/moved" => (302, Duration::ZERO),
-        _ => (200, Duration::ZERO),
+        "/down" => Reply::status(500),
+        "/moved" => Reply::status(302).location("/redirected"),
+        _ => Reply::status(200),
     });
-    let receiver = Receiver::start(script);
+    let receiver = HttpSink::scripted(script);
     let server = TestServer::start_with(|s| {
         allow_loopback(s);
         s.actions.max_retries = 2;
@@ -322,7 +322,7 @@ async fn retries_stop_at_the_configured_bound_and_redirects_are_not_followed() {
 
 #[tokio::test]
 async fn an_unanswered_challenge_that_expires_runs_nothing() {
-    let receiver = Receiver::start(always(200));
+    let receiver = HttpSink::scripted(always(200));
     let server = start().await;
     let created = server
         .create_ok(json!({"type": "one_time_use_action", "user_id": "u", "ttl_seconds": 1,
@@ -355,7 +355,7 @@ async fn an_unanswered_challenge_that_expires_runs_nothing() {
 
 #[tokio::test]
 async fn outbound_safety_and_bad_actions_are_refused_at_create() {
-    let receiver = Receiver::start(always(200));
+    let receiver = HttpSink::scripted(always(200));
     let strict = TestServer::start_with(|s| {
         s.actions.allowed_scopes = vec!["orders:read".into()];
     })
@@ -494,10 +494,10 @@ async fn outbound_safety_and_bad_actions_are_refused_at_create() {
 async fn a_crash_mid_action_resumes_it_with_the_same_key_and_never_repeats_a_finished_one() {
     // /slow hangs the first time (the server is killed meanwhile), answers at once later.
     let script: Script = Arc::new(|r, earlier| match (r.path.as_str(), earlier) {
-        ("/slow", 0) => (200, Duration::from_secs(60)),
-        _ => (200, Duration::ZERO),
+        ("/slow", 0) => Reply::status(200).after(Duration::from_secs(60)),
+        _ => Reply::status(200),
     });
-    let receiver = Receiver::start(script);
+    let receiver = HttpSink::scripted(script);
     let data = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let env = [("CHALLENGE_SERVER__ACTIONS__ALLOW_PRIVATE", "true")];

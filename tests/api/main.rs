@@ -16,6 +16,5 @@ mod operations;
 mod pages;
 mod policies;
 mod races;
-mod receiver;
 mod secrets;
 mod sinks;

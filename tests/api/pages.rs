@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::receiver::{always, Receiver};
+use crate::sinks::{always, HttpSink};
 
 /// Runs tests/support/answer_page.mjs and returns what it saw.
 async fn browse(url: &str, args: &[&str]) -> Value {
@@ -32,7 +32,7 @@ async fn browse(url: &str, args: &[&str]) -> Value {
 #[tokio::test]
 async fn a_person_approves_in_the_browser_and_a_second_submit_fails_cleanly() {
     let server = TestServer::start_with(|s| s.actions.allow_private = true).await;
-    let receiver = Receiver::start(always(200));
+    let receiver = HttpSink::scripted(always(200));
     let created = server
         .create_ok(json!({"type": "one_time_use_action", "user_id": "u-123",
             "details": {"message": "Unlock the account of <u-123>?", "fields": [{"label": "Requested by", "value": "help desk"}]},

@@ -201,14 +201,25 @@ impl Reply {
     }
 }
 
+/// Given a request and how many earlier requests had the same path: the reply.
+pub type Script = Arc<dyn Fn(&RecordedRequest, usize) -> Reply + Send + Sync>;
+
+/// A script that always answers `status`.
+pub fn always(status: u16) -> Script {
+    Arc::new(move |_, _| Reply::status(status))
+}
+
 #[derive(Default)]
 struct Recorder {
     requests: Mutex<Vec<RecordedRequest>>,
     script: Mutex<VecDeque<Reply>>,
+    /// Answers once the queued replies run out (default: 200).
+    responder: Option<Script>,
 }
 
-/// An HTTP server that records every request and answers with the scripted replies in
-/// order, then 200 once the script runs out. Stopped on drop.
+/// An HTTP server that records every request and answers with the queued replies in
+/// order, then from its script (per path and arrival), or 200. Stopped on drop. It is
+/// every local receiver the tests need: SMS gateways, webhook and action targets.
 pub struct HttpSink {
     pub base: String,
     recorder: Arc<Recorder>,
@@ -217,9 +228,21 @@ pub struct HttpSink {
 
 impl HttpSink {
     pub fn start() -> HttpSink {
+        Self::start_with(None)
+    }
+
+    /// A sink that answers every request from `script`.
+    pub fn scripted(script: Script) -> HttpSink {
+        Self::start_with(Some(script))
+    }
+
+    fn start_with(responder: Option<Script>) -> HttpSink {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let recorder = Arc::new(Recorder::default());
+        let recorder = Arc::new(Recorder {
+            responder,
+            ..Recorder::default()
+        });
         let shared = web::Data::from(recorder.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -260,6 +283,15 @@ impl HttpSink {
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.recorder.requests.lock().unwrap().clone()
     }
+
+    /// Waits until at least `n` requests arrived, and returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<RecordedRequest> {
+        eventually(Duration::from_secs(30), || async {
+            let seen = self.requests();
+            (seen.len() >= n).then_some(seen)
+        })
+        .await
+    }
 }
 
 impl Drop for HttpSink {
@@ -273,7 +305,7 @@ async fn record(
     body: web::Bytes,
     recorder: web::Data<Recorder>,
 ) -> HttpResponse {
-    recorder.requests.lock().unwrap().push(RecordedRequest {
+    let received = RecordedRequest {
         method: request.method().to_string(),
         path: request.uri().to_string(),
         headers: request
@@ -287,13 +319,18 @@ async fn record(
             })
             .collect(),
         body: body.to_vec(),
+    };
+    let earlier = {
+        let mut requests = recorder.requests.lock().unwrap();
+        let earlier = requests.iter().filter(|r| r.path == received.path).count();
+        requests.push(received.clone());
+        earlier
+    };
+    let queued = recorder.script.lock().unwrap().pop_front();
+    let reply = queued.unwrap_or_else(|| match &recorder.responder {
+        Some(script) => script(&received, earlier),
+        None => Reply::status(200),
     });
-    let reply = recorder
-        .script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| Reply::status(200));
     if !reply.delay.is_zero() {
         actix_web::rt::time::sleep(reply.delay).await;
     }
