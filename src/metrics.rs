@@ -20,8 +20,13 @@ pub const COMPLETED: &str = "challenges_completed_total";
 pub const FAILED: &str = "challenges_failed_total";
 /// Gauge: challenges in `issued` or `verified`, all tenants.
 pub const LIVE: &str = "challenges_live";
-/// Gauge: challenge actors in memory (live and retained terminal ones).
+/// Gauge: challenge actors in memory (live challenges, and ended ones with actions still
+/// to run).
 pub const ACTORS: &str = "challenge_actors";
+/// Gauge: ended challenges kept readable, without an actor, until their retention ends.
+pub const SETTLED: &str = "challenges_settled";
+/// Counter: ended challenges deleted at the end of their retention.
+pub const RETIRED: &str = "challenges_retired_total";
 /// Gauge: long-poll reads waiting for a change.
 pub const LONG_POLLS: &str = "long_polls_waiting";
 /// Histogram: an answer request from arrival to durable reply; labels `outcome`.

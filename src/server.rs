@@ -12,9 +12,7 @@ use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use futures_util::FutureExt;
 
-use crate::actions::ActionRunner;
 use crate::api::{self, AnonymousLimiter, ApiError, ApiState};
-use crate::auth::mint::ActionSigner;
 use crate::auth::Verifier;
 use crate::challenge::{HashKey, Services};
 use crate::clock::{SharedClock, SystemClock};
@@ -65,28 +63,10 @@ impl Application {
         let secret = store::server_secret(&data_dir, settings.storage.secret.expose())?;
         let store = SnapshotStore::open(&data_dir, settings.storage.cache_capacity_bytes)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let signer = ActionSigner::from_settings(&settings).map_err(StartError::Config)?;
-        let runner = ActionRunner::new(&settings.actions, signer).map_err(StartError::Config)?;
-        let jwks = runner.signer().jwks();
-        let deliverer =
-            crate::delivery::Deliverer::from_settings(&settings).map_err(StartError::Config)?;
-        let services = Arc::new(Services {
-            deliverer,
-            recipients: crate::delivery::cap::RecipientCap::new(
-                settings.delivery.per_recipient_daily_cap,
-            ),
-            delivery: settings.delivery.clone(),
-            base_url: settings
-                .server
-                .public_base_url
-                .trim_end_matches('/')
-                .to_string(),
-            actions: Arc::new(runner),
-            store: store.clone(),
-            clock,
-            key: HashKey::new(secret),
-            limits: settings.limits.clone(),
-        });
+        let services = Services::build(&settings, store.clone(), clock, HashKey::new(secret))
+            .map_err(StartError::Config)?;
+        let jwks = services.actions.signer().jwks();
+        let services = Arc::new(services);
         let registry = Registry::new(services, settings.engine.arbiters);
 
         let port = listener.local_addr()?.port();
@@ -110,6 +90,7 @@ impl Application {
             adopting.adopt_current_arbiter();
             App::new()
                 .app_data(state.clone())
+                .wrap(actix_web::middleware::from_fn(api::until_ready))
                 .wrap_fn(|req, srv| {
                     let started = Instant::now();
                     let method = m::method_label(req.method());

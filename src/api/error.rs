@@ -66,6 +66,10 @@ pub enum ApiError {
     },
     #[error("the service is not ready")]
     Unavailable,
+    #[error("the server is restoring its challenges; try again in a moment")]
+    NotReady,
+    #[error("the change could not be stored; nothing was changed")]
+    StorageUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -100,6 +104,8 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Throttled { code, .. } => code,
             ApiError::Unavailable => "unavailable",
+            ApiError::NotReady => "not_ready",
+            ApiError::StorageUnavailable => "storage_unavailable",
             ApiError::Internal => "internal",
         }
     }
@@ -180,7 +186,7 @@ impl ApiError {
             },
             ChallengeError::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
-                ApiError::Unavailable
+                ApiError::StorageUnavailable
             }
         }
     }
@@ -190,6 +196,8 @@ impl ApiError {
         match self {
             ApiError::RateLimited { .. }
             | ApiError::Unavailable
+            | ApiError::NotReady
+            | ApiError::StorageUnavailable
             | ApiError::Internal
             | ApiError::BodyTooLarge(_)
             | ApiError::UnsupportedMediaType => self,
@@ -229,7 +237,7 @@ impl From<SpawnError> for ApiError {
             ),
             SpawnError::Store(e) => {
                 tracing::error!(error = %e, "storage failure on create");
-                ApiError::Unavailable
+                ApiError::StorageUnavailable
             }
         }
     }
@@ -238,7 +246,7 @@ impl From<SpawnError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "storage failure");
-        ApiError::Unavailable
+        ApiError::StorageUnavailable
     }
 }
 
@@ -280,7 +288,9 @@ impl ResponseError for ApiError {
             ApiError::QuotaExceeded(_)
             | ApiError::RateLimited { .. }
             | ApiError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::NotReady | ApiError::StorageUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -290,6 +300,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::NotReady => {
+                response.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::RateLimited {
                 retry_after_seconds,

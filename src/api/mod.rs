@@ -10,8 +10,11 @@ pub mod pages;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::{web, HttpRequest};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse};
 use dashmap::DashMap;
 use futures_util::StreamExt;
 
@@ -38,6 +41,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ops::routes(cfg);
     native::routes(cfg);
     pages::routes(cfg);
+}
+
+/// Middleware: until the restore has finished, every route but the operations ones
+/// answers 503 `not_ready` with `Retry-After: 1` — a create could not yet honour
+/// idempotency keys, quotas or one-active-per-user, and a challenge not yet restored
+/// would look absent.
+pub async fn until_ready(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let ready = req
+        .app_data::<State>()
+        .is_none_or(|state| state.registry.is_ready());
+    if ready || ops::PATHS.contains(&req.path()) {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let (req, _) = req.into_parts();
+    let response = HttpResponse::from_error(ApiError::NotReady);
+    Ok(ServiceResponse::new(req, response).map_into_right_body())
 }
 
 /// The caller's principal if the request carries `Authorization`; `None` if it carries

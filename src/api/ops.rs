@@ -1,4 +1,4 @@
-//! Operations endpoints: `/healthz` (alive), `/readyz` (store open, restore finished),
+//! Operations endpoints: `/healthz` (alive), `/readyz` (restore finished, store writable),
 //! `/metrics` (Prometheus text), `/openapi.json` (generated from the handlers' and
 //! DTOs' annotations).
 
@@ -13,6 +13,16 @@ use crate::model::policy::{CodeAlphabet, Conditions, ResendMode, Template, Templ
 use crate::model::{
     ChallengeType, DetailField, Details, PolicyRef, PolicySpec, Properties, State as ChallengeState,
 };
+
+/// The operations paths: they answer while the restore runs (every other route answers
+/// 503 `not_ready` until it has finished).
+pub const PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/.well-known/jwks.json",
+];
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
@@ -33,11 +43,20 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
+/// Ready once the restore has finished, and for as long as the store takes writes: after
+/// a failed flush (sled keeps an I/O error until the database is reopened) it answers 503
+/// for good, so that an orchestrator restarts the node.
 async fn readyz(state: State) -> HttpResponse {
+    if let Some(reason) = state.registry.services().store.failure() {
+        return HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "storage_failed", "reason": reason}));
+    }
     if state.registry.is_ready() {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
     } else {
-        HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "restoring"}))
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(serde_json::json!({"status": "restoring"}))
     }
 }
 

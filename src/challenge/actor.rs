@@ -1,8 +1,14 @@
-//! `ChallengeActor`: owns one challenge, its expiry timer, its retention timer and its
-//! long-poll waiters. Messages are handled one at a time, so first-answer-wins and expiry
-//! need no lock. A state change is snapshotted and the reply (and any waiter) is sent
-//! only once the group commit has made it durable; meanwhile the actor handles nothing
-//! else (`AtomicResponse`), so nobody can observe a state that a crash could undo.
+//! `ChallengeActor`: owns one live challenge, its expiry timer and its long-poll waiters.
+//! Messages are handled one at a time, so first-answer-wins and expiry need no lock.
+//!
+//! Every change goes through [`ChallengeActor::persist`], in the one correct order:
+//! snapshot, wait for the group commit, and only then adopt the new state — publish it,
+//! reply, wake waiters, send webhooks, deliveries and actions. Meanwhile the actor handles
+//! nothing else (`AtomicResponse` / `ctx.wait`), so nobody can observe a state that a
+//! crash could undo, and a failed flush leaves the challenge exactly as it was.
+//!
+//! When the challenge ends and has no action left to run, the actor hands its final view
+//! to the tenant's supervisor (which keeps it readable until retention ends) and stops.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +26,7 @@ use crate::clock::Millis;
 use crate::metrics as m;
 use crate::model::{Challenge, State};
 use crate::model::{DeliveryStatus, ResendMode};
-use crate::tenant::supervisor::Retired;
+use crate::tenant::supervisor::Settle;
 use crate::tenant::Tenant;
 
 const ANONYMOUS_WINDOW_MS: Millis = 60_000;
@@ -72,22 +78,60 @@ impl ChallengeActor {
         self.services.clock.now_ms()
     }
 
-    fn arm_timers(&mut self, ctx: &mut Context<Self>) {
-        let now = self.now();
-        let life = self.challenge.life;
-        if let Some(delete_at) = self.challenge.delete_at() {
-            ctx.run_later(until(now, delete_at), |act, ctx| act.retire(ctx));
-        } else {
-            let handle = ctx.run_later(until(now, life.expires_at), |act, ctx| {
-                let transition = state::apply(act.challenge.life, Event::Expire, act.now());
-                let commit = act.commit(transition);
-                ctx.wait(commit.map(|_, _, _| ()));
-            });
-            self.expiry = Some(handle);
+    /// Arms the expiry timer of a live challenge. If the expiry cannot be made durable,
+    /// it is tried again a second later (reads show it as expired meanwhile).
+    fn arm_expiry(&mut self, ctx: &mut Context<Self>) {
+        if self.challenge.life.state.is_terminal() {
+            return;
         }
+        let delay = until(self.now(), self.challenge.life.expires_at);
+        let handle = ctx.run_later(delay, |act, ctx| {
+            act.expiry = None;
+            let transition = state::apply(act.challenge.life, Event::Expire, act.now());
+            let commit = act.commit(transition).map(|done, act, ctx| {
+                if done.is_err() && act.expiry.is_none() {
+                    let handle =
+                        ctx.run_later(Duration::from_secs(1), |act, ctx| act.arm_expiry(ctx));
+                    act.expiry = Some(handle);
+                }
+            });
+            ctx.wait(commit);
+        });
+        self.expiry = Some(handle);
     }
 
-    /// Applies a transition: snapshot, wait for durability, then tell waiters and the
+    /// Makes `next` the challenge's state, in the one correct order: snapshot, wait for
+    /// the group commit, and only then adopt and publish it. If the write or the flush
+    /// fails, nothing changes: memory keeps the previous state, and the store is given the
+    /// previous snapshot back so that no later flush can persist what a caller was told
+    /// failed. The caller must keep the actor from handling anything else meanwhile
+    /// (`AtomicResponse` or `ctx.wait`).
+    fn persist(&mut self, next: Challenge) -> ResponseActFuture<Self, Result<(), ChallengeError>> {
+        let store = self.services.store.clone();
+        if let Err(e) = store.put(&next) {
+            tracing::error!(error = %e, challenge = %next.id, "snapshot write failed; change refused");
+            return Box::pin(fut::ready(Err(ChallengeError::Store(e.to_string()))));
+        }
+        let next = Arc::new(next);
+        Box::pin(async move { store.durable().await }.into_actor(self).map(
+            move |durable, act, _| match durable {
+                Ok(()) => {
+                    act.challenge = next;
+                    act.published.store(act.challenge.clone());
+                    Ok(())
+                }
+                Err(e) => {
+                    if let Err(e) = act.services.store.put(&act.challenge) {
+                        tracing::error!(error = %e, challenge = %act.challenge.id, "cannot put the previous snapshot back");
+                    }
+                    tracing::error!(error = %e, challenge = %act.challenge.id, "snapshot not durable; change refused");
+                    Err(ChallengeError::Store(e.to_string()))
+                }
+            },
+        ))
+    }
+
+    /// Applies a transition: persist it, then tell waiters, the calling service and the
     /// tenant, and resolve to the caller's result.
     fn commit(&mut self, t: Transition) -> ResponseActFuture<Self, Result<View, ChallengeError>> {
         if !t.effects.changed {
@@ -106,33 +150,22 @@ impl ChallengeActor {
                 action::choose(plan, t.life.state == State::Verified);
             }
         }
-        if let Err(e) = self.services.store.put(&next) {
-            tracing::error!(error = %e, challenge = %next.id, "snapshot write failed");
-            return Box::pin(fut::ready(Err(ChallengeError::Store(e.to_string()))));
-        }
-        self.challenge = Arc::new(next);
-        let store = self.services.store.clone();
-        Box::pin(async move { store.durable().await }.into_actor(self).map(
-            move |durable, act, ctx| {
-                if let Err(e) = durable {
-                    return Err(ChallengeError::Store(e.to_string()));
-                }
-                act.published.store(act.challenge.clone());
-                if act.challenge.life.state != before {
-                    act.notify("state_changed", Some(before));
-                }
-                act.run_pending_action(ctx);
-                if act.challenge.life.state != before {
-                    act.wake_waiters();
-                }
-                if t.effects.ended {
-                    act.ended(ctx);
-                }
-                t.result
-                    .map(|_| act.challenge.clone())
-                    .map_err(ChallengeError::Refused)
-            },
-        ))
+        Box::pin(self.persist(next).map(move |persisted, act, ctx| {
+            persisted?;
+            if act.challenge.life.state != before {
+                act.notify("state_changed", Some(before));
+            }
+            act.run_pending_action(ctx);
+            if act.challenge.life.state != before {
+                act.wake_waiters();
+            }
+            if t.effects.ended {
+                act.ended(ctx);
+            }
+            t.result
+                .map(|_| act.challenge.clone())
+                .map_err(ChallengeError::Refused)
+        }))
     }
 
     /// Starts the next pending action, if any and none is running. Its outcome comes
@@ -319,18 +352,17 @@ impl ChallengeActor {
     }
 
     /// New secrets for every actor (a rotating resend, or a send after a restart lost the
-    /// old ones): their hashes replace the old ones in `next`.
-    fn rotate_secrets(&mut self, next: &mut Challenge) {
-        let Some(plan) = next.delivery().cloned() else {
-            return;
-        };
+    /// old ones): their hashes replace the old ones in `next`; the plain secrets are for
+    /// the actor to keep once `next` is durable.
+    fn rotate_secrets(&self, next: &mut Challenge) -> Option<Box<[String]>> {
+        let plan = next.delivery().cloned()?;
         let mut secrets = Vec::with_capacity(next.actors.len());
         for i in 0..next.actors.len() {
             let (secret, hash) = delivered::issue_secret(&self.services.key, next, &plan);
             next.actors[i].token_hash = hash;
             secrets.push(secret);
         }
-        self.secrets = Some(secrets.into_boxed_slice());
+        Some(secrets.into_boxed_slice())
     }
 
     /// At start: a delivery challenge with sends still pending (a crash came first, or this
@@ -348,22 +380,13 @@ impl ChallengeActor {
             return;
         }
         let mut next: Challenge = (*self.challenge).clone();
-        self.rotate_secrets(&mut next);
-        if self.services.store.put(&next).is_err() {
-            return;
-        }
-        self.challenge = Arc::new(next);
-        let store = self.services.store.clone();
-        ctx.wait(
-            async move { store.durable().await }
-                .into_actor(self)
-                .map(|durable, act, ctx| {
-                    if durable.is_ok() {
-                        act.published.store(act.challenge.clone());
-                        act.send_pending(ctx);
-                    }
-                }),
-        );
+        let secrets = self.rotate_secrets(&mut next);
+        ctx.wait(self.persist(next).map(|persisted, act, ctx| {
+            if persisted.is_ok() {
+                act.secrets = secrets;
+                act.send_pending(ctx);
+            }
+        }));
     }
 
     /// Tells the calling service of a change: a signed POST to the challenge's
@@ -415,8 +438,8 @@ impl ChallengeActor {
         }
     }
 
-    /// The challenge reached a terminal state: free its quota slot, count it, and keep it
-    /// readable for the retention period.
+    /// The challenge reached a terminal state: free its quota slot, count it, and settle
+    /// once nothing is left to run.
     fn ended(&mut self, ctx: &mut Context<Self>) {
         self.tenant.release_slot();
         metrics::gauge!(m::LIVE).decrement(1.0);
@@ -431,31 +454,25 @@ impl ChallengeActor {
         if let Some(handle) = self.expiry.take() {
             ctx.cancel_future(handle);
         }
-        self.arm_timers(ctx);
+        self.settle_if_done(ctx);
     }
 
-    /// Retention is over: delete from disk and memory.
-    fn retire(&mut self, ctx: &mut Context<Self>) {
+    /// A terminal challenge with no action left to run needs no actor: its final view
+    /// goes to the supervisor, which keeps it readable until retention ends, and the actor
+    /// stops. The view is handed over before the stop, so a message that finds this actor
+    /// gone finds the settled view.
+    fn settle_if_done(&mut self, ctx: &mut Context<Self>) {
         let pending = self
             .challenge
             .actions()
             .and_then(action::next_pending)
             .is_some();
-        if pending {
-            // Never forget an action that has not run; look again later.
-            ctx.run_later(Duration::from_secs(60), |act, ctx| act.retire(ctx));
+        if !self.challenge.life.state.is_terminal() || pending || self.action_running {
             return;
         }
-        if let Err(e) = self
-            .services
-            .store
-            .delete(&self.challenge.tenant, &self.challenge.id)
-        {
-            tracing::error!(error = %e, challenge = %self.challenge.id, "snapshot delete failed");
-        }
-        self.tenant.supervisor.do_send(Retired {
-            id: self.challenge.id,
-            idempotency_key: self.challenge.idempotency().map(|i| i.key.clone()),
+        self.wake_waiters();
+        self.tenant.supervisor.do_send(Settle {
+            view: self.challenge.clone(),
         });
         ctx.stop();
     }
@@ -484,11 +501,13 @@ impl Actor for ChallengeActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         metrics::gauge!(m::ACTORS).increment(1.0);
-        self.arm_timers(ctx);
+        self.arm_expiry(ctx);
         // After a restart or a revival: resume actions the answer chose but that never
         // finished, with the same idempotency keys; and deliveries never sent.
         self.run_pending_action(ctx);
         self.resume_deliveries(ctx);
+        // A revived challenge may have ended with nothing left to run.
+        self.settle_if_done(ctx);
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -500,7 +519,7 @@ impl Handler<Get> for ChallengeActor {
     type Result = MessageResult<Get>;
 
     fn handle(&mut self, _: Get, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.challenge.clone())
+        MessageResult(as_of(self.challenge.clone(), self.now()))
     }
 }
 
@@ -510,7 +529,7 @@ impl Handler<Watch> for ChallengeActor {
     fn handle(&mut self, msg: Watch, _: &mut Context<Self>) -> Self::Result {
         let current = self.challenge.life.state;
         if msg.unless.is_some_and(|s| s != current) {
-            return MessageResult(Watching::Now(self.challenge.clone()));
+            return MessageResult(Watching::Now(as_of(self.challenge.clone(), self.now())));
         }
         self.waiters.retain(|w| !w.is_closed());
         let (tx, rx) = oneshot::channel();
@@ -561,6 +580,7 @@ impl Handler<Complete> for ChallengeActor {
     }
 }
 
+#[cfg(test)]
 impl Handler<Crash> for ChallengeActor {
     type Result = ();
 
@@ -580,27 +600,23 @@ impl Handler<ActionFinished> for ChallengeActor {
             return;
         };
         action::record(plan, msg.index, &msg.outcome, self.now());
-        if let Err(e) = self.services.store.put(&next) {
-            tracing::error!(error = %e, challenge = %next.id, "cannot record an action result; retrying the action later");
-            ctx.run_later(Duration::from_secs(1), |act, ctx| {
-                act.run_pending_action(ctx)
-            });
-            return;
-        }
-        self.challenge = Arc::new(next);
-        let store = self.services.store.clone();
-        ctx.wait(async move { store.durable().await }.into_actor(self).map(|durable, act, ctx| {
-            match durable {
-                Ok(()) => {
-                    act.published.store(act.challenge.clone());
-                    let finished = act.challenge.actions().is_some_and(|p| action::next_pending(p).is_none());
-                    if finished {
-                        act.notify("actions_finished", None);
-                    }
-                    act.run_pending_action(ctx);
-                }
-                Err(e) => tracing::error!(error = %e, challenge = %act.challenge.id, "action result not flushed"),
+        ctx.wait(self.persist(next).map(|persisted, act, ctx| {
+            if persisted.is_err() {
+                // Not recorded: the action runs again (with the same idempotency key).
+                ctx.run_later(Duration::from_secs(1), |act, ctx| {
+                    act.run_pending_action(ctx)
+                });
+                return;
             }
+            let finished = act
+                .challenge
+                .actions()
+                .is_some_and(|p| action::next_pending(p).is_none());
+            if finished {
+                act.notify("actions_finished", None);
+            }
+            act.run_pending_action(ctx);
+            act.settle_if_done(ctx);
         }));
     }
 }
@@ -648,9 +664,11 @@ impl Handler<Resend> for ChallengeActor {
         }
         let rotate = plan.resend_mode == ResendMode::Rotate || self.secrets.is_none();
         let mut next: Challenge = (*self.challenge).clone();
-        if rotate {
-            self.rotate_secrets(&mut next);
-        }
+        let secrets = if rotate {
+            self.rotate_secrets(&mut next)
+        } else {
+            None
+        };
         if let Some(plan) = next.delivery_mut() {
             plan.resends += 1;
             plan.last_sent_at = Some(now);
@@ -660,21 +678,16 @@ impl Handler<Resend> for ChallengeActor {
                 actor.last_error = None;
             }
         }
-        if let Err(e) = self.services.store.put(&next) {
-            return refuse(ChallengeError::Store(e.to_string()));
-        }
-        self.challenge = Arc::new(next);
-        let store = self.services.store.clone();
-        AtomicResponse::new(Box::pin(
-            async move { store.durable().await }
-                .into_actor(self)
-                .map(|durable, act, ctx| {
-                    durable.map_err(|e| ChallengeError::Store(e.to_string()))?;
-                    act.published.store(act.challenge.clone());
-                    act.send_pending(ctx);
-                    Ok(act.challenge.clone())
-                }),
-        ))
+        AtomicResponse::new(Box::pin(self.persist(next).map(
+            move |persisted, act, ctx| {
+                persisted?;
+                if secrets.is_some() {
+                    act.secrets = secrets;
+                }
+                act.send_pending(ctx);
+                Ok(act.challenge.clone())
+            },
+        )))
     }
 }
 

@@ -8,11 +8,40 @@ use actix::Message;
 use tokio::sync::oneshot;
 
 use super::kinds::token::{Attempt, AttemptError};
-use super::state::Refusal;
+use super::state::{self, Event, Refusal, Verdict};
+use crate::clock::Millis;
 use crate::model::{Challenge, State};
 
 /// A challenge as it is at one moment; cheap to clone, never changes.
 pub type View = Arc<Challenge>;
+
+/// `view` as a reader at `now` must see it: an expiry that is due shows as `expired`
+/// (ended at `expires_at`) even before the actor's timer has made it durable, so no read
+/// shows `issued` after `expires_at`. Expiry depends on time alone, so a crash cannot
+/// undo it: the restore expires the challenge the same way.
+pub fn as_of(view: View, now: Millis) -> View {
+    let life = view.life;
+    if life.state.is_terminal() || now < life.expires_at {
+        return view;
+    }
+    let mut due = (*view).clone();
+    due.life = state::apply(life, Event::Expire, life.expires_at).life;
+    Arc::new(due)
+}
+
+/// How a message is answered once its challenge has *settled*: a terminal challenge with
+/// nothing left to run keeps no actor, and its final view answers for it. Terminal states
+/// never change, so each command is refused exactly as the state machine refuses it.
+pub trait Settled: Message {
+    fn settled(self, view: &View) -> Self::Result;
+}
+
+fn refusal(view: &View, event: Event) -> ChallengeError {
+    match state::apply(view.life, event, view.life.updated_at).result {
+        Err(refusal) => ChallengeError::Refused(refusal),
+        Ok(()) => unreachable!("a terminal challenge accepts no event"),
+    }
+}
 
 /// Read the challenge.
 #[derive(Message, Clone, Copy)]
@@ -68,10 +97,56 @@ pub struct DeliveryReport {
 }
 
 /// Stops the actor abruptly, as a crash would: no retirement, no snapshot. Lets tests
-/// prove that a dead actor is restored from its last snapshot.
+/// prove that a dead actor is restored from its last durable state.
+#[cfg(test)]
 #[derive(Message, Clone, Copy)]
 #[rtype(result = "()")]
 pub struct Crash;
+
+#[cfg(test)]
+impl Settled for Crash {
+    fn settled(self, _: &View) {}
+}
+
+impl Settled for Get {
+    fn settled(self, view: &View) -> View {
+        view.clone()
+    }
+}
+
+impl Settled for Watch {
+    fn settled(self, view: &View) -> Watching {
+        // It will never change again: waiting would only delay the same answer.
+        Watching::Now(view.clone())
+    }
+}
+
+impl Settled for Answer {
+    fn settled(self, view: &View) -> Result<View, ChallengeError> {
+        Err(refusal(view, Event::Answer(Verdict::Unrecognized)))
+    }
+}
+
+impl Settled for Cancel {
+    fn settled(self, view: &View) -> Result<View, ChallengeError> {
+        Err(refusal(view, Event::Cancel))
+    }
+}
+
+impl Settled for Complete {
+    fn settled(self, view: &View) -> Result<View, ChallengeError> {
+        Err(refusal(view, Event::Complete))
+    }
+}
+
+impl Settled for Resend {
+    fn settled(self, view: &View) -> Result<View, ChallengeError> {
+        Err(match view.delivery() {
+            None => ChallengeError::NotDeliverable,
+            Some(_) => ChallengeError::NotResendable(view.life.state),
+        })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChallengeError {

@@ -31,3 +31,34 @@ pub struct Services {
 }
 
 pub type SharedServices = Arc<Services>;
+
+impl Services {
+    /// Everything built from the settings, over an open store: the transports, the
+    /// action runner and its signer. `Err` says which setting is wrong.
+    pub fn build(
+        settings: &crate::config::Settings,
+        store: SnapshotStore,
+        clock: crate::clock::SharedClock,
+        key: HashKey,
+    ) -> Result<Services, String> {
+        let signer = crate::auth::mint::ActionSigner::from_settings(settings)?;
+        let actions = crate::actions::ActionRunner::new(&settings.actions, signer)?;
+        Ok(Services {
+            deliverer: crate::delivery::Deliverer::from_settings(settings)?,
+            recipients: crate::delivery::cap::RecipientCap::new(
+                settings.delivery.per_recipient_daily_cap,
+            ),
+            delivery: settings.delivery.clone(),
+            base_url: settings
+                .server
+                .public_base_url
+                .trim_end_matches('/')
+                .to_string(),
+            store,
+            actions: Arc::new(actions),
+            clock,
+            key,
+            limits: settings.limits.clone(),
+        })
+    }
+}

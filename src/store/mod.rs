@@ -49,12 +49,22 @@ impl From<sled::Error> for WriteError {
     }
 }
 
-/// Which snapshots a list wants.
+/// Which challenges a list wants.
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {
     pub user_id: Option<String>,
     pub state: Option<State>,
     pub kind: Option<ChallengeType>,
+}
+
+impl ListFilter {
+    pub fn matches(&self, challenge: &Challenge) -> bool {
+        self.user_id
+            .as_deref()
+            .is_none_or(|u| *challenge.user_id == *u)
+            && self.state.is_none_or(|s| challenge.life.state == s)
+            && self.kind.is_none_or(|k| challenge.kind == k)
+    }
 }
 
 #[derive(Clone)]
@@ -136,10 +146,15 @@ impl SnapshotStore {
         self.commit.wait().await
     }
 
-    /// `put` then `durable`.
-    pub async fn save(&self, challenge: &Challenge) -> Result<(), StoreError> {
-        self.put(challenge)?;
-        self.durable().await
+    /// Why the store accepts no more writes, once a flush failed (see [`GroupCommit`]).
+    pub fn failure(&self) -> Option<String> {
+        self.commit.failure()
+    }
+
+    /// Makes every later flush fail, as a full or broken disk would.
+    #[cfg(test)]
+    pub fn inject_failure(&self) {
+        self.commit.inject_failure();
     }
 
     pub fn load(
@@ -166,18 +181,17 @@ impl SnapshotStore {
             .map(|v| encoding::decode(&v?))
     }
 
-    /// One page of a tenant's challenges in id order, starting after `after`; returns
-    /// the page and the id to continue after, if there may be more.
-    pub fn list(
-        &self,
+    /// A tenant's challenge ids in id order, starting after `after`. Only the keys are
+    /// read; what each challenge is now comes from its actor or settled view.
+    pub fn ids<'a>(
+        &'a self,
         tenant: &TenantId,
         after: Option<&ChallengeId>,
-        filter: &ListFilter,
-        limit: usize,
-    ) -> Result<(Vec<Challenge>, Option<ChallengeId>), StoreError> {
+    ) -> impl Iterator<Item = Result<ChallengeId, StoreError>> + 'a {
         let prefix = tenant_prefix(tenant);
         let mut end = prefix.clone();
         *end.last_mut().expect("prefix ends with a separator") += 1;
+        let skip = prefix.len();
         let start = match after {
             Some(id) => {
                 let mut k = key(tenant, id);
@@ -186,25 +200,14 @@ impl SnapshotStore {
             }
             None => prefix,
         };
-        let mut page = Vec::with_capacity(limit.min(1024));
-        for item in self.challenges.range(start..end) {
-            let (_, value) = item?;
-            let challenge = encoding::decode(&value)?;
-            let wanted = filter
-                .user_id
-                .as_deref()
-                .is_none_or(|u| *challenge.user_id == *u)
-                && filter.state.is_none_or(|s| challenge.life.state == s)
-                && filter.kind.is_none_or(|k| challenge.kind == k);
-            if wanted {
-                if page.len() == limit {
-                    let last = page.last().map(|c: &Challenge| c.id);
-                    return Ok((page, last));
-                }
-                page.push(challenge);
-            }
-        }
-        Ok((page, None))
+        self.challenges.range(start..end).keys().map(move |k| {
+            let k = k?;
+            let bytes: [u8; 16] = k
+                .get(skip..)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| StoreError::Format("a challenge key is malformed".into()))?;
+            Ok(ChallengeId::from_bytes(bytes))
+        })
     }
 
     /// Flushes now, blocking (shutdown).

@@ -22,6 +22,8 @@ pub use supervisor::TenantSupervisor;
 pub struct Tenant {
     pub id: TenantId,
     live: AtomicU64,
+    /// Challenges of this tenant kept at all: live ones and settled ones not yet retired.
+    stored: AtomicU64,
     pub supervisor: Addr<TenantSupervisor>,
     config: ArcSwap<TenantConfig>,
 }
@@ -31,8 +33,22 @@ impl Tenant {
     pub fn live(&self) -> u64 {
         self.live.load(Ordering::Relaxed)
     }
+    /// Challenges of this tenant kept, live or settled.
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::Relaxed)
+    }
+    /// A new (or restored) challenge: one more live and one more kept.
     fn take_slot(&self) {
         self.live.fetch_add(1, Ordering::Relaxed);
+        self.stored.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A restored challenge that has ended already: kept, not live.
+    fn keep(&self) {
+        self.stored.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A kept challenge was deleted (retired, or its create rolled back).
+    fn forget(&self) {
+        self.stored.fetch_sub(1, Ordering::Relaxed);
     }
     /// Called by a challenge actor when its challenge ends.
     pub fn release_slot(&self) {

@@ -15,19 +15,37 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 
-use super::supervisor::{Remember, RememberPolicyUse, Revive, Serve, Spawn, SpawnError, Spawned};
+use super::supervisor::{
+    Remember, RememberPolicyUse, RetainRestored, Revive, Serve, Spawn, SpawnError, Spawned,
+};
 use super::{Tenant, TenantSupervisor};
-use crate::challenge::messages::View;
+use crate::challenge::messages::{as_of, Settled, View};
 use crate::challenge::state::{self, Event};
 use crate::challenge::{ChallengeActor, SharedServices};
 use crate::metrics as m;
 use crate::model::{Challenge, ChallengeId, TenantConfig, TenantId};
 use crate::store::{ListFilter, StoreError};
 
-struct Entry {
-    addr: Addr<ChallengeActor>,
-    /// The challenge's last durable state, published by its actor: reads need no message.
-    view: Arc<ArcSwap<Challenge>>,
+enum Entry {
+    /// A challenge with an actor.
+    Live {
+        addr: Addr<ChallengeActor>,
+        /// The challenge's last durable state, published by its actor: reads need no
+        /// message.
+        view: Arc<ArcSwap<Challenge>>,
+    },
+    /// An ended challenge with nothing left to run: its final view, readable until its
+    /// supervisor retires it.
+    Settled(View),
+}
+
+impl Entry {
+    fn view(&self) -> View {
+        match self {
+            Entry::Live { view, .. } => view.load_full(),
+            Entry::Settled(view) => view.clone(),
+        }
+    }
 }
 
 /// Why a challenge could not be reached.
@@ -131,6 +149,7 @@ impl Registry {
                 let tenant = Arc::new(Tenant {
                     id: id.clone(),
                     live: Default::default(),
+                    stored: Default::default(),
                     supervisor: supervisor.clone(),
                     config: ArcSwap::from_pointee(config),
                 });
@@ -168,6 +187,11 @@ impl Registry {
         self.tenants.get(id).map_or(0, |t| t.live())
     }
 
+    /// Challenges a tenant keeps, live or settled (0 for a tenant never seen).
+    pub fn stored(&self, id: &TenantId) -> u64 {
+        self.tenants.get(id).map_or(0, |t| t.stored())
+    }
+
     /// Starts the actor of `challenge` and indexes it. Supervisors and restore only.
     pub(super) fn start_actor(&self, challenge: View, tenant: Arc<Tenant>) -> Addr<ChallengeActor> {
         self.start_actor_with(challenge, tenant, None)
@@ -190,7 +214,7 @@ impl Registry {
         });
         self.index.insert(
             id,
-            Entry {
+            Entry::Live {
                 addr: addr.clone(),
                 view,
             },
@@ -198,21 +222,52 @@ impl Registry {
         addr
     }
 
-    /// The challenge's last durable state, read without disturbing its actor.
+    /// The challenge's last durable state, read without disturbing its actor, as of now
+    /// (a due expiry shows).
     pub fn view(&self, tenant: Option<&TenantId>, id: &ChallengeId) -> Result<View, Lookup> {
-        let view = self.index.get(id).ok_or(Lookup::NotFound)?.view.load_full();
+        let view = self.index.get(id).ok_or(Lookup::NotFound)?.view();
         if tenant.is_some_and(|t| *t != view.tenant) {
             return Err(Lookup::NotFound);
         }
-        Ok(view)
+        Ok(as_of(view, self.services.clock.now_ms()))
     }
 
+    /// The address of a challenge's actor, if it has one.
     pub(super) fn address(&self, id: &ChallengeId) -> Option<Addr<ChallengeActor>> {
-        self.index.get(id).map(|e| e.addr.clone())
+        match self.index.get(id).as_deref() {
+            Some(Entry::Live { addr, .. }) => Some(addr.clone()),
+            _ => None,
+        }
+    }
+
+    /// The actor and last durable state of a challenge that has an actor.
+    pub(super) fn live_entry(&self, id: &ChallengeId) -> Option<(Addr<ChallengeActor>, View)> {
+        match self.index.get(id).as_deref() {
+            Some(Entry::Live { addr, view }) => Some((addr.clone(), view.load_full())),
+            _ => None,
+        }
+    }
+
+    /// The final view of a settled challenge.
+    pub(super) fn settled(&self, id: &ChallengeId) -> Option<View> {
+        match self.index.get(id).as_deref() {
+            Some(Entry::Settled(view)) => Some(view.clone()),
+            _ => None,
+        }
+    }
+
+    /// Replaces a challenge's actor by its final view (its actor is stopping).
+    pub(super) fn settle(&self, view: View) {
+        let settled = self.index.insert(view.id, Entry::Settled(view));
+        if !matches!(settled, Some(Entry::Settled(_))) {
+            metrics::gauge!(m::SETTLED).increment(1.0);
+        }
     }
 
     pub(super) fn forget(&self, id: &ChallengeId) {
-        self.index.remove(id);
+        if let Some((_, Entry::Settled(_))) = self.index.remove(id) {
+            metrics::gauge!(m::SETTLED).decrement(1.0);
+        }
     }
 
     /// Creates a challenge through its tenant's supervisor; with `one_active_per_user`,
@@ -236,8 +291,9 @@ impl Registry {
     }
 
     /// Sends `msg` to the challenge's actor. `tenant: None` is an anonymous caller, who
-    /// may reach any challenge; otherwise the challenge must be that tenant's. A dead
-    /// actor is revived from its snapshot and the message sent again, once.
+    /// may reach any challenge; otherwise the challenge must be that tenant's. A settled
+    /// challenge answers from its final view; a dead actor is revived from its last
+    /// durable state and the message sent again, once.
     pub async fn send<M>(
         self: &Arc<Self>,
         tenant: Option<&TenantId>,
@@ -245,59 +301,96 @@ impl Registry {
         msg: M,
     ) -> Result<M::Result, Lookup>
     where
-        M: Message + Clone + Send + 'static,
+        M: Message + Settled + Clone + Send + 'static,
         M::Result: Send,
         ChallengeActor: Handler<M>,
         <ChallengeActor as Actor>::Context: ToEnvelope<ChallengeActor, M>,
     {
-        let (owner, addr) = match self.index.get(id) {
-            Some(entry) => (entry.view.load().tenant.clone(), entry.addr.clone()),
+        let (owner, target) = match self.index.get(id).as_deref() {
+            Some(Entry::Live { addr, view }) => (view.load().tenant.clone(), Ok(addr.clone())),
+            Some(Entry::Settled(view)) => (view.tenant.clone(), Err(view.clone())),
             None => return Err(Lookup::NotFound),
         };
         if tenant.is_some_and(|t| *t != owner) {
             return Err(Lookup::NotFound);
         }
+        let addr = match target {
+            Ok(addr) => addr,
+            Err(view) => return Ok(msg.settled(&view)),
+        };
         match addr.send(msg.clone()).await {
             Ok(reply) => Ok(reply),
             Err(MailboxError::Closed) => {
+                // Settled meanwhile (the view is handed over before the actor stops), or
+                // died.
                 let supervisor = self.tenant(&owner).supervisor.clone();
                 let revived = supervisor
                     .send(Revive { id: *id })
                     .await
-                    .map_err(|_| Lookup::Unavailable)?
-                    .ok_or(Lookup::NotFound)?;
-                revived.send(msg).await.map_err(|_| Lookup::Unavailable)
+                    .map_err(|_| Lookup::Unavailable)?;
+                match revived {
+                    Some(addr) => addr.send(msg).await.map_err(|_| Lookup::Unavailable),
+                    None => self
+                        .settled(id)
+                        .map(|view| msg.settled(&view))
+                        .ok_or(Lookup::NotFound),
+                }
             }
             Err(MailboxError::Timeout) => Err(Lookup::Unavailable),
         }
     }
 
-    /// One page of a tenant's challenges, read from the snapshots off the async threads.
+    /// One page of a tenant's challenges in id order. The ids come from the store (off
+    /// the async threads); each challenge is shown as its last durable state, so a write
+    /// that is not yet acknowledged never shows, and one being created not at all.
     pub async fn list(
-        &self,
+        self: &Arc<Self>,
         tenant: TenantId,
         after: Option<ChallengeId>,
         filter: ListFilter,
         limit: usize,
     ) -> Result<(Vec<Challenge>, Option<ChallengeId>), StoreError> {
-        let store = self.services.store.clone();
-        tokio::task::spawn_blocking(move || store.list(&tenant, after.as_ref(), &filter, limit))
-            .await
-            .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+        let registry = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut page = Vec::with_capacity(limit.min(1024));
+            for id in registry.services.store.ids(&tenant, after.as_ref()) {
+                let Ok(view) = registry.view(Some(&tenant), &id?) else {
+                    continue;
+                };
+                if !filter.matches(&view) {
+                    continue;
+                }
+                if page.len() == limit {
+                    let last = page.last().map(|c: &Challenge| c.id);
+                    return Ok((page, last));
+                }
+                page.push((*view).clone());
+            }
+            Ok((page, None))
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
     }
 
     /// Restores every challenge from its snapshot: live ones with their remaining TTL
-    /// (those whose TTL ran out while down become `expired`), terminal ones for the rest
-    /// of their retention; then flushes and reports ready.
+    /// (those whose TTL ran out while down become `expired`), ended ones as settled views
+    /// for the rest of their retention (an actor only where an action is still to run);
+    /// then flushes and reports ready.
     pub fn restore(self: &Arc<Self>) -> Result<RestoreReport, StoreError> {
         let started = Instant::now();
         let store = &self.services.store;
         let now = self.services.clock.now_ms();
         let mut report = RestoreReport::default();
+        let mut retained: std::collections::HashMap<TenantId, Vec<(i64, ChallengeId)>> =
+            Default::default();
         for snapshot in store.scan() {
             let mut challenge = snapshot?;
+            let pending_action = challenge
+                .actions()
+                .and_then(crate::challenge::kinds::action::next_pending)
+                .is_some();
             match challenge.delete_at() {
-                Some(at) if at <= now => {
+                Some(at) if at <= now && !pending_action => {
                     store.delete(&challenge.tenant, &challenge.id)?;
                     report.deleted += 1;
                     continue;
@@ -318,7 +411,10 @@ impl Registry {
                 }
             }
             let tenant = self.tenant(&challenge.tenant);
-            if !challenge.life.state.is_terminal() {
+            let terminal = challenge.life.state.is_terminal();
+            if terminal {
+                tenant.keep();
+            } else {
                 tenant.take_slot();
             }
             if let Some(idem) = challenge.idempotency() {
@@ -328,14 +424,24 @@ impl Registry {
                     request_hash: idem.request_hash,
                 });
             }
-            let live_from_policy =
-                challenge.policy().is_some() && !challenge.life.state.is_terminal();
+            let live_from_policy = challenge.policy().is_some() && !terminal;
             let supervisor = tenant.supervisor.clone();
             let view = Arc::new(challenge);
+            if terminal && !pending_action {
+                retained
+                    .entry(view.tenant.clone())
+                    .or_default()
+                    .push((view.delete_at().unwrap_or(now), view.id));
+                self.settle(view);
+                continue;
+            }
             self.start_actor(view.clone(), tenant);
             if live_from_policy {
                 supervisor.do_send(RememberPolicyUse(view));
             }
+        }
+        for (tenant, due) in retained {
+            self.tenant(&tenant).supervisor.do_send(RetainRestored(due));
         }
         store.flush_blocking()?;
         metrics::gauge!(m::LIVE).set(report.live as f64);
@@ -358,7 +464,7 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::challenge::kinds::token::{self, Attempt};
-    use crate::challenge::messages::{Answer, ChallengeError, Crash, Get};
+    use crate::challenge::messages::{Answer, Cancel, ChallengeError, Complete, Crash, Get};
     use crate::challenge::state::Refusal;
     use crate::challenge::{HashKey, Services};
     use crate::clock::SystemClock;
@@ -366,11 +472,34 @@ mod tests {
     use crate::model::{Lifecycle, State};
     use crate::store::SnapshotStore;
 
-    fn runner(dir: &std::path::Path) -> Arc<crate::actions::ActionRunner> {
+    fn services(dir: &std::path::Path) -> Arc<Services> {
         let mut settings = Settings::development();
         settings.storage.data_dir = dir.to_path_buf();
-        let signer = crate::auth::mint::ActionSigner::from_settings(&settings).unwrap();
-        Arc::new(crate::actions::ActionRunner::new(&settings.actions, signer).unwrap())
+        let store = SnapshotStore::open(dir, 1 << 20).unwrap();
+        let key = HashKey::new([1; 32]);
+        Arc::new(Services::build(&settings, store, Arc::new(SystemClock), key).unwrap())
+    }
+
+    fn attempt(token: crate::model::AnswerToken) -> Attempt {
+        Attempt {
+            token: Some(token),
+            code: None,
+            actor_id: None,
+            allowed: true,
+            on_behalf: false,
+        }
+    }
+
+    /// Polls `check` until it holds, for at most five seconds.
+    async fn eventually(mut check: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !check() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "condition not reached"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     fn challenge(services: &Services, tenant: &TenantId) -> (Challenge, crate::model::AnswerToken) {
@@ -393,18 +522,7 @@ mod tests {
     #[actix_rt::test]
     async fn a_dead_challenge_actor_is_restored_from_its_last_snapshot() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings::development();
-        let services = Arc::new(Services {
-            deliverer: crate::delivery::Deliverer::from_settings(&settings).unwrap(),
-            recipients: crate::delivery::cap::RecipientCap::new(0),
-            delivery: settings.delivery.clone(),
-            base_url: settings.server.public_base_url.clone(),
-            actions: runner(dir.path()),
-            store: SnapshotStore::open(dir.path(), 1 << 20).unwrap(),
-            clock: Arc::new(SystemClock),
-            key: HashKey::new([1; 32]),
-            limits: Settings::development().limits,
-        });
+        let services = services(dir.path());
         let registry = Registry::new(services.clone(), 1);
         registry.restore().unwrap();
         let tenant = TenantId::parse("acme").unwrap();
@@ -460,18 +578,7 @@ mod tests {
     async fn restore_brings_back_live_challenges_and_expires_overdue_ones() {
         let dir = tempfile::tempdir().unwrap();
         let tenant = TenantId::parse("acme").unwrap();
-        let settings = Settings::development();
-        let services = Arc::new(Services {
-            deliverer: crate::delivery::Deliverer::from_settings(&settings).unwrap(),
-            recipients: crate::delivery::cap::RecipientCap::new(0),
-            delivery: settings.delivery.clone(),
-            base_url: settings.server.public_base_url.clone(),
-            actions: runner(dir.path()),
-            store: SnapshotStore::open(dir.path(), 1 << 20).unwrap(),
-            clock: Arc::new(SystemClock),
-            key: HashKey::new([1; 32]),
-            limits: Settings::development().limits,
-        });
+        let services = services(dir.path());
         let (live, _) = challenge(&services, &tenant);
         let (mut overdue, _) = challenge(&services, &tenant);
         overdue.life.expires_at = services.clock.now_ms() - 1;
@@ -483,6 +590,7 @@ mod tests {
         }
         let registry = Registry::new(services.clone(), 2);
         assert!(!registry.is_ready());
+        let restored_terminal = overdue.id;
         let report = registry.restore().unwrap();
         assert_eq!(
             report,
@@ -500,6 +608,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(view.life.state, State::Expired);
+        assert!(
+            registry.address(&restored_terminal).is_none(),
+            "an ended challenge is restored without an actor"
+        );
         assert_eq!(
             registry
                 .send(Some(&tenant), &gone.id, Get)
@@ -514,6 +626,129 @@ mod tests {
                 .send(Some(&other), &live.id, Get)
                 .await
                 .unwrap_err(),
+            Lookup::NotFound
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_failed_flush_changes_nothing_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = services(dir.path());
+        let registry = Registry::new(services.clone(), 1);
+        registry.restore().unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let (c, answer_token) = challenge(&services, &tenant);
+        let (mut soon, _) = challenge(&services, &tenant);
+        soon.life.expires_at = services.clock.now_ms() + 300;
+        let (id, soon_id) = (c.id, soon.id);
+        for c in [c, soon] {
+            assert!(matches!(
+                registry.create(c, false, None).await,
+                Ok(Spawned::New(_))
+            ));
+        }
+
+        services.store.inject_failure();
+        let refused = registry
+            .send(Some(&tenant), &id, Answer(attempt(answer_token.clone())))
+            .await
+            .unwrap();
+        assert!(
+            matches!(refused, Err(ChallengeError::Store(_))),
+            "{refused:?}"
+        );
+        assert!(services.store.failure().is_some(), "the failure is kept");
+        let view = registry.view(Some(&tenant), &id).unwrap();
+        assert_eq!(view.life.state, State::Issued, "memory is as before");
+        let stored = services.store.load(&tenant, &id).unwrap().unwrap();
+        assert_eq!(stored.life.state, State::Issued, "the store is as before");
+        let again = registry
+            .send(Some(&tenant), &id, Answer(attempt(answer_token)))
+            .await
+            .unwrap();
+        assert!(
+            matches!(again, Err(ChallengeError::Store(_))),
+            "still refused, not verified"
+        );
+
+        let (c, _) = challenge(&services, &tenant);
+        let new_id = c.id;
+        assert_eq!(
+            registry.create(c, false, None).await.err(),
+            Some(SpawnError::Store("storage: injected flush failure".into()))
+        );
+        assert_eq!(
+            registry.view(Some(&tenant), &new_id).unwrap_err(),
+            Lookup::NotFound
+        );
+        assert!(services.store.load(&tenant, &new_id).unwrap().is_none());
+        assert_eq!(registry.live(&tenant), 2, "the refused create took no slot");
+        assert_eq!(registry.stored(&tenant), 2);
+
+        // An expiry that cannot be made durable still shows to every reader.
+        let due = services.clock.now_ms() + 350;
+        eventually(|| services.clock.now_ms() > due).await;
+        let view = registry.view(Some(&tenant), &soon_id).unwrap();
+        assert_eq!(view.life.state, State::Expired);
+        assert_eq!(view.life.updated_at, view.life.expires_at);
+        let got = registry.send(Some(&tenant), &soon_id, Get).await.unwrap();
+        assert_eq!(got.life.state, State::Expired);
+    }
+
+    #[actix_rt::test]
+    async fn an_ended_challenge_leaves_its_actor_and_is_deleted_after_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let services = services(dir.path());
+        let registry = Registry::new(services.clone(), 1);
+        registry.restore().unwrap();
+        let tenant = TenantId::parse("acme").unwrap();
+        let (mut c, answer_token) = challenge(&services, &tenant);
+        c.retention_ms = 400;
+        let id = c.id;
+        assert!(matches!(
+            registry.create(c, false, None).await,
+            Ok(Spawned::New(_))
+        ));
+        let cancelled = registry
+            .send(Some(&tenant), &id, Cancel)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(cancelled.life.state, State::Cancelled);
+
+        eventually(|| registry.address(&id).is_none()).await;
+        assert_eq!(registry.live(&tenant), 0);
+        assert_eq!(
+            registry.stored(&tenant),
+            1,
+            "kept, and counted, until retention ends"
+        );
+        let view = registry.view(Some(&tenant), &id).unwrap();
+        assert_eq!(view.life.state, State::Cancelled);
+        let answered = registry
+            .send(Some(&tenant), &id, Answer(attempt(answer_token)))
+            .await
+            .unwrap();
+        assert_eq!(
+            answered.unwrap_err(),
+            ChallengeError::Refused(Refusal::Cancelled)
+        );
+        let completed = registry.send(Some(&tenant), &id, Complete).await.unwrap();
+        assert_eq!(
+            completed.unwrap_err(),
+            ChallengeError::Refused(Refusal::NotCompletable(State::Cancelled))
+        );
+        let other = TenantId::parse("globex").unwrap();
+        assert_eq!(
+            registry.view(Some(&other), &id).unwrap_err(),
+            Lookup::NotFound
+        );
+
+        eventually(|| registry.view(None, &id).is_err()).await;
+        assert!(services.store.load(&tenant, &id).unwrap().is_none());
+        assert_eq!(registry.stored(&tenant), 0);
+        assert_eq!(
+            registry.send(Some(&tenant), &id, Get).await.unwrap_err(),
             Lookup::NotFound
         );
     }

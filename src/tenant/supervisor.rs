@@ -1,19 +1,23 @@
 //! `TenantSupervisor`: one per tenant. Creates are serialized here so the quota, the
 //! idempotency keys and "one active challenge per user" are checked and applied
-//! atomically; it writes the registry's index when a challenge actor starts, stops, or
-//! must be brought back. actix restarts actors that *stop*, not ones that die — so a
-//! handler that finds a dead address asks the supervisor to [`Revive`] the challenge from
-//! its last snapshot.
+//! atomically; it writes the registry's index when a challenge actor starts, settles, or
+//! must be brought back, and it is the tenant's one retention sweeper: settled challenges
+//! are deleted, from disk and memory, when their retention ends. actix restarts actors
+//! that *stop*, not ones that die — so a handler that finds a dead address asks the
+//! supervisor to [`Revive`] the challenge from its last durable state.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use actix::prelude::*;
+use tokio::sync::oneshot;
 
 use super::registry::Registry;
 use super::Tenant;
 use crate::challenge::messages::{Cancel, View};
 use crate::challenge::ChallengeActor;
+use crate::clock::Millis;
 use crate::metrics as m;
 use crate::model::{Challenge, ChallengeId, PolicyAlias};
 
@@ -29,6 +33,13 @@ pub struct TenantSupervisor {
     /// Challenges created from a policy for a user that may still be live; pruned at
     /// each create for the same pair and when a challenge is retired.
     from_policy: HashMap<PolicyUser, Vec<ChallengeId>>,
+    /// Creates whose snapshot is not durable yet, with the idempotent replays waiting
+    /// for them.
+    creating: HashMap<ChallengeId, Vec<Creating>>,
+    /// Settled challenges by the time their retention ends: one sweeper per tenant.
+    retention: BinaryHeap<Reverse<(Millis, ChallengeId)>>,
+    /// When the sweep timer fires, if armed.
+    sweep_at: Option<(Millis, SpawnHandle)>,
 }
 
 impl TenantSupervisor {
@@ -38,6 +49,9 @@ impl TenantSupervisor {
             tenant: None,
             idempotency: HashMap::new(),
             from_policy: HashMap::new(),
+            creating: HashMap::new(),
+            retention: BinaryHeap::new(),
+            sweep_at: None,
         }
     }
 
@@ -58,10 +72,12 @@ impl TenantSupervisor {
             .from_policy
             .entry((policy.alias.clone(), challenge.user_id.clone()))
             .or_default();
+        let creating = &self.creating;
         ids.retain(|id| {
-            registry
-                .view(None, id)
-                .is_ok_and(|v| !v.state().is_terminal())
+            creating.contains_key(id)
+                || registry
+                    .view(None, id)
+                    .is_ok_and(|v| !v.state().is_terminal())
         });
         let older = if one_active {
             std::mem::take(ids)
@@ -93,9 +109,11 @@ impl Handler<Serve> for TenantSupervisor {
     }
 }
 
-/// Create: check the idempotency key and the quota, snapshot, start the actor; the reply
-/// resolves once the snapshot is durable (and, with `one_active_per_user`, once the
-/// user's older live challenges from the same policy are cancelled).
+/// Create: check the idempotency key and the quota, snapshot, and — only once the
+/// snapshot is durable — start the actor (which sends the first deliveries) and reply.
+/// With `one_active_per_user`, the reply also waits for the user's older live challenges
+/// from the same policy to be cancelled. If the flush fails, everything the create took
+/// is given back: the quota slot, the idempotency key, the snapshot.
 #[derive(Message)]
 #[rtype(result = "Result<Spawned, SpawnError>")]
 pub struct Spawn {
@@ -122,8 +140,10 @@ pub enum SpawnError {
     Store(String),
 }
 
+type Creating = oneshot::Sender<Result<(), SpawnError>>;
+
 impl Handler<Spawn> for TenantSupervisor {
-    type Result = ResponseFuture<Result<Spawned, SpawnError>>;
+    type Result = ResponseActFuture<Self, Result<Spawned, SpawnError>>;
 
     fn handle(
         &mut self,
@@ -137,28 +157,33 @@ impl Handler<Spawn> for TenantSupervisor {
         let store = self.registry.services().store.clone();
         if let Some(idem) = challenge.idempotency() {
             if let Some((id, hash)) = self.idempotency.get(&idem.key) {
-                let reply = if *hash == idem.request_hash {
-                    Ok(Spawned::Existing(*id))
-                } else {
-                    Err(SpawnError::IdempotencyConflict)
+                let id = *id;
+                if *hash != idem.request_hash {
+                    return Box::pin(fut::ready(Err(SpawnError::IdempotencyConflict)));
+                }
+                // The first request may not be durable yet: never answer before it is.
+                let Some(waiting) = self.creating.get_mut(&id) else {
+                    return Box::pin(fut::ready(Ok(Spawned::Existing(id))));
                 };
-                // The first request may not be durable yet; never acknowledge before it is.
-                return Box::pin(async move {
-                    store
-                        .durable()
-                        .await
-                        .map_err(|e| SpawnError::Store(e.to_string()))?;
-                    reply
-                });
+                let (tx, rx) = oneshot::channel();
+                waiting.push(tx);
+                return Box::pin(
+                    async move {
+                        rx.await
+                            .unwrap_or_else(|_| Err(SpawnError::Store("create abandoned".into())))
+                    }
+                    .into_actor(self)
+                    .map(move |created, _, _| created.map(|()| Spawned::Existing(id))),
+                );
             }
         }
         let tenant = self.tenant().clone();
         let quota = tenant.config().properties.max_live_challenges;
         if tenant.live() >= quota {
-            return Box::pin(async move { Err(SpawnError::QuotaExceeded(quota)) });
+            return Box::pin(fut::ready(Err(SpawnError::QuotaExceeded(quota))));
         }
         if let Err(e) = store.put(&challenge) {
-            return Box::pin(async move { Err(SpawnError::Store(e.to_string())) });
+            return Box::pin(fut::ready(Err(SpawnError::Store(e.to_string()))));
         }
         if let Some(idem) = challenge.idempotency() {
             self.idempotency
@@ -166,54 +191,173 @@ impl Handler<Spawn> for TenantSupervisor {
         }
         let older = self.track(&challenge, one_active_per_user);
         tenant.take_slot();
-        metrics::gauge!(m::LIVE).increment(1.0);
-        metrics::counter!(m::CREATED, "type" => challenge.kind.as_str()).increment(1);
+        self.creating.insert(challenge.id, Vec::new());
         let view: View = Arc::new(challenge);
-        let tenant_id = tenant.id.clone();
-        self.registry
-            .start_actor_with(view.clone(), tenant, prepared);
-        let registry = self.registry.clone();
-        Box::pin(async move {
-            store
-                .durable()
-                .await
-                .map_err(|e| SpawnError::Store(e.to_string()))?;
-            for id in older {
-                // One that ended meanwhile refuses the cancel; either way it is not live.
-                let _ = registry.send(Some(&tenant_id), &id, Cancel).await;
-            }
-            Ok(Spawned::New(view))
-        })
+        Box::pin(
+            async move { store.durable().await }
+                .into_actor(self)
+                .then(move |durable, act, _| {
+                    let waiting = act.creating.remove(&view.id).unwrap_or_default();
+                    let outcome = match durable {
+                        Ok(()) => {
+                            metrics::gauge!(m::LIVE).increment(1.0);
+                            metrics::counter!(m::CREATED, "type" => view.kind.as_str())
+                                .increment(1);
+                            act.registry
+                                .start_actor_with(view.clone(), tenant.clone(), prepared);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, challenge = %view.id, "create not durable; refused");
+                            act.roll_back(&view, &tenant);
+                            Err(SpawnError::Store(e.to_string()))
+                        }
+                    };
+                    for waiter in waiting {
+                        let _ = waiter.send(outcome.clone());
+                    }
+                    let registry = act.registry.clone();
+                    let tenant_id = tenant.id.clone();
+                    async move {
+                        outcome?;
+                        for id in older {
+                            // One that ended meanwhile refuses the cancel; either way it is
+                            // not live.
+                            let _ = registry.send(Some(&tenant_id), &id, Cancel).await;
+                        }
+                        Ok(Spawned::New(view))
+                    }
+                    .into_actor(act)
+                }),
+        )
     }
 }
 
-/// A retained challenge reached the end of its retention and was deleted.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Retired {
-    pub id: ChallengeId,
-    pub idempotency_key: Option<Box<str>>,
-}
+impl TenantSupervisor {
+    /// Gives back what a create took when it could not be made durable.
+    fn roll_back(&mut self, view: &View, tenant: &Tenant) {
+        if let Err(e) = self.registry.services().store.delete(&tenant.id, &view.id) {
+            tracing::error!(error = %e, challenge = %view.id, "cannot remove a refused create's snapshot");
+        }
+        if let Some(idem) = view.idempotency() {
+            self.idempotency.remove(&idem.key);
+        }
+        self.untrack(view);
+        tenant.release_slot();
+        tenant.forget();
+    }
 
-impl Handler<Retired> for TenantSupervisor {
-    type Result = ();
-    fn handle(&mut self, msg: Retired, _: &mut Context<Self>) {
-        if let Some(policy) = self
-            .registry
-            .view(None, &msg.id)
-            .ok()
-            .and_then(|v| Some((v.policy()?.alias.clone(), v.user_id.clone())))
-        {
-            if let Some(ids) = self.from_policy.get_mut(&policy) {
-                ids.retain(|id| *id != msg.id);
-                if ids.is_empty() {
-                    self.from_policy.remove(&policy);
-                }
+    /// Forgets that `view` was created from its policy.
+    fn untrack(&mut self, view: &Challenge) {
+        let Some(policy) = view.policy() else {
+            return;
+        };
+        let key = (policy.alias.clone(), view.user_id.clone());
+        if let Some(ids) = self.from_policy.get_mut(&key) {
+            ids.retain(|id| *id != view.id);
+            if ids.is_empty() {
+                self.from_policy.remove(&key);
             }
         }
-        self.registry.forget(&msg.id);
-        if let Some(key) = msg.idempotency_key {
-            self.idempotency.remove(&key);
+    }
+
+    /// Queues a settled challenge for deletion at `at`, re-arming the one sweep timer if
+    /// this is now the earliest.
+    fn retain(&mut self, at: Millis, id: ChallengeId, ctx: &mut Context<Self>) {
+        self.retention.push(Reverse((at, id)));
+        if self.sweep_at.is_some_and(|(armed, _)| armed <= at) {
+            return;
+        }
+        if let Some((_, handle)) = self.sweep_at.take() {
+            ctx.cancel_future(handle);
+        }
+        self.arm_sweep(at, ctx);
+    }
+
+    fn arm_sweep(&mut self, at: Millis, ctx: &mut Context<Self>) {
+        let now = self.registry.services().clock.now_ms();
+        let delay = std::time::Duration::from_millis(at.saturating_sub(now).max(0) as u64);
+        let handle = ctx.run_later(delay, |act, ctx| act.sweep(ctx));
+        self.sweep_at = Some((at, handle));
+    }
+
+    /// Deletes the settled challenges whose retention is over, a bounded batch at a time
+    /// so the thread it shares with HTTP requests is never held for long.
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        self.sweep_at = None;
+        let now = self.registry.services().clock.now_ms();
+        let mut done = 0;
+        while let Some(&Reverse((at, id))) = self.retention.peek() {
+            if at > now {
+                break;
+            }
+            if done == SWEEP_BATCH {
+                self.arm_sweep(now, ctx);
+                return;
+            }
+            self.retention.pop();
+            self.retire(id, now);
+            done += 1;
+        }
+        if let Some(&Reverse((at, _))) = self.retention.peek() {
+            self.arm_sweep(at, ctx);
+        }
+    }
+
+    /// Deletes one settled challenge from disk and memory. One that is live again (it
+    /// cannot be, but an actor is never forgotten) is looked at later.
+    fn retire(&mut self, id: ChallengeId, now: Millis) {
+        let Some(view) = self.registry.settled(&id) else {
+            if self.registry.address(&id).is_some() {
+                self.retention.push(Reverse((now + 60_000, id)));
+            }
+            return;
+        };
+        let tenant = self.tenant().clone();
+        if let Err(e) = self.registry.services().store.delete(&tenant.id, &id) {
+            tracing::error!(error = %e, challenge = %id, "snapshot delete failed; retried at the next start");
+        }
+        self.untrack(&view);
+        if let Some(idem) = view.idempotency() {
+            self.idempotency.remove(&idem.key);
+        }
+        self.registry.forget(&id);
+        tenant.forget();
+        metrics::counter!(m::RETIRED).increment(1);
+    }
+}
+
+/// Settled challenges deleted per sweep before the supervisor lets other work run.
+const SWEEP_BATCH: usize = 1024;
+
+/// A challenge ended with nothing left to run: its actor is stopping; keep its final view
+/// readable until its retention ends.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Settle {
+    pub view: View,
+}
+
+impl Handler<Settle> for TenantSupervisor {
+    type Result = ();
+    fn handle(&mut self, Settle { view }: Settle, ctx: &mut Context<Self>) {
+        let at = view.delete_at().unwrap_or_default();
+        let id = view.id;
+        self.registry.settle(view);
+        self.retain(at, id, ctx);
+    }
+}
+
+/// Restore: settled challenges to delete when their retention ends.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct RetainRestored(pub Vec<(Millis, ChallengeId)>);
+
+impl Handler<RetainRestored> for TenantSupervisor {
+    type Result = ();
+    fn handle(&mut self, RetainRestored(due): RetainRestored, ctx: &mut Context<Self>) {
+        for (at, id) in due {
+            self.retain(at, id, ctx);
         }
     }
 }
@@ -246,7 +390,9 @@ impl Handler<RememberPolicyUse> for TenantSupervisor {
     }
 }
 
-/// Bring a challenge whose actor died back from its last snapshot.
+/// Bring a challenge whose actor died back from its last durable state (the view it
+/// published), never from the store, which may hold a write that was not acknowledged.
+/// `None`: nothing to revive — the challenge is gone, or it has settled meanwhile.
 #[derive(Message)]
 #[rtype(result = "Option<Addr<ChallengeActor>>")]
 pub struct Revive {
@@ -258,23 +404,11 @@ impl Handler<Revive> for TenantSupervisor {
 
     fn handle(&mut self, Revive { id }: Revive, _: &mut Context<Self>) -> Self::Result {
         let tenant = self.tenant().clone();
-        if let Some(addr) = self.registry.address(&id) {
-            if addr.connected() {
-                return Some(addr); // revived already by an earlier request
-            }
+        let (addr, view) = self.registry.live_entry(&id)?;
+        if addr.connected() {
+            return Some(addr); // revived already by an earlier request
         }
-        let snapshot = match self.registry.services().store.load(&tenant.id, &id) {
-            Ok(Some(snapshot)) => snapshot,
-            Ok(None) => {
-                self.registry.forget(&id);
-                return None;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, challenge = %id, "cannot read the snapshot of a dead challenge actor");
-                return None;
-            }
-        };
-        tracing::warn!(challenge = %id, tenant = %tenant.id, "challenge actor died; restored from its snapshot");
-        Some(self.registry.start_actor(Arc::new(snapshot), tenant))
+        tracing::warn!(challenge = %id, tenant = %tenant.id, "challenge actor died; restored from its last durable state");
+        Some(self.registry.start_actor(view, tenant))
     }
 }

@@ -197,3 +197,157 @@ async fn a_graceful_restart_keeps_everything_and_sigterm_exits_cleanly() {
     assert_eq!(status, 200);
     assert_eq!(body["state"], "issued");
 }
+
+/// A small tmpfs of our own, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (with the reason printed) where this machine does not let a test mount one.
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(SmallDisk { dir }),
+            Ok(out) => {
+                eprintln!(
+                    "skipped: cannot mount a tmpfs here: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipped: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Takes every free byte, in a file of its own; returns its path.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while file.write_all(&chunk).is_ok() {}
+        for _ in 0..16 {
+            let _ = file.write_all(&chunk[..4096]);
+        }
+        let _ = file.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_changes_and_a_restart_keeps_exactly_what_was_acknowledged() {
+    let Some(disk) = SmallDisk::mount(24) else {
+        return;
+    };
+    let t = Crashable::new();
+    let data = disk.path().join("data");
+    let mut server = ServerProcess::start(&data, t.logs.path(), &[]).await;
+    let body = json!({"type": "token", "user_id": "u-1", "ttl_seconds": 3600});
+    let first = t.create(&server, body.clone()).await;
+    let first_id = first["id"].as_str().unwrap().to_string();
+
+    let filler = disk.fill();
+    let mut acknowledged = vec![first_id.clone()];
+    let mut refused = None;
+    for _ in 0..50_000 {
+        let r = t
+            .http
+            .post(server.url("/api/v1/challenges"))
+            .bearer_auth(&t.admin)
+            .json(
+                &json!({"type": "token", "user_id": "u-2", "ttl_seconds": 3600,
+                "details": {"message": "x".repeat(1000)},
+                "hidden_details": {"pad": "y".repeat(3000)}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            201 => {
+                let v: Value = r.json().await.unwrap();
+                acknowledged.push(v["id"].as_str().unwrap().to_string());
+            }
+            _ => {
+                refused = Some(error_code(r).await);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        Some((503, "storage_unavailable".to_string())),
+        "the full disk refused a create"
+    );
+    // The store now refuses every change, and the node says it is not ready.
+    assert_eq!(t.answer(&server, &first).await, 503);
+    let ready = t.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["status"], "storage_failed");
+    // What was acknowledged is still readable, unchanged.
+    let (status, view) = t.read(&server, &first_id).await;
+    assert_eq!((status, view["state"].as_str()), (200, Some("issued")));
+
+    server.kill();
+    std::fs::remove_file(filler).unwrap();
+    let server = ServerProcess::start(&data, t.logs.path(), &[]).await;
+    for id in &acknowledged {
+        let (status, view) = t.read(&server, id).await;
+        assert_eq!(status, 200, "acknowledged {id} survived");
+        assert_eq!(
+            view["state"], "issued",
+            "{id}: the refused answer left no trace"
+        );
+    }
+    let mut listed = 0;
+    let mut page_token: Option<String> = None;
+    loop {
+        let mut url = server.url("/api/v1/challenges?page_size=500");
+        if let Some(p) = &page_token {
+            url.push_str(&format!("&page_token={p}"));
+        }
+        let page: Value = t
+            .http
+            .get(url)
+            .bearer_auth(&t.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        listed += page["challenges"].as_array().unwrap().len();
+        match page["next_page_token"].as_str() {
+            Some(p) => page_token = Some(p.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        listed,
+        acknowledged.len(),
+        "exactly the acknowledged challenges exist"
+    );
+    // And the node takes changes again.
+    assert_eq!(t.answer(&server, &first).await, 200);
+}

@@ -219,11 +219,31 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// Starts the binary and waits until it is ready.
     pub async fn start(
         data_dir: &Path,
         log_dir: &Path,
         extra_env: &[(&str, &str)],
     ) -> ServerProcess {
+        let process = Self::spawn(data_dir, log_dir, extra_env);
+        let http = reqwest::Client::new();
+        let ready = process.url("/readyz");
+        eventually(Duration::from_secs(30), || {
+            let http = http.clone();
+            let ready = ready.clone();
+            async move {
+                match http.get(&ready).send().await {
+                    Ok(r) if r.status() == 200 => Some(()),
+                    _ => None,
+                }
+            }
+        })
+        .await;
+        process
+    }
+
+    /// Starts the binary without waiting for anything.
+    pub fn spawn(data_dir: &Path, log_dir: &Path, extra_env: &[(&str, &str)]) -> ServerProcess {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -246,25 +266,11 @@ impl ServerProcess {
             command.env(k, v);
         }
         let child = command.spawn().expect("start the server binary");
-        let process = ServerProcess {
+        ServerProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
             stderr_log,
-        };
-        let http = reqwest::Client::new();
-        let ready = format!("{}/readyz", process.base);
-        eventually(Duration::from_secs(30), || {
-            let http = http.clone();
-            let ready = ready.clone();
-            async move {
-                match http.get(&ready).send().await {
-                    Ok(r) if r.status() == 200 => Some(()),
-                    _ => None,
-                }
-            }
-        })
-        .await;
-        process
+        }
     }
 
     pub fn kill(&mut self) {

@@ -16,5 +16,6 @@ mod operations;
 mod pages;
 mod policies;
 mod races;
+mod readiness;
 mod secrets;
 mod sinks;

@@ -640,6 +640,7 @@ async fn command<M>(
 ) -> Result<View, ApiError>
 where
     M: actix::Message<Result = Result<View, crate::challenge::messages::ChallengeError>>
+        + crate::challenge::messages::Settled
         + Clone
         + Send
         + 'static,
