@@ -2,6 +2,9 @@
 //! process on a free loopback port, a bearer token from its `token` subcommand, and the
 //! small statistics they print.
 
+// Each benchmark compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -65,6 +68,21 @@ impl ReleaseServer {
             .output()
             .expect("run the token subcommand");
         String::from_utf8(output.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl ReleaseServer {
+    /// The server's resident set size (`VmRSS`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let path = format!("/proc/{}/status", self.child.id());
+        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .unwrap_or_else(|| panic!("no VmRSS line in {path}"))
     }
 }
 

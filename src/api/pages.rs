@@ -132,12 +132,12 @@ fn closed(state: ChallengeState) -> HttpResponse {
 }
 
 /// The challenge, if `raw_token` is one of its actors' answer tokens.
-fn recognized(
+async fn recognized(
     state: &State,
     id: &ChallengeId,
     raw_token: &str,
 ) -> Option<(crate::challenge::messages::View, AnswerToken)> {
-    let view = state.registry.view(None, id).ok()?;
+    let view = state.registry.view(None, id).await.ok()?;
     let token = AnswerToken::parse(raw_token)?;
     let attempt = Attempt {
         token: Some(token.clone()),
@@ -224,7 +224,7 @@ async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpRe
     let (Some(id), Some(raw)) = (ChallengeId::parse(&path), query.t) else {
         return invalid_link();
     };
-    let Some((view, token)) = recognized(&state, &id, &raw) else {
+    let Some((view, token)) = recognized(&state, &id, &raw).await else {
         return invalid_link();
     };
     if view.life.state != ChallengeState::Issued {
@@ -307,7 +307,7 @@ async fn answer(
             "Too many requests",
             "Try again in a minute.",
         ),
-        Ok(Err(ChallengeError::Refused(_))) => match state.registry.view(None, &id) {
+        Ok(Err(ChallengeError::Refused(_))) => match state.registry.view(None, &id).await {
             Ok(view) => closed(view.life.state),
             Err(_) => invalid_link(),
         },

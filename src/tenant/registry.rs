@@ -34,18 +34,10 @@ enum Entry {
         /// message.
         view: Arc<ArcSwap<Challenge>>,
     },
-    /// An ended challenge with nothing left to run: its final view, readable until its
-    /// supervisor retires it.
-    Settled(View),
-}
-
-impl Entry {
-    fn view(&self) -> View {
-        match self {
-            Entry::Live { view, .. } => view.load_full(),
-            Entry::Settled(view) => view.clone(),
-        }
-    }
+    /// An ended challenge with nothing left to run, readable until its supervisor
+    /// retires it. Only its tenant is held in memory: its final view is its last
+    /// snapshot, durable by then, and read from the store when asked for.
+    Settled(TenantId),
 }
 
 /// Why a challenge could not be reached.
@@ -222,14 +214,61 @@ impl Registry {
         addr
     }
 
-    /// The challenge's last durable state, read without disturbing its actor, as of now
-    /// (a due expiry shows).
-    pub fn view(&self, tenant: Option<&TenantId>, id: &ChallengeId) -> Result<View, Lookup> {
-        let view = self.index.get(id).ok_or(Lookup::NotFound)?.view();
-        if tenant.is_some_and(|t| *t != view.tenant) {
+    /// The challenge's last durable state, as of now (a due expiry shows): a live one's
+    /// as its actor published it, read without disturbing the actor; a settled one's
+    /// from the store, off the async threads.
+    pub async fn view(&self, tenant: Option<&TenantId>, id: &ChallengeId) -> Result<View, Lookup> {
+        let view = match self.published(tenant, id)? {
+            Ok(view) => view,
+            Err(owner) => self.load_settled(owner, *id).await?,
+        };
+        Ok(as_of(view, self.services.clock.now_ms()))
+    }
+
+    /// A live challenge's published view, or a settled one's tenant; another tenant's
+    /// challenge is not found.
+    fn published(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &ChallengeId,
+    ) -> Result<Result<View, TenantId>, Lookup> {
+        let found = match self.index.get(id).as_deref().ok_or(Lookup::NotFound)? {
+            Entry::Live { view, .. } => Ok(view.load_full()),
+            Entry::Settled(owner) => Err(owner.clone()),
+        };
+        let owner = match &found {
+            Ok(view) => &view.tenant,
+            Err(owner) => owner,
+        };
+        if tenant.is_some_and(|t| t != owner) {
             return Err(Lookup::NotFound);
         }
-        Ok(as_of(view, self.services.clock.now_ms()))
+        Ok(found)
+    }
+
+    /// A settled challenge's final view, from the store on a blocking thread.
+    async fn load_settled(&self, tenant: TenantId, id: ChallengeId) -> Result<View, Lookup> {
+        let store = self.services.store.clone();
+        let loaded = tokio::task::spawn_blocking(move || store.load(&tenant, &id))
+            .await
+            .map_err(|_| Lookup::Unavailable)?;
+        match loaded {
+            Ok(Some(challenge)) => Ok(Arc::new(challenge)),
+            // Retired meanwhile.
+            Ok(None) => Err(Lookup::NotFound),
+            Err(e) => {
+                tracing::error!(error = %e, challenge = %id, "cannot read a settled challenge");
+                Err(Lookup::Unavailable)
+            }
+        }
+    }
+
+    /// Whether a challenge has an actor and has not ended.
+    pub(super) fn is_live(&self, id: &ChallengeId) -> bool {
+        match self.index.get(id).as_deref() {
+            Some(Entry::Live { view, .. }) => !view.load().life.state.is_terminal(),
+            _ => false,
+        }
     }
 
     /// The address of a challenge's actor, if it has one.
@@ -248,17 +287,20 @@ impl Registry {
         }
     }
 
-    /// The final view of a settled challenge.
-    pub(super) fn settled(&self, id: &ChallengeId) -> Option<View> {
+    /// The tenant of a settled challenge.
+    pub(super) fn settled(&self, id: &ChallengeId) -> Option<TenantId> {
         match self.index.get(id).as_deref() {
-            Some(Entry::Settled(view)) => Some(view.clone()),
+            Some(Entry::Settled(tenant)) => Some(tenant.clone()),
             _ => None,
         }
     }
 
-    /// Replaces a challenge's actor by its final view (its actor is stopping).
-    pub(super) fn settle(&self, view: View) {
-        let settled = self.index.insert(view.id, Entry::Settled(view));
+    /// Forgets a challenge's actor: it has ended, its final snapshot is durable, and the
+    /// actor is stopping.
+    pub(super) fn settle(&self, view: &Challenge) {
+        let settled = self
+            .index
+            .insert(view.id, Entry::Settled(view.tenant.clone()));
         if !matches!(settled, Some(Entry::Settled(_))) {
             metrics::gauge!(m::SETTLED).increment(1.0);
         }
@@ -307,16 +349,16 @@ impl Registry {
         <ChallengeActor as Actor>::Context: ToEnvelope<ChallengeActor, M>,
     {
         let (owner, target) = match self.index.get(id).as_deref() {
-            Some(Entry::Live { addr, view }) => (view.load().tenant.clone(), Ok(addr.clone())),
-            Some(Entry::Settled(view)) => (view.tenant.clone(), Err(view.clone())),
+            Some(Entry::Live { addr, view }) => (view.load().tenant.clone(), Some(addr.clone())),
+            Some(Entry::Settled(owner)) => (owner.clone(), None),
             None => return Err(Lookup::NotFound),
         };
         if tenant.is_some_and(|t| *t != owner) {
             return Err(Lookup::NotFound);
         }
-        let addr = match target {
-            Ok(addr) => addr,
-            Err(view) => return Ok(msg.settled(&view)),
+        let Some(addr) = target else {
+            let view = self.load_settled(owner, *id).await?;
+            return Ok(msg.settled(&view));
         };
         match addr.send(msg.clone()).await {
             Ok(reply) => Ok(reply),
@@ -330,10 +372,11 @@ impl Registry {
                     .map_err(|_| Lookup::Unavailable)?;
                 match revived {
                     Some(addr) => addr.send(msg).await.map_err(|_| Lookup::Unavailable),
-                    None => self
-                        .settled(id)
-                        .map(|view| msg.settled(&view))
-                        .ok_or(Lookup::NotFound),
+                    None => {
+                        let owner = self.settled(id).ok_or(Lookup::NotFound)?;
+                        let view = self.load_settled(owner, *id).await?;
+                        Ok(msg.settled(&view))
+                    }
                 }
             }
             Err(MailboxError::Timeout) => Err(Lookup::Unavailable),
@@ -353,9 +396,19 @@ impl Registry {
         let registry = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut page = Vec::with_capacity(limit.min(1024));
-            for id in registry.services.store.ids(&tenant, after.as_ref()) {
-                let Ok(view) = registry.view(Some(&tenant), &id?) else {
-                    continue;
+            let now = registry.services.clock.now_ms();
+            let store = &registry.services.store;
+            for id in store.ids(&tenant, after.as_ref()) {
+                let id = id?;
+                let view = match registry.published(Some(&tenant), &id) {
+                    Ok(Ok(view)) => as_of(view, now),
+                    // Settled: its snapshot is its final, durable view.
+                    Ok(Err(_)) => match store.load(&tenant, &id)? {
+                        Some(challenge) => Arc::new(challenge),
+                        None => continue,
+                    },
+                    // Being created, or retired meanwhile.
+                    Err(_) => continue,
                 };
                 if !filter.matches(&view) {
                     continue;
@@ -432,7 +485,7 @@ impl Registry {
                     .entry(view.tenant.clone())
                     .or_default()
                     .push((view.delete_at().unwrap_or(now), view.id));
-                self.settle(view);
+                self.settle(&view);
                 continue;
             }
             self.start_actor(view.clone(), tenant);
@@ -658,7 +711,7 @@ mod tests {
             "{refused:?}"
         );
         assert!(services.store.failure().is_some(), "the failure is kept");
-        let view = registry.view(Some(&tenant), &id).unwrap();
+        let view = registry.view(Some(&tenant), &id).await.unwrap();
         assert_eq!(view.life.state, State::Issued, "memory is as before");
         let stored = services.store.load(&tenant, &id).unwrap().unwrap();
         assert_eq!(stored.life.state, State::Issued, "the store is as before");
@@ -678,7 +731,7 @@ mod tests {
             Some(SpawnError::Store("storage: injected flush failure".into()))
         );
         assert_eq!(
-            registry.view(Some(&tenant), &new_id).unwrap_err(),
+            registry.view(Some(&tenant), &new_id).await.unwrap_err(),
             Lookup::NotFound
         );
         assert!(services.store.load(&tenant, &new_id).unwrap().is_none());
@@ -688,7 +741,7 @@ mod tests {
         // An expiry that cannot be made durable still shows to every reader.
         let due = services.clock.now_ms() + 350;
         eventually(|| services.clock.now_ms() > due).await;
-        let view = registry.view(Some(&tenant), &soon_id).unwrap();
+        let view = registry.view(Some(&tenant), &soon_id).await.unwrap();
         assert_eq!(view.life.state, State::Expired);
         assert_eq!(view.life.updated_at, view.life.expires_at);
         let got = registry.send(Some(&tenant), &soon_id, Get).await.unwrap();
@@ -723,7 +776,7 @@ mod tests {
             1,
             "kept, and counted, until retention ends"
         );
-        let view = registry.view(Some(&tenant), &id).unwrap();
+        let view = registry.view(Some(&tenant), &id).await.unwrap();
         assert_eq!(view.life.state, State::Cancelled);
         let answered = registry
             .send(Some(&tenant), &id, Answer(attempt(answer_token)))
@@ -740,11 +793,16 @@ mod tests {
         );
         let other = TenantId::parse("globex").unwrap();
         assert_eq!(
-            registry.view(Some(&other), &id).unwrap_err(),
+            registry.view(Some(&other), &id).await.unwrap_err(),
             Lookup::NotFound
         );
 
-        eventually(|| registry.view(None, &id).is_err()).await;
+        loop {
+            if registry.view(None, &id).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         assert!(services.store.load(&tenant, &id).unwrap().is_none());
         assert_eq!(registry.stored(&tenant), 0);
         assert_eq!(

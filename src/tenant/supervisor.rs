@@ -73,12 +73,7 @@ impl TenantSupervisor {
             .entry((policy.alias.clone(), challenge.user_id.clone()))
             .or_default();
         let creating = &self.creating;
-        ids.retain(|id| {
-            creating.contains_key(id)
-                || registry
-                    .view(None, id)
-                    .is_ok_and(|v| !v.state().is_terminal())
-        });
+        ids.retain(|id| creating.contains_key(id) || registry.is_live(id));
         let older = if one_active {
             std::mem::take(ids)
         } else {
@@ -307,19 +302,30 @@ impl TenantSupervisor {
     /// Deletes one settled challenge from disk and memory. One that is live again (it
     /// cannot be, but an actor is never forgotten) is looked at later.
     fn retire(&mut self, id: ChallengeId, now: Millis) {
-        let Some(view) = self.registry.settled(&id) else {
+        if self.registry.settled(&id).is_none() {
             if self.registry.address(&id).is_some() {
                 self.retention.push(Reverse((now + 60_000, id)));
             }
             return;
-        };
-        let tenant = self.tenant().clone();
-        if let Err(e) = self.registry.services().store.delete(&tenant.id, &id) {
-            tracing::error!(error = %e, challenge = %id, "snapshot delete failed; retried at the next start");
         }
-        self.untrack(&view);
-        if let Some(idem) = view.idempotency() {
-            self.idempotency.remove(&idem.key);
+        let tenant = self.tenant().clone();
+        let store = self.registry.services().store.clone();
+        // What the supervisor remembers of it (its idempotency key, its policy and user)
+        // is in its snapshot.
+        match store.load(&tenant.id, &id) {
+            Ok(Some(view)) => {
+                self.untrack(&view);
+                if let Some(idem) = view.idempotency() {
+                    self.idempotency.remove(&idem.key);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, challenge = %id, "cannot read a settled challenge before deleting it")
+            }
+        }
+        if let Err(e) = store.delete(&tenant.id, &id) {
+            tracing::error!(error = %e, challenge = %id, "snapshot delete failed; retried at the next start");
         }
         self.registry.forget(&id);
         tenant.forget();
@@ -343,7 +349,7 @@ impl Handler<Settle> for TenantSupervisor {
     fn handle(&mut self, Settle { view }: Settle, ctx: &mut Context<Self>) {
         let at = view.delete_at().unwrap_or_default();
         let id = view.id;
-        self.registry.settle(view);
+        self.registry.settle(&view);
         self.retain(at, id, ctx);
     }
 }

@@ -89,7 +89,7 @@ pub async fn create(
             Ok(HttpResponse::Created().json(dto))
         }
         Spawned::Existing(id) => {
-            let view: View = state.registry.view(Some(&principal.tenant), &id)?;
+            let view: View = state.registry.view(Some(&principal.tenant), &id).await?;
             Ok(HttpResponse::Ok()
                 .insert_header(("Idempotent-Replayed", "true"))
                 .json(ChallengeDto::new(&view, None)))
@@ -451,7 +451,7 @@ pub async fn get(
     let id = challenge_id(&path)?;
     let tenant = Some(&principal.tenant);
     let view = match q.wait {
-        None | Some(0) => state.registry.view(tenant, &id)?,
+        None | Some(0) => state.registry.view(tenant, &id).await?,
         Some(wait) => {
             let max = state
                 .registry
@@ -477,7 +477,7 @@ pub async fn get(
                     metrics::gauge!(m::LONG_POLLS).decrement(1.0);
                     match woken {
                         Ok(Ok(view)) => view,
-                        _ => state.registry.view(tenant, &id)?,
+                        _ => state.registry.view(tenant, &id).await?,
                     }
                 }
             }
