@@ -14,9 +14,9 @@ use crate::model::{Properties, TenantConfig};
 
 impl Engine {
     /// The tenant's configuration in effect (`challenge:configuration:get`).
-    pub fn configuration(&self, principal: &Principal) -> Result<Arc<TenantConfig>, Error> {
+    pub async fn configuration(&self, principal: &Principal) -> Result<Arc<TenantConfig>, Error> {
         authorize(principal, Scope::ConfigurationGet)?;
-        Ok(self.registry.tenant(&principal.tenant).config())
+        Ok(self.tenant(&principal.tenant).await?.config())
     }
 
     /// Replaces the tenant's configuration if it is at version `expected` (0 before the
@@ -29,7 +29,7 @@ impl Engine {
     ) -> Result<TenantConfig, Error> {
         authorize(principal, Scope::ConfigurationPut)?;
         check(&properties, &self.limits)?;
-        let tenant = self.registry.tenant(&principal.tenant);
+        let tenant = self.tenant(&principal.tenant).await?;
         let id = tenant.id.clone();
         let now = self.registry.services().clock.now_ms();
         let config = self

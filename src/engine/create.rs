@@ -117,7 +117,7 @@ impl Engine {
                 Some(self.find_policy(tenant, alias).await?)
             }
         };
-        let config = self.registry.tenant(tenant).config();
+        let config = self.tenant(tenant).await?.config();
         let (challenge, secrets) =
             self.plan(request, tenant, policy.as_ref(), &config.properties)?;
         let (answer_tokens, prepared): (Vec<AnswerToken>, Option<Prepared>) = match secrets {

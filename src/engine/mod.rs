@@ -29,9 +29,9 @@ use crate::challenge::ChallengeActor;
 use crate::clock::Millis;
 use crate::config::{ActionSettings, Limits, Settings};
 use crate::metrics as m;
-use crate::model::{AnswerToken, Challenge, ChallengeId, State};
+use crate::model::{AnswerToken, Challenge, ChallengeId, State, TenantId};
 use crate::store::ListFilter;
-use crate::tenant::Registry;
+use crate::tenant::{Registry, Tenant};
 
 pub use crate::challenge::messages::View;
 pub use create::{
@@ -44,6 +44,9 @@ pub struct Engine {
     registry: Arc<Registry>,
     limits: Limits,
     actions: ActionSettings,
+    /// Tenants the registry has been asked for once: the first ask reads the tenant's
+    /// stored configuration, so it runs on the blocking pool; later asks are a lookup.
+    known: dashmap::DashSet<TenantId>,
 }
 
 /// The principal holds `scope`, or the operation is forbidden.
@@ -61,7 +64,23 @@ impl Engine {
             registry,
             limits: settings.limits.clone(),
             actions: settings.actions.clone(),
+            known: dashmap::DashSet::new(),
         }
+    }
+
+    /// The tenant's shared record. Its first use reads the store (its configuration),
+    /// which happens off the async workers.
+    async fn tenant(&self, id: &TenantId) -> Result<Arc<Tenant>, Error> {
+        if self.known.contains(id) {
+            return Ok(self.registry.tenant(id));
+        }
+        let registry = self.registry.clone();
+        let owned = id.clone();
+        let tenant = tokio::task::spawn_blocking(move || registry.tenant(&owned))
+            .await
+            .map_err(|e| error::storage(format!("a store task failed: {e}")))?;
+        self.known.insert(id.clone());
+        Ok(tenant)
     }
 
     /// `NotReady` until the restore at start has finished.
@@ -127,8 +146,8 @@ impl Engine {
             return Ok(self.registry.view(tenant, id)?);
         }
         let max = self
-            .registry
             .tenant(&principal.tenant)
+            .await?
             .config()
             .properties
             .long_poll_max_seconds;

@@ -52,7 +52,7 @@ fn parse_body(body: &[u8]) -> Result<Properties, ApiError> {
     security(("bearer" = ["challenge:configuration:get"])))]
 pub async fn get(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&req, &state)?;
-    let config = state.engine.configuration(&principal)?;
+    let config = state.engine.configuration(&principal).await?;
     Ok(respond(&config))
 }
 
