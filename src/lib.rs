@@ -4,6 +4,8 @@
 //!   runs until shutdown.
 //! - [`challenge`]: one actix actor per live challenge; the pure state machine in
 //!   `challenge::state`, per-kind rules in `challenge::kinds`.
+//! - [`engine`]: the one façade every API face calls — typed operations over the
+//!   registry, the store and the kinds; domain errors, no HTTP.
 //! - [`tenant`]: a supervisor per tenant (quota, idempotency, revival of dead actors) and
 //!   the registry that finds a challenge's actor in one hop.
 //! - [`store`]: sled snapshots with a versioned format and group commit — the only code
@@ -25,6 +27,7 @@ pub mod challenge;
 pub mod clock;
 pub mod config;
 pub mod delivery;
+pub mod engine;
 pub mod metrics;
 pub mod model;
 pub mod outbound;

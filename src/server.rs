@@ -78,6 +78,7 @@ impl Application {
         let shutdown_timeout = settings.server.shutdown_timeout_seconds;
         let settings_arbiters = settings.engine.arbiters;
         let state = web::Data::new(ApiState {
+            engine: crate::engine::Engine::new(registry.clone(), &settings),
             registry: registry.clone(),
             verifier,
             anonymous: AnonymousLimiter::new(settings.limits.anonymous_answers_per_ip_per_minute),

@@ -1,6 +1,6 @@
-//! The HTTP faces. Handlers are thin, each the same three steps: authorize and parse
-//! (into domain types), send one message to the right actor, map the reply. Only this
-//! module knows HTTP; only `error.rs` picks status codes.
+//! The HTTP faces. Handlers are thin, each the same three steps: authenticate and parse
+//! (into domain types), make one engine call (which checks the scope it needs), render
+//! the reply. Only this module knows HTTP; only `error.rs` picks status codes.
 
 pub mod error;
 pub mod native;
@@ -18,13 +18,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use dashmap::DashMap;
 use futures_util::StreamExt;
 
-use crate::auth::{Principal, Scope, Verifier};
+use crate::auth::{Principal, Verifier};
 use crate::config::Settings;
+use crate::engine::Engine;
 use crate::tenant::Registry;
 pub use error::ApiError;
 
 /// What every handler may use, shared.
 pub struct ApiState {
+    /// What every face calls; handlers reach challenges, policies and configuration
+    /// only through it.
+    pub engine: Engine,
+    /// For the operations endpoints (readiness) only.
     pub registry: Arc<Registry>,
     pub verifier: Verifier,
     pub settings: Settings,
@@ -61,7 +66,7 @@ pub async fn until_ready(
             .map(ServiceResponse::map_into_left_body);
     }
     let (req, _) = req.into_parts();
-    let response = HttpResponse::from_error(ApiError::NotReady);
+    let response = HttpResponse::from_error(ApiError::Domain(crate::engine::Error::NotReady));
     Ok(ServiceResponse::new(req, response).map_into_right_body())
 }
 
@@ -89,14 +94,9 @@ pub fn bearer(req: &HttpRequest, state: &ApiState) -> Result<Option<Principal>, 
     }
 }
 
-/// A principal holding `scope`, or 401/403.
-pub fn require(req: &HttpRequest, state: &ApiState, scope: Scope) -> Result<Principal, ApiError> {
-    let principal = bearer(req, state)?.ok_or(ApiError::Unauthorized)?;
-    if principal.has(scope) {
-        Ok(principal)
-    } else {
-        Err(ApiError::Forbidden(scope))
-    }
+/// The caller's principal, or 401. Which scopes it needs, the engine checks.
+pub fn authenticate(req: &HttpRequest, state: &ApiState) -> Result<Principal, ApiError> {
+    bearer(req, state)?.ok_or(ApiError::Unauthorized)
 }
 
 /// Reads a JSON request body, refusing other media types and bodies over `limit`.

@@ -15,10 +15,10 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::error::status;
 use super::State;
-use crate::challenge::kinds::token::{self, Attempt};
-use crate::challenge::messages::{Answer, ChallengeError};
-use crate::challenge::state::{Refusal, Verdict};
+use crate::challenge::kinds::token::Attempt;
+use crate::engine::Error;
 use crate::model::{
     AnswerToken, Challenge, ChallengeId, DetailField, Details, State as ChallengeState,
 };
@@ -106,10 +106,34 @@ fn message_page(status: actix_web::http::StatusCode, title: &str, text: &str) ->
 
 fn invalid_link() -> HttpResponse {
     message_page(
-        actix_web::http::StatusCode::NOT_FOUND,
+        status(&Error::ChallengeNotFound),
         "This link is not valid",
         "Check that you opened the whole link from the message you received.",
     )
+}
+
+/// The page for an engine error: its status from the one mapping, its words here.
+/// `AnswerRejected` never gets this far (see [`answer`]).
+fn error_page(error: &Error) -> HttpResponse {
+    let status = status(error);
+    let mut page = match error {
+        Error::RateLimited { .. } | Error::Throttled { .. } | Error::QuotaExceeded(_) => {
+            message_page(status, "Too many requests", "Try again in a minute.")
+        }
+        Error::NotReady => message_page(status, "Please try again", "The service is starting."),
+        Error::StorageUnavailable | Error::Unavailable | Error::Internal => message_page(
+            status,
+            "Please try again",
+            "Something went wrong; try again.",
+        ),
+        _ => return invalid_link(),
+    };
+    if let Some(seconds) = super::error::retry_after(error) {
+        if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+    }
+    page
 }
 
 fn closed(state: ChallengeState) -> HttpResponse {
@@ -124,32 +148,8 @@ fn closed(state: ChallengeState) -> HttpResponse {
             "This request can no longer be answered."
         }
     };
-    message_page(
-        actix_web::http::StatusCode::CONFLICT,
-        "This link has been used",
-        text,
-    )
-}
-
-/// The challenge, if `raw_token` is one of its actors' answer tokens.
-async fn recognized(
-    state: &State,
-    id: &ChallengeId,
-    raw_token: &str,
-) -> Option<(crate::challenge::messages::View, AnswerToken)> {
-    let view = state.registry.view(None, id).await.ok()?;
-    let token = AnswerToken::parse(raw_token)?;
-    let attempt = Attempt {
-        token: Some(token.clone()),
-        code: None,
-        actor_id: None,
-        allowed: true,
-        on_behalf: false,
-    };
-    match token::verify(&state.registry.services().key, &view.actors, &attempt) {
-        Ok(Verdict::Accepted { .. }) => Some((view, token)),
-        _ => None,
-    }
+    let refusal = Error::conflict("already_answered", "the challenge was already answered");
+    message_page(status(&refusal), "This link has been used", text)
 }
 
 fn details_html(c: &Challenge) -> String {
@@ -207,25 +207,31 @@ fn expires_text(ms: crate::clock::Millis) -> String {
         .unwrap_or_default()
 }
 
-async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
+/// The per-address allowance for anonymous requests, shared with the native answers.
+fn throttled(req: &HttpRequest, state: &State) -> Option<HttpResponse> {
     let ip = req.peer_addr().map(|a| a.ip());
-    if !state
-        .anonymous
-        .allow(ip, state.registry.services().clock.now_ms())
-    {
-        return message_page(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            "Try again in a minute.",
-        );
+    (!state.anonymous.allow(ip, state.engine.now_ms())).then(|| {
+        error_page(&Error::RateLimited {
+            retry_after_seconds: 60,
+        })
+    })
+}
+
+async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
+    if let Some(refused) = throttled(&req, &state) {
+        return refused;
     }
     let query: LinkQuery =
         serde_urlencoded::from_str(req.query_string()).unwrap_or(LinkQuery { t: None });
-    let (Some(id), Some(raw)) = (ChallengeId::parse(&path), query.t) else {
+    let (Some(id), Some(token)) = (
+        ChallengeId::parse(&path),
+        query.t.as_deref().and_then(AnswerToken::parse),
+    ) else {
         return invalid_link();
     };
-    let Some((view, token)) = recognized(&state, &id, &raw).await else {
-        return invalid_link();
+    let view = match state.engine.open(&id, &token).await {
+        Ok(view) => view,
+        Err(e) => return error_page(&e),
     };
     if view.life.state != ChallengeState::Issued {
         return closed(view.life.state);
@@ -248,29 +254,20 @@ async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpRe
     page(actix_web::http::StatusCode::OK, "Approve or decline", &body)
 }
 
+/// Answers with the form's token. A refusal is anonymous (`AnswerRejected`); the
+/// token's holder is then shown why, the challenge's state read with the token as the
+/// capability — anybody else sees an invalid link.
 async fn answer(
     req: HttpRequest,
     path: web::Path<String>,
     form: web::Bytes,
     state: State,
 ) -> HttpResponse {
-    let ip = req.peer_addr().map(|a| a.ip());
-    if !state
-        .anonymous
-        .allow(ip, state.registry.services().clock.now_ms())
-    {
-        return message_page(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            "Try again in a minute.",
-        );
+    if let Some(refused) = throttled(&req, &state) {
+        return refused;
     }
-    if !state.registry.is_ready() {
-        return message_page(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again",
-            "The service is starting.",
-        );
+    if let Err(e) = state.engine.ready() {
+        return error_page(&e);
     }
     let Ok(form) = serde_urlencoded::from_bytes::<AnswerForm>(&form) else {
         return invalid_link();
@@ -284,37 +281,27 @@ async fn answer(
         _ => return invalid_link(),
     };
     let attempt = Attempt {
-        token: Some(token),
+        token: Some(token.clone()),
         code: None,
         actor_id: None,
         allowed,
         on_behalf: false,
     };
-    match state.registry.send(None, &id, Answer(attempt)).await {
-        Ok(Ok(_)) if allowed => message_page(
+    match state.engine.answer(None, &id, attempt).await {
+        Ok(_) if allowed => message_page(
             actix_web::http::StatusCode::OK,
             "Approved",
             "Thank you. You can close this window.",
         ),
-        Ok(Ok(_)) => message_page(
+        Ok(_) => message_page(
             actix_web::http::StatusCode::OK,
             "Declined",
             "The request was declined. You can close this window.",
         ),
-        Ok(Err(ChallengeError::Refused(Refusal::Unrecognized))) | Err(_) => invalid_link(),
-        Ok(Err(ChallengeError::RateLimited)) => message_page(
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            "Try again in a minute.",
-        ),
-        Ok(Err(ChallengeError::Refused(_))) => match state.registry.view(None, &id).await {
-            Ok(view) => closed(view.life.state),
-            Err(_) => invalid_link(),
+        Err(Error::AnswerRejected) => match state.engine.open(&id, &token).await {
+            Ok(view) if view.life.state != ChallengeState::Issued => closed(view.life.state),
+            _ => invalid_link(),
         },
-        Ok(Err(_)) => message_page(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again",
-            "Something went wrong; try again.",
-        ),
+        Err(e) => error_page(&e),
     }
 }

@@ -17,7 +17,7 @@ use actix::prelude::*;
 use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 
-use super::kinds::{action, code, delivered, token};
+use super::kinds::{action, delivered, token};
 use super::messages::*;
 use super::state::{self, Event, Transition, Verdict};
 use super::SharedServices;
@@ -218,54 +218,11 @@ impl ChallengeActor {
 
     /// The kind's rules applied to a presented answer.
     fn verdict(&self, attempt: &token::Attempt) -> Result<Verdict, token::AttemptError> {
-        let c = &self.challenge;
-        if !c.kind.uses_code() {
-            if attempt.code.is_some() {
-                return Err(token::AttemptError::CodeNotAccepted);
-            }
-            return token::verify(&self.services.key, &c.actors, attempt);
+        // A challenge exists only for a kind with rules; should one not, nothing matches.
+        match super::kinds::of(self.challenge.kind) {
+            Some(kind) => kind.judge(&self.services.key, &self.challenge, attempt),
+            None => Ok(Verdict::Unrecognized),
         }
-        if attempt.token.is_some() && attempt.code.is_none() {
-            // Codes are the answer here; a token proves nothing.
-            return Ok(if attempt.on_behalf {
-                Verdict::Wrong
-            } else {
-                Verdict::Unrecognized
-            });
-        }
-        let Some(presented) = attempt.code.as_deref() else {
-            return Err(token::AttemptError::CodeRequired);
-        };
-        if !attempt.on_behalf {
-            // A code is relayed by the calling service, never taken anonymously.
-            return Ok(Verdict::Unrecognized);
-        }
-        let (actors, offset) = match attempt.actor_id {
-            Some(id) => {
-                let index = c
-                    .actors
-                    .iter()
-                    .position(|a| a.id == id)
-                    .ok_or(token::AttemptError::UnknownActor)?;
-                (&c.actors[index..=index], index)
-            }
-            None => (&c.actors[..], 0),
-        };
-        Ok(
-            match code::verify(
-                &self.services.key,
-                &c.id,
-                actors,
-                presented,
-                attempt.allowed,
-            ) {
-                Verdict::Accepted { actor, allowed } => Verdict::Accepted {
-                    actor: actor + offset as u16,
-                    allowed,
-                },
-                other => other,
-            },
-        )
     }
 
     /// Sends (again) every delivery that is pending, each on its own task.

@@ -7,8 +7,8 @@ use super::policy::PolicyRef;
 pub use super::policy::{CodeAlphabet as Alphabet, ResendMode};
 use crate::clock::Millis;
 
-/// Every kind the model knows. Kinds whose rules have not been enabled answer
-/// `type_not_enabled` at create.
+/// Every kind the model knows. Its rules are `challenge::kinds::of(kind)`; kinds
+/// without rules answer `type_not_enabled` at create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ChallengeType {
@@ -37,24 +37,6 @@ impl ChallengeType {
     }
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
-    }
-    pub fn is_enabled(self) -> bool {
-        !matches!(
-            self,
-            ChallengeType::Totp | ChallengeType::Webauthn | ChallengeType::Push
-        )
-    }
-    /// The kinds the server delivers (and so can resend).
-    pub fn delivered_by(self) -> Option<DeliveryChannel> {
-        match self {
-            ChallengeType::EmailOtp | ChallengeType::EmailLink => Some(DeliveryChannel::Email),
-            ChallengeType::SmsOtp => Some(DeliveryChannel::Sms),
-            _ => None,
-        }
-    }
-    /// Kinds answered with a one-time code.
-    pub fn uses_code(self) -> bool {
-        matches!(self, ChallengeType::EmailOtp | ChallengeType::SmsOtp)
     }
 }
 

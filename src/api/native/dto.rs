@@ -1,23 +1,14 @@
-//! Request and response shapes of the native API, and the limits on every string and
-//! list (README.md, "Limits"). Parsing turns a request into domain values or a 400
-//! naming the field; the core never sees unchecked input.
+//! Request and response shapes of the native API and their translation into the
+//! engine's domain values. The bounds on every string and list (README.md, "Limits")
+//! are the engine's (`engine::input`), so every face holds the same ones.
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::ApiError;
+use crate::engine;
 use crate::model::{AnswerToken, Challenge, ChallengeType, Details, PolicyRef, State};
 
-pub const MAX_USER_ID: usize = 256;
-pub const MAX_MESSAGE: usize = 1024;
-pub const MAX_FIELDS: usize = 20;
-pub const MAX_LABEL: usize = 64;
-pub const MAX_VALUE: usize = 256;
-pub const MAX_HIDDEN_DETAILS: usize = 4096;
-pub const MAX_URL: usize = 2048;
-pub const MAX_IDEMPOTENCY_KEY: usize = 128;
-pub const MAX_CODE: usize = 32;
 pub const MAX_PAGE_SIZE: usize = 1000;
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 
@@ -85,6 +76,56 @@ pub struct CreateChallenge {
     /// `Idempotency-Key` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+}
+
+impl CreateChallenge {
+    /// The engine's request. `idempotency_key` is the key the caller gave (header or
+    /// body); the request's fingerprint is its JSON without the key.
+    pub fn into_request(mut self, idempotency_key: Option<String>) -> engine::CreateRequest {
+        self.idempotency_key = None;
+        let idempotency = idempotency_key.map(|key| {
+            let body = serde_json::to_vec(&self).expect("a request encodes");
+            engine::IdempotencyRequest::new(key, &body)
+        });
+        let recipient = |r: Recipient| engine::Recipient {
+            email: r.email,
+            phone: r.phone,
+        };
+        let action = |a: ActionSpec| engine::ActionRequest {
+            method: a.method,
+            uri: a.uri,
+            content_type: a.content_type,
+            body: a.body,
+            scopes: a.scopes,
+        };
+        engine::CreateRequest {
+            kind: self.kind,
+            policy: self.policy,
+            user_id: self.user_id,
+            actors: self.actors.map(|actors| {
+                actors
+                    .into_iter()
+                    .map(|a| engine::ActorRequest {
+                        user_id: a.user_id,
+                        recipient: a.recipient.map(recipient),
+                    })
+                    .collect()
+            }),
+            recipient: self.recipient.map(recipient),
+            ttl_seconds: self.ttl_seconds,
+            max_attempts: self.max_attempts,
+            details: self.details,
+            hidden_details: self.hidden_details,
+            callback_url: self.callback_url,
+            actions: self.actions.map(|a| engine::ActionsRequest {
+                approved: a.approved.into_iter().map(action).collect(),
+                declined: a.declined.into_iter().map(action).collect(),
+            }),
+            send: self.send,
+            locale: self.locale,
+            idempotency,
+        }
+    }
 }
 
 /// The two lists of a one-time-use action challenge.
@@ -380,281 +421,6 @@ impl ChallengeDto {
                 .delivery()
                 .map(|p| p.max_resends.saturating_sub(p.resends)),
             policy: c.policy().cloned(),
-        }
-    }
-}
-
-/// Checks a string's length in characters (1..=max), naming the field.
-pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
-    let n = value.chars().count();
-    if n == 0 {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            format!("{field} must not be empty"),
-        ));
-    }
-    if n > max {
-        return Err(ApiError::invalid(
-            "field_too_long",
-            format!("{field} is longer than {max} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            format!("{field} must not contain control characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks an optional number against its range, naming the field: `out_of_range`.
-pub fn check_range<T>(
-    field: &str,
-    value: Option<T>,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<(), ApiError>
-where
-    T: PartialOrd + std::fmt::Display,
-{
-    match value {
-        Some(v) if !range.contains(&v) => Err(ApiError::invalid(
-            "out_of_range",
-            format!(
-                "{field} must be between {} and {}",
-                range.start(),
-                range.end()
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
-pub fn check_details(details: &Details) -> Result<(), ApiError> {
-    if let Some(message) = &details.message {
-        check_text("details.message", message, MAX_MESSAGE)?;
-    }
-    if details.fields.len() > MAX_FIELDS {
-        return Err(ApiError::invalid(
-            "too_many_items",
-            format!("details.fields holds more than {MAX_FIELDS} entries"),
-        ));
-    }
-    for (i, field) in details.fields.iter().enumerate() {
-        check_text(
-            &format!("details.fields[{i}].label"),
-            &field.label,
-            MAX_LABEL,
-        )?;
-        check_text(
-            &format!("details.fields[{i}].value"),
-            &field.value,
-            MAX_VALUE,
-        )?;
-    }
-    Ok(())
-}
-
-pub fn check_url(field: &str, value: &str) -> Result<(), ApiError> {
-    check_text(field, value, MAX_URL)?;
-    let lower = value.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("https://")
-        .or_else(|| lower.strip_prefix("http://"))
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "invalid_url",
-                format!("{field} must be an http or https URL"),
-            )
-        })?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
-        return Err(ApiError::invalid(
-            "invalid_url",
-            format!("{field} must name a host"),
-        ));
-    }
-    Ok(())
-}
-
-/// Applies the outbound URL policy to a URL given in a request.
-pub fn check_outbound(
-    field: &str,
-    url: &str,
-    policy: &crate::outbound::OutboundPolicy,
-) -> Result<(), ApiError> {
-    use crate::outbound::Refused;
-    match policy.check_url(url) {
-        Ok(_) => Ok(()),
-        Err(Refused::Malformed) => Err(ApiError::invalid(
-            "invalid_url",
-            format!("{field} must be an http or https URL with a host"),
-        )),
-        Err(refused) => Err(ApiError::invalid(
-            "url_not_allowed",
-            format!("{field}: {refused}"),
-        )),
-    }
-}
-
-const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-pub const MAX_SCOPES: usize = 16;
-pub const MAX_SCOPE: usize = 511;
-pub const MAX_CONTENT_TYPE: usize = 256;
-
-/// Validates the two action lists into the plan a challenge keeps.
-pub fn parse_actions(
-    spec: &ActionsSpec,
-    settings: &crate::config::ActionSettings,
-    policy: &crate::outbound::OutboundPolicy,
-) -> Result<crate::model::ActionPlan, ApiError> {
-    if spec.approved.is_empty() && spec.declined.is_empty() {
-        return Err(ApiError::invalid(
-            "invalid_field",
-            "actions needs at least one approved or declined action",
-        ));
-    }
-    let mut lists = Vec::new();
-    for (name, list) in [("approved", &spec.approved), ("declined", &spec.declined)] {
-        if list.len() > settings.max_actions {
-            return Err(ApiError::invalid(
-                "too_many_items",
-                format!(
-                    "actions.{name} holds more than {} entries",
-                    settings.max_actions
-                ),
-            ));
-        }
-        let mut parsed = Vec::with_capacity(list.len());
-        for (i, a) in list.iter().enumerate() {
-            let field = format!("actions.{name}[{i}]");
-            let method = a.method.to_ascii_uppercase();
-            if !METHODS.contains(&method.as_str()) {
-                return Err(ApiError::invalid(
-                    "invalid_method",
-                    format!("{field}.method must be one of {}", METHODS.join(", ")),
-                ));
-            }
-            check_url(&format!("{field}.uri"), &a.uri)?;
-            check_outbound(&format!("{field}.uri"), &a.uri, policy)?;
-            if let Some(ct) = &a.content_type {
-                check_text(&format!("{field}.content_type"), ct, MAX_CONTENT_TYPE)?;
-                if actix_web::http::header::HeaderValue::from_str(ct).is_err() {
-                    return Err(ApiError::invalid(
-                        "invalid_field",
-                        format!("{field}.content_type is not a valid header value"),
-                    ));
-                }
-            }
-            if let Some(body) = &a.body {
-                if body.len() > settings.max_body_bytes {
-                    return Err(ApiError::invalid(
-                        "field_too_long",
-                        format!(
-                            "{field}.body is larger than {} bytes",
-                            settings.max_body_bytes
-                        ),
-                    ));
-                }
-            }
-            let scopes = a.scopes.clone().unwrap_or_default();
-            if scopes.len() > MAX_SCOPES {
-                return Err(ApiError::invalid(
-                    "too_many_items",
-                    format!("{field}.scopes holds more than {MAX_SCOPES} entries"),
-                ));
-            }
-            for scope in &scopes {
-                check_text(&format!("{field}.scopes"), scope, MAX_SCOPE)?;
-                if scope.contains(char::is_whitespace) {
-                    return Err(ApiError::invalid(
-                        "invalid_field",
-                        format!("{field}.scopes entries contain no spaces"),
-                    ));
-                }
-                if !settings.allowed_scopes.is_empty() && !settings.allowed_scopes.contains(scope) {
-                    return Err(ApiError::invalid(
-                        "scope_not_allowed",
-                        format!("{field}.scopes: {scope:?} is not in actions.allowed_scopes"),
-                    ));
-                }
-            }
-            parsed.push(crate::model::HttpAction {
-                method: method.into(),
-                uri: a.uri.as_str().into(),
-                content_type: a.content_type.as_deref().map(Into::into),
-                body: a.body.as_deref().map(Into::into),
-                scopes: scopes.into_iter().map(Into::into).collect(),
-            });
-        }
-        lists.push(parsed);
-    }
-    let declined = lists.pop().unwrap_or_default();
-    let approved = lists.pop().unwrap_or_default();
-    Ok(crate::model::ActionPlan {
-        approved,
-        declined,
-        chosen: None,
-        results: Vec::new(),
-    })
-}
-
-/// Checks a recipient for `channel` against the policy's conditions: an email address
-/// (no display name, no line breaks) or an E.164 number.
-pub fn check_recipient(
-    field: &str,
-    recipient: Option<&Recipient>,
-    channel: crate::model::DeliveryChannel,
-    conditions: Option<&crate::model::policy::Conditions>,
-) -> Result<String, ApiError> {
-    use crate::model::DeliveryChannel;
-    let missing =
-        |what: &str| ApiError::invalid("recipient_required", format!("{field} needs {what}"));
-    match channel {
-        DeliveryChannel::Email => {
-            let email = recipient
-                .and_then(|r| r.email.as_deref())
-                .ok_or_else(|| missing("an email address"))?;
-            check_text(&format!("{field}.email"), email, 254)?;
-            let address: lettre::Address = email.parse().map_err(|_| {
-                ApiError::invalid(
-                    "invalid_email",
-                    format!("{field}.email is not an email address"),
-                )
-            })?;
-            if let Some(domains) = conditions.and_then(|c| c.email_domains.as_ref()) {
-                let domain = address.domain().to_ascii_lowercase();
-                if !domains.contains(&domain) {
-                    return Err(ApiError::invalid(
-                        "recipient_not_allowed",
-                        format!("{field}.email: the policy does not allow the domain {domain}"),
-                    ));
-                }
-            }
-            Ok(email.to_string())
-        }
-        DeliveryChannel::Sms => {
-            let phone = recipient
-                .and_then(|r| r.phone.as_deref())
-                .ok_or_else(|| missing("a phone number"))?;
-            let number = crate::delivery::parse_e164(phone).map_err(|_| {
-                ApiError::invalid(
-                    "invalid_phone",
-                    format!("{field}.phone is not an E.164 number (+ and 8–15 digits)"),
-                )
-            })?;
-            if let Some(prefixes) = conditions.and_then(|c| c.phone_prefixes.as_ref()) {
-                if !prefixes
-                    .iter()
-                    .any(|p| number.as_str().starts_with(p.as_str()))
-                {
-                    return Err(ApiError::invalid(
-                        "recipient_not_allowed",
-                        format!("{field}.phone: the policy does not allow this country prefix"),
-                    ));
-                }
-            }
-            Ok(number.as_str().to_string())
         }
     }
 }

@@ -4,8 +4,154 @@
 //! requests is `crate::actions`; the actor ties the two together, one action at a time,
 //! recording each result durably before the next starts.
 
+use super::token::{self, Attempt, AttemptError};
+use super::{Field, HashKey, Kind, KindPlan, PlanContext};
+use crate::challenge::state::Verdict;
 use crate::clock::Millis;
-use crate::model::{ActionPlan, ActionResult, ActionSet, ActionStatus};
+use crate::engine::{input, ActionsRequest, CreateRequest, Error};
+use crate::model::{ActionPlan, ActionResult, ActionSet, ActionStatus, Challenge, PolicySpec};
+
+/// The `one_time_use_action` kind: a token kind that carries its actions.
+pub struct OneTimeUseAction;
+
+impl Kind for OneTimeUseAction {
+    fn accepts(&self, field: Field) -> bool {
+        field == Field::Actions
+    }
+
+    fn plan(
+        &self,
+        request: &CreateRequest,
+        _policy: Option<&PolicySpec>,
+        ctx: &PlanContext<'_>,
+    ) -> Result<KindPlan, Error> {
+        let spec = request.actions.as_ref().ok_or_else(|| {
+            Error::invalid(
+                "invalid_field",
+                "actions is required for one_time_use_action",
+            )
+        })?;
+        Ok(KindPlan {
+            actions: Some(parse_actions(
+                spec,
+                ctx.actions,
+                ctx.services.actions.policy(),
+            )?),
+            delivery: None,
+        })
+    }
+
+    fn judge(
+        &self,
+        key: &HashKey,
+        challenge: &Challenge,
+        attempt: &Attempt,
+    ) -> Result<Verdict, AttemptError> {
+        token::judge(key, challenge, attempt)
+    }
+}
+
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+pub const MAX_SCOPES: usize = 16;
+pub const MAX_SCOPE: usize = 511;
+pub const MAX_CONTENT_TYPE: usize = 256;
+
+/// Validates the two action lists into the plan a challenge keeps.
+pub fn parse_actions(
+    spec: &ActionsRequest,
+    settings: &crate::config::ActionSettings,
+    policy: &crate::outbound::OutboundPolicy,
+) -> Result<crate::model::ActionPlan, Error> {
+    if spec.approved.is_empty() && spec.declined.is_empty() {
+        return Err(Error::invalid(
+            "invalid_field",
+            "actions needs at least one approved or declined action",
+        ));
+    }
+    let mut lists = Vec::new();
+    for (name, list) in [("approved", &spec.approved), ("declined", &spec.declined)] {
+        if list.len() > settings.max_actions {
+            return Err(Error::invalid(
+                "too_many_items",
+                format!(
+                    "actions.{name} holds more than {} entries",
+                    settings.max_actions
+                ),
+            ));
+        }
+        let mut parsed = Vec::with_capacity(list.len());
+        for (i, a) in list.iter().enumerate() {
+            let field = format!("actions.{name}[{i}]");
+            let method = a.method.to_ascii_uppercase();
+            if !METHODS.contains(&method.as_str()) {
+                return Err(Error::invalid(
+                    "invalid_method",
+                    format!("{field}.method must be one of {}", METHODS.join(", ")),
+                ));
+            }
+            input::check_url(&format!("{field}.uri"), &a.uri)?;
+            input::check_outbound(&format!("{field}.uri"), &a.uri, policy)?;
+            if let Some(ct) = &a.content_type {
+                input::check_text(&format!("{field}.content_type"), ct, MAX_CONTENT_TYPE)?;
+                if reqwest::header::HeaderValue::from_str(ct).is_err() {
+                    return Err(Error::invalid(
+                        "invalid_field",
+                        format!("{field}.content_type is not a valid header value"),
+                    ));
+                }
+            }
+            if let Some(body) = &a.body {
+                if body.len() > settings.max_body_bytes {
+                    return Err(Error::invalid(
+                        "field_too_long",
+                        format!(
+                            "{field}.body is larger than {} bytes",
+                            settings.max_body_bytes
+                        ),
+                    ));
+                }
+            }
+            let scopes = a.scopes.clone().unwrap_or_default();
+            if scopes.len() > MAX_SCOPES {
+                return Err(Error::invalid(
+                    "too_many_items",
+                    format!("{field}.scopes holds more than {MAX_SCOPES} entries"),
+                ));
+            }
+            for scope in &scopes {
+                input::check_text(&format!("{field}.scopes"), scope, MAX_SCOPE)?;
+                if scope.contains(char::is_whitespace) {
+                    return Err(Error::invalid(
+                        "invalid_field",
+                        format!("{field}.scopes entries contain no spaces"),
+                    ));
+                }
+                if !settings.allowed_scopes.is_empty() && !settings.allowed_scopes.contains(scope) {
+                    return Err(Error::invalid(
+                        "scope_not_allowed",
+                        format!("{field}.scopes: {scope:?} is not in actions.allowed_scopes"),
+                    ));
+                }
+            }
+            parsed.push(crate::model::HttpAction {
+                method: method.into(),
+                uri: a.uri.as_str().into(),
+                content_type: a.content_type.as_deref().map(Into::into),
+                body: a.body.as_deref().map(Into::into),
+                scopes: scopes.into_iter().map(Into::into).collect(),
+            });
+        }
+        lists.push(parsed);
+    }
+    let declined = lists.pop().unwrap_or_default();
+    let approved = lists.pop().unwrap_or_default();
+    Ok(crate::model::ActionPlan {
+        approved,
+        declined,
+        chosen: None,
+        results: Vec::new(),
+    })
+}
 
 /// What one execution of an action came to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,96 @@
 
 use rand::Rng;
 
-use super::HashKey;
+use super::token::{Attempt, AttemptError};
+use super::{delivered, HashKey, Kind, KindPlan, PlanContext, Secrets};
+use super::{Delivery, SecretForm};
 use crate::challenge::state::Verdict;
-use crate::model::{ActorRecord, ChallengeId, TokenHash};
+use crate::engine::{CreateRequest, Error};
+use crate::model::{
+    ActorRecord, AnswerToken, Challenge, ChallengeId, DeliveryChannel, PolicySpec, TokenHash,
+};
+
+/// An OTP kind: its code goes out over `channel`.
+pub struct Code {
+    channel: DeliveryChannel,
+}
+
+pub const EMAIL_OTP: Code = Code {
+    channel: DeliveryChannel::Email,
+};
+pub const SMS_OTP: Code = Code {
+    channel: DeliveryChannel::Sms,
+};
+
+impl Kind for Code {
+    fn delivery(&self) -> Option<Delivery> {
+        Some(Delivery {
+            channel: self.channel,
+            secret: SecretForm::Code,
+        })
+    }
+
+    fn plan(
+        &self,
+        request: &CreateRequest,
+        policy: Option<&PolicySpec>,
+        ctx: &PlanContext<'_>,
+    ) -> Result<KindPlan, Error> {
+        delivered::plan(self.channel, request, policy, ctx)
+    }
+
+    fn issue(
+        &self,
+        challenge: &mut Challenge,
+        _tokens: Vec<AnswerToken>,
+        ctx: &PlanContext<'_>,
+    ) -> Result<Secrets, Error> {
+        delivered::issue(challenge, ctx).map(Secrets::Delivered)
+    }
+
+    /// A code is relayed by the calling service, never taken anonymously; a token
+    /// proves nothing here. With `actor_id`, only that actor's code counts.
+    fn judge(
+        &self,
+        key: &HashKey,
+        c: &Challenge,
+        attempt: &Attempt,
+    ) -> Result<Verdict, AttemptError> {
+        if attempt.token.is_some() && attempt.code.is_none() {
+            return Ok(if attempt.on_behalf {
+                Verdict::Wrong
+            } else {
+                Verdict::Unrecognized
+            });
+        }
+        let Some(presented) = attempt.code.as_deref() else {
+            return Err(AttemptError::CodeRequired);
+        };
+        if !attempt.on_behalf {
+            return Ok(Verdict::Unrecognized);
+        }
+        let (actors, offset) = match attempt.actor_id {
+            Some(id) => {
+                let index = c
+                    .actors
+                    .iter()
+                    .position(|a| a.id == id)
+                    .ok_or(AttemptError::UnknownActor)?;
+                (&c.actors[index..=index], index)
+            }
+            None => (&c.actors[..], 0),
+        };
+        Ok(
+            match verify(key, &c.id, actors, presented, attempt.allowed) {
+                Verdict::Accepted { actor, allowed } => Verdict::Accepted {
+                    actor: actor + offset as u16,
+                    allowed,
+                },
+                other => other,
+            },
+        )
+    }
+}
 
 pub use crate::model::Alphabet;
 

@@ -1,10 +1,17 @@
-//! Per-kind rules: how a kind issues its secrets and turns a presented answer into a
-//! [`Verdict`](super::state::Verdict). Pure functions over the challenge record and the
-//! server's hashing key; nothing here saves or sends.
+//! Per-kind rules behind one trait, [`Kind`]: which request fields and policy fields a
+//! kind takes, how a create is planned from request and policy, which secrets it
+//! issues, whether and how it is delivered, and how a presented answer becomes a
+//! [`Verdict`]. One file per kind; [`of`] is the one place that lists them. Pure rules
+//! over the request, the challenge record and the server's hashing key: nothing here
+//! saves, and nothing sends (the actor sends what `delivered` renders).
+//!
+//! Adding a kind: a file with a unit struct implementing [`Kind`], its variant in
+//! `model::ChallengeType`, and its line in [`of`].
 
 pub mod action;
 pub mod code;
 pub mod delivered;
+pub mod link;
 pub mod token;
 
 use std::sync::Arc;
@@ -13,7 +20,176 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::model::TokenHash;
+use self::token::{Attempt, AttemptError};
+use super::state::Verdict;
+use crate::clock::Millis;
+use crate::engine::{CreateRequest, Error};
+use crate::model::{
+    ActionPlan, AnswerToken, Challenge, ChallengeType, DeliveryChannel, DeliveryPlan, PolicySpec,
+    Properties, TokenHash,
+};
+
+/// The rules of one kind. Every method but [`Kind::judge`] has the answer of a kind
+/// that is not delivered and takes nothing beyond the common fields.
+pub trait Kind: Sync {
+    /// Whether and how the server delivers it; `None`: the caller hands each actor its
+    /// answer token.
+    fn delivery(&self) -> Option<Delivery> {
+        None
+    }
+
+    /// Whether a create request may give `field`.
+    fn accepts(&self, field: Field) -> bool {
+        match field {
+            Field::Recipient | Field::Send | Field::Locale => self.delivery().is_some(),
+            Field::Actions => false,
+        }
+    }
+
+    /// Whether a policy for this kind may set `field`.
+    fn policy_applies(&self, field: PolicyField) -> bool {
+        let Some(delivery) = self.delivery() else {
+            return false;
+        };
+        match field {
+            PolicyField::CodeLength | PolicyField::CodeAlphabet => {
+                delivery.secret == SecretForm::Code
+            }
+            PolicyField::ResendCooldownSeconds
+            | PolicyField::MaxResends
+            | PolicyField::ResendMode
+            | PolicyField::Templates
+            | PolicyField::Conditions => true,
+            PolicyField::EmailTemplates | PolicyField::EmailDomains => {
+                delivery.channel == DeliveryChannel::Email
+            }
+            PolicyField::SmsTemplate | PolicyField::PhonePrefixes => {
+                delivery.channel == DeliveryChannel::Sms
+            }
+        }
+    }
+
+    /// What this kind adds to a new challenge, from the request and its policy. Runs
+    /// after the engine checked which fields the kind accepts.
+    fn plan(
+        &self,
+        _request: &CreateRequest,
+        _policy: Option<&PolicySpec>,
+        _ctx: &PlanContext<'_>,
+    ) -> Result<KindPlan, Error> {
+        Ok(KindPlan::default())
+    }
+
+    /// The secrets of the assembled challenge. `tokens` are the actors' answer tokens,
+    /// whose hashes the actors hold; a kind that delivers its own secrets replaces
+    /// those hashes and returns what its first messages carry instead.
+    fn issue(
+        &self,
+        _challenge: &mut Challenge,
+        tokens: Vec<AnswerToken>,
+        _ctx: &PlanContext<'_>,
+    ) -> Result<Secrets, Error> {
+        Ok(Secrets::AnswerTokens(tokens))
+    }
+
+    /// Turns a presented answer into a verdict: constant-time, no side effects.
+    fn judge(
+        &self,
+        key: &HashKey,
+        challenge: &Challenge,
+        attempt: &Attempt,
+    ) -> Result<Verdict, AttemptError>;
+}
+
+/// The rules of `kind`; `None` for a kind not enabled on this server.
+pub fn of(kind: ChallengeType) -> Option<&'static dyn Kind> {
+    match kind {
+        ChallengeType::Token => Some(&token::Token),
+        ChallengeType::OneTimeUseAction => Some(&action::OneTimeUseAction),
+        ChallengeType::EmailOtp => Some(&code::EMAIL_OTP),
+        ChallengeType::SmsOtp => Some(&code::SMS_OTP),
+        ChallengeType::EmailLink => Some(&link::EmailLink),
+        ChallengeType::Totp | ChallengeType::Webauthn | ChallengeType::Push => None,
+    }
+}
+
+/// How a delivered kind reaches its actors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub channel: DeliveryChannel,
+    pub secret: SecretForm,
+}
+
+/// What a delivered message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretForm {
+    /// A one-time code the user types (the calling service relays it).
+    Code,
+    /// A link to the answer page, carrying an answer token.
+    Link,
+}
+
+/// Fields of a create request that only some kinds take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Recipient,
+    Send,
+    Locale,
+    Actions,
+}
+
+impl Field {
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Recipient => "recipient",
+            Field::Send => "send",
+            Field::Locale => "locale",
+            Field::Actions => "actions",
+        }
+    }
+}
+
+/// Fields of a policy that only some kinds take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyField {
+    CodeLength,
+    CodeAlphabet,
+    ResendCooldownSeconds,
+    MaxResends,
+    ResendMode,
+    Templates,
+    /// A template's `subject`, `text` and `html`.
+    EmailTemplates,
+    /// A template's `sms`.
+    SmsTemplate,
+    Conditions,
+    EmailDomains,
+    PhonePrefixes,
+}
+
+/// What a create is planned with besides the request and the policy.
+pub struct PlanContext<'a> {
+    pub services: &'a super::Services,
+    pub actions: &'a crate::config::ActionSettings,
+    /// The tenant's configuration in effect.
+    pub config: &'a Properties,
+    pub now: Millis,
+}
+
+/// The kind's part of a new challenge record.
+#[derive(Debug, Default)]
+pub struct KindPlan {
+    pub actions: Option<ActionPlan>,
+    pub delivery: Option<DeliveryPlan>,
+}
+
+/// The secrets a new challenge issues.
+pub enum Secrets {
+    /// Shown once, to the caller, in actor order.
+    AnswerTokens(Vec<AnswerToken>),
+    /// Sent to the recipients only: the caller never sees them.
+    Delivered(delivered::Prepared),
+}
 
 /// The server key for keyed hashes of answer tokens and codes (HMAC-SHA256). Only the
 /// hash is stored; comparisons are constant-time.
@@ -39,5 +215,47 @@ impl HashKey {
 impl std::fmt::Debug for HashKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("HashKey(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_delivered_kinds_take_recipients_and_only_actions_take_actions() {
+        for (kind, delivered, actions) in [
+            (ChallengeType::Token, false, false),
+            (ChallengeType::OneTimeUseAction, false, true),
+            (ChallengeType::EmailOtp, true, false),
+            (ChallengeType::SmsOtp, true, false),
+            (ChallengeType::EmailLink, true, false),
+        ] {
+            let rules = of(kind).expect("enabled");
+            for field in [Field::Recipient, Field::Send, Field::Locale] {
+                assert_eq!(rules.accepts(field), delivered, "{kind:?} {field:?}");
+            }
+            assert_eq!(rules.accepts(Field::Actions), actions, "{kind:?}");
+        }
+        for kind in [
+            ChallengeType::Totp,
+            ChallengeType::Webauthn,
+            ChallengeType::Push,
+        ] {
+            assert!(of(kind).is_none(), "{kind:?} is not enabled");
+        }
+    }
+
+    #[test]
+    fn code_fields_apply_to_otp_and_channel_fields_to_their_channel() {
+        let applies = |kind, field| of(kind).unwrap().policy_applies(field);
+        use ChallengeType::*;
+        use PolicyField::*;
+        assert!(applies(EmailOtp, CodeLength) && applies(SmsOtp, CodeAlphabet));
+        assert!(!applies(EmailLink, CodeLength) && !applies(Token, CodeLength));
+        assert!(applies(EmailLink, Templates) && !applies(OneTimeUseAction, Templates));
+        assert!(applies(EmailOtp, EmailDomains) && !applies(SmsOtp, EmailDomains));
+        assert!(applies(SmsOtp, PhonePrefixes) && !applies(EmailLink, PhonePrefixes));
+        assert!(applies(SmsOtp, SmsTemplate) && !applies(SmsOtp, EmailTemplates));
     }
 }

@@ -2,9 +2,36 @@
 //! create and stored only as a keyed hash. An anonymous answer proves itself with the
 //! token; a bearer caller holding `challenge:answer` may answer for a named actor.
 
-use super::HashKey;
+use super::{HashKey, Kind};
 use crate::challenge::state::Verdict;
-use crate::model::{ActorId, ActorRecord, AnswerToken};
+use crate::model::{ActorId, ActorRecord, AnswerToken, Challenge};
+
+/// The `token` kind: nothing beyond the common fields; answered with a token.
+pub struct Token;
+
+impl Kind for Token {
+    fn judge(
+        &self,
+        key: &HashKey,
+        challenge: &Challenge,
+        attempt: &Attempt,
+    ) -> Result<Verdict, AttemptError> {
+        judge(key, challenge, attempt)
+    }
+}
+
+/// The judging rule of every kind answered with an actor's answer token (or, for a
+/// relaying service, by naming the actor): a code proves nothing here.
+pub fn judge(
+    key: &HashKey,
+    challenge: &Challenge,
+    attempt: &Attempt,
+) -> Result<Verdict, AttemptError> {
+    if attempt.code.is_some() {
+        return Err(AttemptError::CodeNotAccepted);
+    }
+    verify(key, &challenge.actors, attempt)
+}
 
 /// A presented answer, as the API parsed it.
 #[derive(Clone)]

@@ -1,0 +1,322 @@
+//! Planning a create: a face hands over a [`CreateRequest`] (domain values, no wire
+//! format); the engine checks the common fields against the tenant's configuration
+//! narrowed by the policy, the kind plans its own part and issues its secrets, and the
+//! tenant's supervisor makes the challenge durable and starts its actor.
+
+use sha2::{Digest, Sha256};
+
+use super::input::{
+    check_details, check_outbound, check_text, check_url, MAX_HIDDEN_DETAILS, MAX_IDEMPOTENCY_KEY,
+    MAX_USER_ID,
+};
+use super::policies::Bounds;
+use super::{Engine, Error, View};
+use crate::auth::{Principal, Scope};
+use crate::challenge::kinds::delivered::Prepared;
+use crate::challenge::kinds::{self, token, Field, Kind, PlanContext, Secrets};
+use crate::model::{
+    AnswerToken, Challenge, ChallengeId, ChallengeType, Details, Extras, Idempotency, Lifecycle,
+    Policy, PolicyRef, Properties, TenantId,
+};
+use crate::tenant::supervisor::Spawned;
+
+/// A request to create a challenge, as every face hands it to the engine.
+#[derive(Debug, Clone, Default)]
+pub struct CreateRequest {
+    /// Required unless `policy` names one (then taken from it; both must agree).
+    pub kind: Option<ChallengeType>,
+    /// A policy alias, as given.
+    pub policy: Option<String>,
+    pub user_id: String,
+    /// Who may answer; `None`: one actor for `user_id`.
+    pub actors: Option<Vec<ActorRequest>>,
+    pub recipient: Option<Recipient>,
+    pub ttl_seconds: Option<u64>,
+    pub max_attempts: Option<u32>,
+    pub details: Option<Details>,
+    pub hidden_details: Option<serde_json::Map<String, serde_json::Value>>,
+    pub callback_url: Option<String>,
+    pub actions: Option<ActionsRequest>,
+    pub send: Option<bool>,
+    pub locale: Option<String>,
+    pub idempotency: Option<IdempotencyRequest>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ActorRequest {
+    pub user_id: String,
+    pub recipient: Option<Recipient>,
+}
+
+/// Where a delivered kind sends an actor's code or link.
+#[derive(Debug, Clone, Default)]
+pub struct Recipient {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// The two lists of a one-time-use action challenge.
+#[derive(Debug, Clone, Default)]
+pub struct ActionsRequest {
+    pub approved: Vec<ActionRequest>,
+    pub declined: Vec<ActionRequest>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ActionRequest {
+    pub method: String,
+    pub uri: String,
+    pub content_type: Option<String>,
+    pub body: Option<String>,
+    pub scopes: Option<Vec<String>>,
+}
+
+/// An idempotency key and the fingerprint of the request it came with: the face
+/// hashes its own wire form of the request (without the key), so "the same request"
+/// means what that face's callers sent.
+#[derive(Debug, Clone)]
+pub struct IdempotencyRequest {
+    pub key: String,
+    pub fingerprint: [u8; 32],
+}
+
+impl IdempotencyRequest {
+    /// A fingerprint of any bytes that stand for the request.
+    pub fn new(key: String, request: &[u8]) -> Self {
+        IdempotencyRequest {
+            key,
+            fingerprint: Sha256::digest(request).into(),
+        }
+    }
+}
+
+/// A created (or replayed) challenge.
+pub struct Created {
+    pub view: View,
+    /// The answer tokens to show once, in actor order; empty for a replay and for kinds
+    /// that deliver their own secrets.
+    pub answer_tokens: Vec<AnswerToken>,
+    /// The idempotency key named an earlier challenge created by the same request.
+    pub replayed: bool,
+}
+
+impl Engine {
+    /// Creates a challenge for the principal's tenant (`challenge:post`). Acknowledged
+    /// once the challenge is durable.
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        request: CreateRequest,
+    ) -> Result<Created, Error> {
+        super::authorize(principal, Scope::Post)?;
+        let tenant = &principal.tenant;
+        let policy = match request.policy.as_deref() {
+            None => None,
+            Some(raw) => {
+                let alias = super::policies::parse_alias("policy", raw)?;
+                Some(self.find_policy(tenant, alias).await?)
+            }
+        };
+        let config = self.tenant(tenant).await?.config();
+        let (challenge, secrets) =
+            self.plan(request, tenant, policy.as_ref(), &config.properties)?;
+        let (answer_tokens, prepared): (Vec<AnswerToken>, Option<Prepared>) = match secrets {
+            Secrets::AnswerTokens(tokens) => (tokens, None),
+            Secrets::Delivered(prepared) => (Vec::new(), Some(prepared)),
+        };
+        let one_active = policy.is_some_and(|p| p.spec.one_active_per_user);
+        match self
+            .registry
+            .create(challenge, one_active, prepared)
+            .await?
+        {
+            Spawned::New(view) => Ok(Created {
+                view,
+                answer_tokens,
+                replayed: false,
+            }),
+            Spawned::Existing(id) => Ok(Created {
+                view: self.registry.view(Some(tenant), &id).await?,
+                answer_tokens: Vec::new(),
+                replayed: true,
+            }),
+        }
+    }
+
+    /// The challenge record and its secrets, with defaults and bounds from the tenant's
+    /// configuration narrowed by the policy, if any.
+    fn plan(
+        &self,
+        mut request: CreateRequest,
+        tenant: &TenantId,
+        policy: Option<&Policy>,
+        config: &Properties,
+    ) -> Result<(Challenge, Secrets), Error> {
+        let limits = &self.limits;
+        if let Some(idempotency) = &request.idempotency {
+            check_text("idempotency_key", &idempotency.key, MAX_IDEMPOTENCY_KEY)?;
+        }
+        let kind = match (request.kind, policy) {
+            (Some(kind), Some(p)) if kind != p.spec.kind => {
+                return Err(Error::invalid(
+                    "policy_type_mismatch",
+                    format!(
+                        "type is {} but policy {} is for {} challenges",
+                        kind.as_str(),
+                        p.alias,
+                        p.spec.kind.as_str()
+                    ),
+                ))
+            }
+            (Some(kind), _) => kind,
+            (None, Some(p)) => p.spec.kind,
+            (None, None) => {
+                return Err(Error::invalid(
+                    "invalid_field",
+                    "type is required unless policy names a policy",
+                ))
+            }
+        };
+        let rules: &dyn Kind = kinds::of(kind).ok_or(Error::TypeNotEnabled(kind))?;
+        refuse_unaccepted(rules, kind, &request)?;
+        let services = self.registry.services();
+        let now = services.clock.now_ms();
+        let ctx = PlanContext {
+            services,
+            actions: &self.actions,
+            config,
+            now,
+        };
+        let spec = policy.map(|p| &p.spec);
+        let planned = rules.plan(&request, spec, &ctx)?;
+        check_text("user_id", &request.user_id, MAX_USER_ID)?;
+        let actor_ids: Vec<String> = match &request.actors {
+            None => vec![request.user_id.clone()],
+            Some(actors) => {
+                if actors.is_empty() {
+                    return Err(Error::invalid("invalid_field", "actors must not be empty"));
+                }
+                if actors.len() > limits.max_actors {
+                    return Err(Error::invalid(
+                        "too_many_items",
+                        format!("actors holds more than {} entries", limits.max_actors),
+                    ));
+                }
+                for (i, a) in actors.iter().enumerate() {
+                    check_text(&format!("actors[{i}].user_id"), &a.user_id, MAX_USER_ID)?;
+                }
+                actors.iter().map(|a| a.user_id.clone()).collect()
+            }
+        };
+        let bounds = Bounds::new(config, spec);
+        let ttl = request.ttl_seconds.unwrap_or(bounds.default_ttl_seconds);
+        if ttl == 0 || ttl > bounds.max_ttl_seconds {
+            return Err(Error::invalid(
+                "ttl_out_of_range",
+                format!(
+                    "ttl_seconds must be between 1 and {}",
+                    bounds.max_ttl_seconds
+                ),
+            ));
+        }
+        let max_attempts = request.max_attempts.unwrap_or(bounds.default_max_attempts);
+        if max_attempts == 0 || max_attempts > bounds.max_attempts {
+            return Err(Error::invalid(
+                "max_attempts_out_of_range",
+                format!("max_attempts must be between 1 and {}", bounds.max_attempts),
+            ));
+        }
+        if let Some(details) = &request.details {
+            check_details(details)?;
+        }
+        let hidden_details = request
+            .hidden_details
+            .as_ref()
+            .map(|h| serde_json::to_string(h).expect("a JSON map encodes"));
+        if hidden_details
+            .as_ref()
+            .is_some_and(|h| h.len() > MAX_HIDDEN_DETAILS)
+        {
+            return Err(Error::invalid(
+                "field_too_long",
+                format!("hidden_details is larger than {MAX_HIDDEN_DETAILS} bytes"),
+            ));
+        }
+        if request.callback_url.is_none() {
+            request.callback_url = spec.and_then(|p| p.callback_url.clone());
+        }
+        if let Some(url) = &request.callback_url {
+            check_url("callback_url", url)?;
+            check_outbound("callback_url", url, services.actions.policy())?;
+        }
+        let idempotency = request.idempotency.take().map(|i| Idempotency {
+            key: i.key.into(),
+            request_hash: i.fingerprint,
+        });
+        let (actors, tokens) = token::issue(&services.key, &actor_ids);
+        let mut challenge = Challenge {
+            id: ChallengeId::random(),
+            tenant: tenant.clone(),
+            kind,
+            user_id: request.user_id.into(),
+            actors,
+            created_at: now,
+            life: Lifecycle::issued(now, now + (ttl as i64) * 1000, max_attempts),
+            retention_ms: (bounds.retention_seconds as i64) * 1000,
+            extras: Extras {
+                details: request
+                    .details
+                    .as_ref()
+                    .map(|d| serde_json::to_string(d).expect("details encode").into()),
+                hidden_details: hidden_details.map(Into::into),
+                callback_url: request.callback_url.map(Into::into),
+                idempotency,
+                actions: planned.actions,
+                delivery: planned.delivery,
+                policy: policy.map(|p| PolicyRef {
+                    alias: p.alias.clone(),
+                    version: p.version,
+                }),
+            }
+            .boxed(),
+        };
+        let secrets = rules.issue(&mut challenge, tokens, &ctx)?;
+        Ok((challenge, secrets))
+    }
+}
+
+/// Refuses the fields of a request that its kind does not take.
+fn refuse_unaccepted(
+    rules: &dyn Kind,
+    kind: ChallengeType,
+    request: &CreateRequest,
+) -> Result<(), Error> {
+    let per_actor_recipient = request
+        .actors
+        .iter()
+        .flatten()
+        .any(|a| a.recipient.is_some());
+    let given = [
+        (
+            Field::Recipient,
+            request.recipient.is_some() || per_actor_recipient,
+        ),
+        (Field::Send, request.send.is_some()),
+        (Field::Locale, request.locale.is_some()),
+        (Field::Actions, request.actions.is_some()),
+    ];
+    match given
+        .iter()
+        .find(|(field, given)| *given && !rules.accepts(*field))
+    {
+        Some((field, _)) => Err(Error::invalid(
+            "invalid_field",
+            format!(
+                "{} is not used by {} challenges",
+                field.name(),
+                kind.as_str()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
