@@ -93,23 +93,17 @@ pub struct EngineSettings {
     pub arbiters: usize,
 }
 
-/// Bounds applied to every request; see `config/default.toml` for each key's meaning. The
-/// values a tenant may change at run time are only initial values
-/// ([`crate::model::TenantConfig`]); the maxima are also caps on what a tenant may set.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Limits {
-    pub default_ttl_seconds: u64,
-    pub max_ttl_seconds: u64,
-    pub default_max_attempts: u32,
-    pub max_attempts: u32,
-    pub default_code_length: u32,
-    pub retention_seconds: u64,
-    pub max_live_challenges: u64,
-    pub long_poll_max_seconds: u64,
-    pub max_actors: usize,
-    pub anonymous_failures_per_challenge_per_minute: u32,
-    pub anonymous_answers_per_ip_per_minute: u32,
+configuration::with_tenant_properties! {
+    /// Bounds applied to every request; see `config/default.toml` for each key's meaning.
+    /// The tenant properties are only initial values ([`crate::model::TenantConfig`]);
+    /// their maxima are also caps on what a tenant may set. The last two fields no tenant
+    /// can change.
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Limits {
+        pub max_actors: usize,
+        pub anonymous_answers_per_ip_per_minute: u32,
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

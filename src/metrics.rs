@@ -94,43 +94,49 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
-/// The `route` label: the route template of a path, found without the router's regexes
-/// (ids become `{id}`); anything unknown is `unmatched`, so the label set stays bounded.
+/// Every route the server registers, by its template: the values of the `route` label.
+/// Written out because the label is picked before the router runs, for every request,
+/// without allocating; the tests hold it to the router (each template routes to
+/// exactly itself) and to the OpenAPI document (each documented path is here).
+pub const ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/.well-known/jwks.json",
+    "/c/{id}",
+    "/api/v1/challenges",
+    "/api/v1/challenges/{id}",
+    "/api/v1/challenges/{id}/answer",
+    "/api/v1/challenges/{id}/complete",
+    "/api/v1/challenges/{id}/resend",
+    "/api/v1/policies",
+    "/api/v1/policies/{alias}",
+    "/api/v1/webhooks/secret",
+    "/api/v1/configuration",
+];
+
+/// The `route` label: the template in [`ROUTES`] that `path` matches (a `{…}` segment
+/// matches any one non-empty segment); anything else is `unmatched`, so the label set
+/// stays bounded.
 pub fn route_label(path: &str) -> &'static str {
-    let mut parts = path.trim_start_matches('/').split('/');
-    match (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) {
-        (Some("healthz"), None, ..) => "/healthz",
-        (Some("readyz"), None, ..) => "/readyz",
-        (Some("metrics"), None, ..) => "/metrics",
-        (Some("openapi.json"), None, ..) => "/openapi.json",
-        (Some(".well-known"), Some("jwks.json"), None, ..) => "/.well-known/jwks.json",
-        (Some("c"), Some(_), None, ..) => "/c/{id}",
-        (Some("api"), Some("v1"), Some("challenges"), None, ..) => "/api/v1/challenges",
-        (Some("api"), Some("v1"), Some("webhooks"), Some("secret"), None, _) => {
-            "/api/v1/webhooks/secret"
+    ROUTES
+        .iter()
+        .copied()
+        .find(|template| matches_template(template, path))
+        .unwrap_or("unmatched")
+}
+
+fn matches_template(template: &str, path: &str) -> bool {
+    let mut template = template.split('/');
+    let mut path = path.split('/');
+    loop {
+        match (template.next(), path.next()) {
+            (None, None) => return true,
+            (Some(t), Some(p)) if t.starts_with('{') && !p.is_empty() => {}
+            (Some(t), Some(p)) if t == p && !t.starts_with('{') => {}
+            _ => return false,
         }
-        (Some("api"), Some("v1"), Some("policies"), None, ..) => "/api/v1/policies",
-        (Some("api"), Some("v1"), Some("policies"), Some(_), None, _) => "/api/v1/policies/{alias}",
-        (Some("api"), Some("v1"), Some("configuration"), None, ..) => "/api/v1/configuration",
-        (Some("api"), Some("v1"), Some("challenges"), Some(_), None, _) => {
-            "/api/v1/challenges/{id}"
-        }
-        (Some("api"), Some("v1"), Some("challenges"), Some(_), Some(action), None) => {
-            match action {
-                "answer" => "/api/v1/challenges/{id}/answer",
-                "complete" => "/api/v1/challenges/{id}/complete",
-                "resend" => "/api/v1/challenges/{id}/resend",
-                _ => "unmatched",
-            }
-        }
-        _ => "unmatched",
     }
 }
 
@@ -164,6 +170,21 @@ pub fn status_label(status: actix_web::http::StatusCode) -> &'static str {
 mod tests {
     use super::*;
 
+    /// A concrete path for a template: each `{…}` segment filled in.
+    fn example(template: &str) -> String {
+        template
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "x1"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+
     #[test]
     fn route_labels_are_templates() {
         assert_eq!(route_label("/api/v1/challenges"), "/api/v1/challenges");
@@ -176,7 +197,51 @@ mod tests {
             "/api/v1/challenges/{id}/answer"
         );
         assert_eq!(route_label("/api/v1/challenges/ch_x/answer/x"), "unmatched");
+        assert_eq!(route_label("/api/v1/challenges/ch_x/cancel"), "unmatched");
+        assert_eq!(route_label("/c/"), "unmatched");
         assert_eq!(route_label("/healthz"), "/healthz");
+        assert_eq!(route_label("/healthz/"), "unmatched");
         assert_eq!(route_label("/nope"), "unmatched");
+        for template in ROUTES {
+            assert_eq!(route_label(&example(template)), *template);
+        }
+    }
+
+    #[test]
+    fn every_documented_path_has_its_route_label() {
+        use utoipa::OpenApi;
+        let doc = crate::api::ops::ApiDoc::openapi();
+        for path in doc.paths.paths.keys() {
+            assert!(ROUTES.contains(&path.as_str()), "{path} is not in ROUTES");
+        }
+    }
+
+    /// The router's own template for each entry (`HttpRequest::match_pattern`) is the
+    /// entry itself, so every label names a route that exists, spelled as registered.
+    #[actix_web::test]
+    async fn every_route_label_is_a_registered_route() {
+        use actix_web::http::header::{HeaderName, HeaderValue};
+        use actix_web::{dev::Service, test, App};
+        const PATTERN: HeaderName = HeaderName::from_static("x-pattern");
+        let app = test::init_service(App::new().configure(crate::api::routes).wrap_fn(
+            |req, srv| {
+                let pattern = req.match_pattern().unwrap_or_else(|| "none".into());
+                let response = srv.call(req);
+                async move {
+                    let mut response = response.await?;
+                    let value = HeaderValue::from_str(&pattern).unwrap();
+                    response.headers_mut().insert(PATTERN, value);
+                    Ok(response)
+                }
+            },
+        ))
+        .await;
+        for template in ROUTES {
+            let request = test::TestRequest::get()
+                .uri(&example(template))
+                .to_request();
+            let response = test::call_service(&app, request).await;
+            assert_eq!(response.headers().get(&PATTERN).unwrap(), *template);
+        }
     }
 }

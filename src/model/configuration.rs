@@ -18,45 +18,71 @@ pub const MAX_RETENTION_SECONDS: u64 = 365 * 24 * 3600;
 /// Most failed anonymous answers per challenge per minute anyone may allow.
 pub const MAX_ANONYMOUS_FAILURES: u32 = 1000;
 
-/// The runtime properties, all required (a PUT replaces every one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Properties {
-    /// TTL when neither the request nor its policy names one; ≤ `max_ttl_seconds`.
-    pub default_ttl_seconds: u64,
-    /// Largest TTL; ≤ the server's `limits.max_ttl_seconds`.
-    pub max_ttl_seconds: u64,
-    /// `max_attempts` when neither the request nor its policy names one; ≤ `max_attempts`.
-    pub default_max_attempts: u32,
-    /// Largest `max_attempts`; ≤ the server's `limits.max_attempts`.
-    pub max_attempts: u32,
-    /// One-time code length when the policy names none (4–10).
-    pub default_code_length: u32,
-    /// How long terminal challenges stay readable when their policy says nothing.
-    pub retention_seconds: u64,
-    /// Live challenges of the tenant; ≤ the server's `limits.max_live_challenges`.
-    pub max_live_challenges: u64,
-    /// Longest long-poll `wait`; ≤ the server's `limits.long_poll_max_seconds`.
-    pub long_poll_max_seconds: u64,
-    /// Anonymous answers with an unrecognized token tolerated per challenge per minute.
-    pub anonymous_failures_per_challenge_per_minute: u32,
+/// Declares a struct that holds the tenant properties, followed by its own fields: the
+/// one list of the properties, their types and their meaning. [`Properties`] is exactly
+/// the list (the configuration API's body); the file's [`Limits`] is the list plus the
+/// bounds no tenant may change (`config/default.toml`'s `[limits]`). Both keep every
+/// property a direct field, so file keys, environment variables and JSON fields stay the
+/// property names. `#[serde(flatten)]` would say the same with a nested struct, but a
+/// flattened field is deserialized from a buffer that forgets its name: a bad value
+/// would no longer fail start-up naming its key. Also declares `From<&Struct> for
+/// Properties`.
+macro_rules! with_tenant_properties {
+    ($(#[$attr:meta])* pub struct $name:ident { $($field:tt)* }) => {
+        $(#[$attr])*
+        pub struct $name {
+            /// TTL when neither the request nor its policy names one; ≤ `max_ttl_seconds`.
+            pub default_ttl_seconds: u64,
+            /// Largest TTL; ≤ the server's `limits.max_ttl_seconds`.
+            pub max_ttl_seconds: u64,
+            /// `max_attempts` when neither the request nor its policy names one; ≤ `max_attempts`.
+            pub default_max_attempts: u32,
+            /// Largest `max_attempts`; ≤ the server's `limits.max_attempts`.
+            pub max_attempts: u32,
+            /// One-time code length when the policy names none (4–10).
+            pub default_code_length: u32,
+            /// How long terminal challenges stay readable when their policy says nothing.
+            pub retention_seconds: u64,
+            /// Live challenges of the tenant; ≤ the server's `limits.max_live_challenges`.
+            pub max_live_challenges: u64,
+            /// Longest long-poll `wait`; ≤ the server's `limits.long_poll_max_seconds`.
+            pub long_poll_max_seconds: u64,
+            /// Anonymous answers with an unrecognized token tolerated per challenge per minute.
+            pub anonymous_failures_per_challenge_per_minute: u32,
+            $($field)*
+        }
+
+        impl From<&$name> for $crate::model::configuration::Properties {
+            fn from(p: &$name) -> Self {
+                $crate::model::configuration::Properties {
+                    default_ttl_seconds: p.default_ttl_seconds,
+                    max_ttl_seconds: p.max_ttl_seconds,
+                    default_max_attempts: p.default_max_attempts,
+                    max_attempts: p.max_attempts,
+                    default_code_length: p.default_code_length,
+                    retention_seconds: p.retention_seconds,
+                    max_live_challenges: p.max_live_challenges,
+                    long_poll_max_seconds: p.long_poll_max_seconds,
+                    anonymous_failures_per_challenge_per_minute: p
+                        .anonymous_failures_per_challenge_per_minute,
+                }
+            }
+        }
+    };
+}
+pub(crate) use with_tenant_properties;
+
+with_tenant_properties! {
+    /// The runtime properties, all required (a PUT replaces every one).
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Properties {}
 }
 
 impl Properties {
     /// The file's values.
     pub fn from_limits(limits: &Limits) -> Self {
-        Properties {
-            default_ttl_seconds: limits.default_ttl_seconds,
-            max_ttl_seconds: limits.max_ttl_seconds,
-            default_max_attempts: limits.default_max_attempts,
-            max_attempts: limits.max_attempts,
-            default_code_length: limits.default_code_length,
-            retention_seconds: limits.retention_seconds,
-            max_live_challenges: limits.max_live_challenges,
-            long_poll_max_seconds: limits.long_poll_max_seconds,
-            anonymous_failures_per_challenge_per_minute: limits
-                .anonymous_failures_per_challenge_per_minute,
-        }
+        Properties::from(limits)
     }
 
     /// These properties held to the file's caps, which may have been lowered since they
