@@ -96,13 +96,15 @@ pub struct EngineSettings {
 configuration::with_tenant_properties! {
     /// Bounds applied to every request; see `config/default.toml` for each key's meaning.
     /// The tenant properties are only initial values ([`crate::model::TenantConfig`]);
-    /// their maxima are also caps on what a tenant may set. The last two fields no tenant
-    /// can change.
+    /// their maxima are also caps on what a tenant may set. The last three fields no
+    /// tenant can change.
     #[derive(Debug, Clone, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct Limits {
         pub max_actors: usize,
         pub anonymous_answers_per_ip_per_minute: u32,
+        /// Challenges a tenant may keep at all, live or ended and within retention.
+        pub max_stored_challenges: u64,
     }
 }
 
@@ -315,6 +317,12 @@ impl Settings {
         }
         if l.max_live_challenges == 0 {
             return invalid("limits.max_live_challenges", "must be at least 1");
+        }
+        if l.max_stored_challenges < l.max_live_challenges {
+            return invalid(
+                "limits.max_stored_challenges",
+                "must be at least limits.max_live_challenges (it counts live challenges too)",
+            );
         }
         if self.server.body_limit_bytes < 1024 {
             return invalid("server.body_limit_bytes", "must be at least 1024");

@@ -41,9 +41,10 @@ pub fn status(error: &Error) -> StatusCode {
         | Error::AnswerRejected => StatusCode::BAD_REQUEST,
         Error::Conflict { .. } | Error::AliasTaken(_) => StatusCode::CONFLICT,
         Error::VersionConflict { .. } => StatusCode::PRECONDITION_FAILED,
-        Error::QuotaExceeded(_) | Error::RateLimited { .. } | Error::Throttled { .. } => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
+        Error::QuotaExceeded(_)
+        | Error::StoredQuotaExceeded(_)
+        | Error::RateLimited { .. }
+        | Error::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::NotReady | Error::StorageUnavailable | Error::Unavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

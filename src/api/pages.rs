@@ -117,7 +117,10 @@ fn invalid_link() -> HttpResponse {
 fn error_page(error: &Error) -> HttpResponse {
     let status = status(error);
     let mut page = match error {
-        Error::RateLimited { .. } | Error::Throttled { .. } | Error::QuotaExceeded(_) => {
+        Error::RateLimited { .. }
+        | Error::Throttled { .. }
+        | Error::QuotaExceeded(_)
+        | Error::StoredQuotaExceeded(_) => {
             message_page(status, "Too many requests", "Try again in a minute.")
         }
         Error::NotReady => message_page(status, "Please try again", "The service is starting."),

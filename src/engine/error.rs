@@ -47,6 +47,9 @@ pub enum Error {
     /// The tenant's live-challenge quota is used up.
     #[error("the tenant has reached its live-challenge quota of {0}")]
     QuotaExceeded(u64),
+    /// The tenant keeps the most challenges allowed, live or ended within retention.
+    #[error("the tenant keeps {0} challenges (live, or ended and within their retention), the most allowed")]
+    StoredQuotaExceeded(u64),
     #[error("too many requests; try again later")]
     RateLimited { retry_after_seconds: u64 },
     /// A send refused for now: `resend_cooldown`, `recipient_limit`.
@@ -97,7 +100,7 @@ impl Error {
             Error::WrongAnswer { .. } => "wrong_answer",
             Error::AnswerRejected => "answer_rejected",
             Error::Conflict { code, .. } => code,
-            Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::QuotaExceeded(_) | Error::StoredQuotaExceeded(_) => "quota_exceeded",
             Error::RateLimited { .. } => "rate_limited",
             Error::Throttled { code, .. } => code,
             Error::NotReady => "not_ready",
@@ -151,6 +154,7 @@ impl From<SpawnError> for Error {
     fn from(e: SpawnError) -> Self {
         match e {
             SpawnError::QuotaExceeded(n) => Error::QuotaExceeded(n),
+            SpawnError::StoredQuotaExceeded(n) => Error::StoredQuotaExceeded(n),
             SpawnError::IdempotencyConflict => Error::conflict(
                 "idempotency_conflict",
                 "this idempotency key was used with a different request",

@@ -129,6 +129,8 @@ pub enum Spawned {
 pub enum SpawnError {
     #[error("the tenant has reached its live-challenge quota of {0}")]
     QuotaExceeded(u64),
+    #[error("the tenant keeps {0} challenges, live or within retention, the most allowed")]
+    StoredQuotaExceeded(u64),
     #[error("the idempotency key was used with a different request")]
     IdempotencyConflict,
     #[error("{0}")]
@@ -176,6 +178,10 @@ impl Handler<Spawn> for TenantSupervisor {
         let quota = tenant.config().properties.max_live_challenges;
         if tenant.live() >= quota {
             return Box::pin(fut::ready(Err(SpawnError::QuotaExceeded(quota))));
+        }
+        let kept = self.registry.services().limits.max_stored_challenges;
+        if tenant.stored() >= kept {
+            return Box::pin(fut::ready(Err(SpawnError::StoredQuotaExceeded(kept))));
         }
         if let Err(e) = store.put(&challenge) {
             return Box::pin(fut::ready(Err(SpawnError::Store(e.to_string()))));

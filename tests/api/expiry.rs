@@ -157,3 +157,44 @@ async fn the_live_quota_counts_only_open_challenges() {
         .await;
     assert_eq!(freed.status(), 201);
 }
+
+#[tokio::test]
+async fn ended_challenges_count_toward_the_stored_cap_until_their_retention_ends() {
+    let server = TestServer::start_with(|s| {
+        s.limits.max_live_challenges = 2;
+        s.limits.max_stored_challenges = 2;
+        s.limits.retention_seconds = 1;
+    })
+    .await;
+    let admin = server.admin();
+    let a = server
+        .create_ok(json!({"type": "token", "user_id": "u-1"}))
+        .await;
+    let a = a["id"].as_str().unwrap().to_string();
+    let cancelled = server
+        .http
+        .delete(server.url(&format!("/api/v1/challenges/{a}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    server
+        .create_ok(json!({"type": "token", "user_id": "u-1"}))
+        .await;
+    // One live, one ended and kept: the tenant keeps as many as it may.
+    let over = server
+        .create(&admin, json!({"type": "token", "user_id": "u-1"}))
+        .await;
+    assert_eq!(error_code(over).await, (429, "quota_exceeded".into()));
+    assert_eq!(server.get(&admin, &a).await.status(), 200, "still readable");
+    // Once the ended one's retention is over it is deleted and frees its place.
+    eventually(Duration::from_secs(10), || async {
+        let r = server
+            .create(&admin, json!({"type": "token", "user_id": "u-1"}))
+            .await;
+        (r.status() == 201).then_some(())
+    })
+    .await;
+    assert_eq!(server.get(&admin, &a).await.status(), 404, "retired");
+}
