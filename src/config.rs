@@ -103,7 +103,8 @@ configuration::with_tenant_properties! {
     pub struct Limits {
         pub max_actors: usize,
         pub anonymous_answers_per_ip_per_minute: u32,
-        /// Challenges a tenant may keep at all, live or ended and within retention.
+        /// Challenges a tenant may keep at all, live or ended and within retention; never
+        /// less than the tenant's `max_live_challenges` in effect.
         pub max_stored_challenges: u64,
     }
 }
@@ -317,12 +318,6 @@ impl Settings {
         }
         if l.max_live_challenges == 0 {
             return invalid("limits.max_live_challenges", "must be at least 1");
-        }
-        if l.max_stored_challenges < l.max_live_challenges {
-            return invalid(
-                "limits.max_stored_challenges",
-                "must be at least limits.max_live_challenges (it counts live challenges too)",
-            );
         }
         if self.server.body_limit_bytes < 1024 {
             return invalid("server.body_limit_bytes", "must be at least 1024");

@@ -271,8 +271,7 @@ impl Engine {
                 hidden_details: hidden_details.map(Into::into),
                 callback_url: request.callback_url.map(Into::into),
                 idempotency,
-                actions: planned.actions,
-                delivery: planned.delivery,
+                kind: planned,
                 policy: policy.map(|p| PolicyRef {
                     alias: p.alias.clone(),
                     version: p.version,

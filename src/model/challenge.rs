@@ -130,10 +130,8 @@ pub struct Extras {
     pub hidden_details: Option<Box<str>>,
     pub callback_url: Option<Box<str>>,
     pub idempotency: Option<Idempotency>,
-    /// Only for `one_time_use_action`.
-    pub actions: Option<ActionPlan>,
-    /// Only for the delivery kinds (`email_otp`, `sms_otp`, `email_link`).
-    pub delivery: Option<DeliveryPlan>,
+    /// What the challenge's kind keeps of its own.
+    pub kind: KindData,
     /// The policy (and its version) the challenge was created from; its TTL, attempts
     /// and retention were copied from it then.
     pub policy: Option<PolicyRef>,
@@ -145,8 +143,7 @@ impl Extras {
         hidden_details: None,
         callback_url: None,
         idempotency: None,
-        actions: None,
-        delivery: None,
+        kind: KindData::None,
         policy: None,
     };
 
@@ -154,6 +151,20 @@ impl Extras {
     pub fn boxed(self) -> Option<Box<Extras>> {
         (self != Extras::NONE).then(|| Box::new(self))
     }
+}
+
+/// What a challenge's kind keeps beside what every challenge has: one variant per kind
+/// that keeps anything (a kind's rules in `challenge::kinds` say which it plans).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KindData {
+    /// The kind keeps nothing of its own (`token`).
+    #[default]
+    None,
+    /// `one_time_use_action`: the requests to make when answered, and their results.
+    Actions(ActionPlan),
+    /// The delivery kinds (`email_otp`, `sms_otp`, `email_link`): how the challenge
+    /// reaches its actors and where each delivery stands.
+    Delivery(DeliveryPlan),
 }
 
 /// The part of a challenge that the state machine (`challenge::state`) moves.
@@ -208,19 +219,31 @@ impl Challenge {
         self.extras().idempotency.as_ref()
     }
     pub fn actions(&self) -> Option<&ActionPlan> {
-        self.extras().actions.as_ref()
+        match &self.extras().kind {
+            KindData::Actions(plan) => Some(plan),
+            _ => None,
+        }
     }
     pub fn actions_mut(&mut self) -> Option<&mut ActionPlan> {
-        self.extras.as_deref_mut()?.actions.as_mut()
+        match &mut self.extras.as_deref_mut()?.kind {
+            KindData::Actions(plan) => Some(plan),
+            _ => None,
+        }
     }
     pub fn policy(&self) -> Option<&PolicyRef> {
         self.extras().policy.as_ref()
     }
     pub fn delivery(&self) -> Option<&DeliveryPlan> {
-        self.extras().delivery.as_ref()
+        match &self.extras().kind {
+            KindData::Delivery(plan) => Some(plan),
+            _ => None,
+        }
     }
     pub fn delivery_mut(&mut self) -> Option<&mut DeliveryPlan> {
-        self.extras.as_deref_mut()?.delivery.as_mut()
+        match &mut self.extras.as_deref_mut()?.kind {
+            KindData::Delivery(plan) => Some(plan),
+            _ => None,
+        }
     }
     /// When a terminal challenge is deleted.
     pub fn delete_at(&self) -> Option<Millis> {

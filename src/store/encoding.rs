@@ -68,8 +68,8 @@ mod v3 {
     use crate::model::{
         ActionPlan, ActionResult, ActionSet, ActionStatus, ActorDelivery, ActorId, Alphabet,
         Challenge, ChallengeId, ChallengeType, DeliveryChannel, DeliveryPlan, DeliveryStatus,
-        Extras, HttpAction, Idempotency, Lifecycle, PolicyAlias, PolicyRef, ResendMode, State,
-        TenantId, TokenHash,
+        Extras, HttpAction, Idempotency, KindData, Lifecycle, PolicyAlias, PolicyRef, ResendMode,
+        State, TenantId, TokenHash,
     };
     use crate::store::StoreError;
 
@@ -290,8 +290,14 @@ mod v3 {
                 hidden_details: e.hidden_details.clone(),
                 callback_url: e.callback_url.clone(),
                 idempotency: e.idempotency.as_ref().map(IdempotencyRecord::from),
-                actions: e.actions.as_ref().map(ActionPlanRecord::from),
-                delivery: e.delivery.as_ref().map(DeliveryPlanRecord::from),
+                actions: match &e.kind {
+                    KindData::Actions(plan) => Some(ActionPlanRecord::from(plan)),
+                    _ => None,
+                },
+                delivery: match &e.kind {
+                    KindData::Delivery(plan) => Some(DeliveryPlanRecord::from(plan)),
+                    _ => None,
+                },
                 policy: e.policy.as_ref().map(PolicyRefRecord::from),
             }
         }
@@ -452,8 +458,16 @@ mod v3 {
                     key: i.key,
                     request_hash: i.request_hash,
                 }),
-                actions: e.actions.map(Into::into),
-                delivery: e.delivery.map(Into::into),
+                kind: match (e.actions, e.delivery) {
+                    (None, None) => KindData::None,
+                    (Some(plan), None) => KindData::Actions(plan.into()),
+                    (None, Some(plan)) => KindData::Delivery(plan.into()),
+                    (Some(_), Some(_)) => {
+                        return Err(StoreError::Format(
+                            "a snapshot holds both an action plan and a delivery plan".into(),
+                        ))
+                    }
+                },
                 policy,
             })
         }
@@ -911,7 +925,7 @@ mod tests {
                     key: "req-42".into(),
                     request_hash: [9; 32],
                 }),
-                actions: Some(ActionPlan {
+                kind: KindData::Actions(ActionPlan {
                     approved: vec![
                         HttpAction {
                             method: "POST".into(),
@@ -953,7 +967,6 @@ mod tests {
                         },
                     ],
                 }),
-                delivery: None,
                 policy: Some(PolicyRef {
                     alias: PolicyAlias::parse("transfer-approval").unwrap(),
                     version: 7,
@@ -994,7 +1007,7 @@ mod tests {
                     key: "login-7".into(),
                     request_hash: [15; 32],
                 }),
-                delivery: Some(DeliveryPlan {
+                kind: KindData::Delivery(DeliveryPlan {
                     channel: DeliveryChannel::Email,
                     locale: Some("fr-CA".into()),
                     code_length: 8,

@@ -179,7 +179,12 @@ impl Handler<Spawn> for TenantSupervisor {
         if tenant.live() >= quota {
             return Box::pin(fut::ready(Err(SpawnError::QuotaExceeded(quota))));
         }
-        let kept = self.registry.services().limits.max_stored_challenges;
+        let kept = self
+            .registry
+            .services()
+            .limits
+            .max_stored_challenges
+            .max(quota);
         if tenant.stored() >= kept {
             return Box::pin(fut::ready(Err(SpawnError::StoredQuotaExceeded(kept))));
         }

@@ -31,14 +31,11 @@ impl Kind for OneTimeUseAction {
                 "actions is required for one_time_use_action",
             )
         })?;
-        Ok(KindPlan {
-            actions: Some(parse_actions(
-                spec,
-                ctx.actions,
-                ctx.services.actions.policy(),
-            )?),
-            delivery: None,
-        })
+        Ok(KindPlan::Actions(parse_actions(
+            spec,
+            ctx.actions,
+            ctx.services.actions.policy(),
+        )?))
     }
 
     fn judge(

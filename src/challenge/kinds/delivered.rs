@@ -70,48 +70,45 @@ pub fn plan(
     }
     let send = request.send.unwrap_or(true);
     let defaults = &ctx.services.delivery;
-    Ok(KindPlan {
-        actions: None,
-        delivery: Some(DeliveryPlan {
-            channel,
-            locale: request.locale.as_deref().map(Into::into),
-            code_length: policy
-                .and_then(|p| p.code_length)
-                .unwrap_or(ctx.config.default_code_length)
-                .clamp(4, 10) as u8,
-            code_alphabet: policy
-                .and_then(|p| p.code_alphabet)
-                .unwrap_or(defaults.code_alphabet),
-            resend_cooldown_seconds: policy
-                .and_then(|p| p.resend_cooldown_seconds)
-                .map_or(defaults.resend_cooldown_seconds, |s| s as u32),
-            max_resends: policy
-                .and_then(|p| p.max_resends)
-                .unwrap_or(defaults.max_resends),
-            resend_mode: policy
-                .and_then(|p| p.resend_mode)
-                .unwrap_or(defaults.resend_mode),
-            templates: policy
-                .and_then(|p| p.templates.as_ref())
-                .map(|t| serde_json::to_string(t).expect("templates encode").into()),
-            resends: 0,
-            last_sent_at: send.then_some(ctx.now),
-            actors: recipients
-                .iter()
-                .map(|r| ActorDelivery {
-                    recipient: r.as_str().into(),
-                    status: if send {
-                        DeliveryStatus::Pending
-                    } else {
-                        DeliveryStatus::NotSent
-                    },
-                    attempts: 0,
-                    last_error: None,
-                    sent_at: None,
-                })
-                .collect(),
-        }),
-    })
+    Ok(KindPlan::Delivery(DeliveryPlan {
+        channel,
+        locale: request.locale.as_deref().map(Into::into),
+        code_length: policy
+            .and_then(|p| p.code_length)
+            .unwrap_or(ctx.config.default_code_length)
+            .clamp(4, 10) as u8,
+        code_alphabet: policy
+            .and_then(|p| p.code_alphabet)
+            .unwrap_or(defaults.code_alphabet),
+        resend_cooldown_seconds: policy
+            .and_then(|p| p.resend_cooldown_seconds)
+            .map_or(defaults.resend_cooldown_seconds, |s| s as u32),
+        max_resends: policy
+            .and_then(|p| p.max_resends)
+            .unwrap_or(defaults.max_resends),
+        resend_mode: policy
+            .and_then(|p| p.resend_mode)
+            .unwrap_or(defaults.resend_mode),
+        templates: policy
+            .and_then(|p| p.templates.as_ref())
+            .map(|t| serde_json::to_string(t).expect("templates encode").into()),
+        resends: 0,
+        last_sent_at: send.then_some(ctx.now),
+        actors: recipients
+            .iter()
+            .map(|r| ActorDelivery {
+                recipient: r.as_str().into(),
+                status: if send {
+                    DeliveryStatus::Pending
+                } else {
+                    DeliveryStatus::NotSent
+                },
+                attempts: 0,
+                last_error: None,
+                sent_at: None,
+            })
+            .collect(),
+    }))
 }
 
 /// Issues each actor's secret into the assembled challenge (its hash replaces the

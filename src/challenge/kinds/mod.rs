@@ -25,8 +25,7 @@ use super::state::Verdict;
 use crate::clock::Millis;
 use crate::engine::{CreateRequest, Error};
 use crate::model::{
-    ActionPlan, AnswerToken, Challenge, ChallengeType, DeliveryChannel, DeliveryPlan, PolicySpec,
-    Properties, TokenHash,
+    AnswerToken, Challenge, ChallengeType, DeliveryChannel, PolicySpec, Properties, TokenHash,
 };
 
 /// The rules of one kind. Every method but [`Kind::judge`] has the answer of a kind
@@ -177,11 +176,7 @@ pub struct PlanContext<'a> {
 }
 
 /// The kind's part of a new challenge record.
-#[derive(Debug, Default)]
-pub struct KindPlan {
-    pub actions: Option<ActionPlan>,
-    pub delivery: Option<DeliveryPlan>,
-}
+pub type KindPlan = crate::model::KindData;
 
 /// The secrets a new challenge issues.
 pub enum Secrets {
