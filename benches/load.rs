@@ -39,10 +39,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,7 +50,11 @@ use rand::{Rng, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const SERVER_BIN: &str = env!("CARGO_BIN_EXE_challenge-server");
+mod support;
+use support::{
+    env_or, free_local_addr, mint_token, nearest_rank, ReleaseServer, POLL_INTERVAL, READY_TIMEOUT,
+};
+
 const SCOPES: &str =
     "challenge:post challenge:get challenge:answer challenge:delete challenge:complete";
 
@@ -64,10 +66,8 @@ const MEMORY_CONNECTIONS: usize = 64;
 const MEMORY_CHECKPOINT: usize = 100_000;
 const CHALLENGE_TTL_SECONDS: u32 = 3600;
 
-const POLL_INTERVAL: Duration = Duration::from_millis(10);
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a restart may take to restore every live challenge.
 const RESTORE_TIMEOUT: Duration = Duration::from_secs(900);
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(120);
 /// A request taking longer than this counts as an error (and its connection is dropped),
 /// so a stuck server cannot hang the benchmark.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -86,10 +86,10 @@ fn main() {
 }
 
 async fn run(settings: &Settings) {
-    let bearer: Arc<str> = mint_token().into();
+    let bearer: Arc<str> = mint_token(SCOPES, 86_400).into();
 
     let data_dir = DataDir::create("scenarios");
-    let mut server = Server::start(data_dir.path(), free_local_addr());
+    let mut server = ReleaseServer::spawn(data_dir.path(), free_local_addr(), &server_env());
     let ready_in = server.wait_ready(READY_TIMEOUT).await;
     eprintln!("server ready in {:.3} s", ready_in.as_secs_f64());
 
@@ -167,18 +167,8 @@ impl Settings {
     }
 }
 
-fn env_or<T: FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(value) => value
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a valid value")),
-        Err(_) => default,
-    }
-}
-
 // ---------------------------------------------------------------------------------------
-// The server process and its data directory
+// The data directory and the server's settings
 // ---------------------------------------------------------------------------------------
 
 /// A temporary data directory, removed when dropped.
@@ -209,152 +199,20 @@ impl Drop for DataDir {
     }
 }
 
-/// The server as a child process; killed when dropped if it is still running, so a
-/// panicking benchmark leaves nothing behind.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    spawned_at: Instant,
-}
-
-impl Server {
-    fn start(data_dir: &Path, addr: SocketAddr) -> Self {
-        let spawned_at = Instant::now();
-        let child = Command::new(SERVER_BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("CHALLENGE_SERVER__LOG__LEVEL", "warn")
-            .env("CHALLENGE_SERVER__LIMITS__MAX_LIVE_CHALLENGES", "3000000")
-            // The answer scenario sends every anonymous answer from one address.
-            .env(
-                "CHALLENGE_SERVER__LIMITS__ANONYMOUS_ANSWERS_PER_IP_PER_MINUTE",
-                "0",
-            )
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {SERVER_BIN}: {e}"));
-        Self {
-            child,
-            addr,
-            spawned_at,
-        }
-    }
-
-    /// Polls `/readyz` until it answers 200; returns the time since the process was spawned.
-    async fn wait_ready(&mut self, timeout: Duration) -> Duration {
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the server process") {
-                panic!("the server exited before it was ready: {status}");
-            }
-            if probe_ready(self.addr).await {
-                return self.spawned_at.elapsed();
-            }
-            assert!(
-                self.spawned_at.elapsed() < timeout,
-                "the server was not ready within {} s",
-                timeout.as_secs()
-            );
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-
-    /// The server's resident set size (`VmRSS`), in bytes.
-    fn rss_bytes(&self) -> u64 {
-        let path = format!("/proc/{}/status", self.child.id());
-        let status = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().strip_suffix("kB"))
-            .and_then(|kib| kib.trim().parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-            .unwrap_or_else(|| panic!("no VmRSS line in {path}"))
-    }
-
-    /// Sends SIGTERM and waits for the exit; kills the process if it outlasts
-    /// `SHUTDOWN_TIMEOUT`. Returns how long the shutdown took and how the process ended.
-    async fn terminate(&mut self) -> (Duration, Option<ExitStatus>) {
-        let asked = Instant::now();
-        let pid = self.child.id().to_string();
-        let signalled = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .is_ok_and(|status| status.success());
-        if !signalled {
-            eprintln!("warning: `kill -TERM {pid}` failed; killing the server");
-            let _ = self.child.kill();
-        }
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the server process") {
-                return (asked.elapsed(), Some(status));
-            }
-            if asked.elapsed() > SHUTDOWN_TIMEOUT {
-                eprintln!(
-                    "warning: the server did not exit within {} s of SIGTERM; killing it",
-                    SHUTDOWN_TIMEOUT.as_secs()
-                );
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return (asked.elapsed(), None);
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-async fn probe_ready(addr: SocketAddr) -> bool {
-    let attempt = async {
-        let mut conn = Conn::connect(addr).await.ok()?;
-        conn.send("GET", "/readyz", None, None).await.ok()
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), attempt).await,
-        Ok(Some(response)) if response.status == 200
-    )
-}
-
-/// A loopback address with a port that was free a moment ago.
-fn free_local_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("find a free port on 127.0.0.1")
-}
-
-/// Mints a bearer JWT for tenant `bench` with the `challenge-server token` command.
-fn mint_token() -> String {
-    let output = Command::new(SERVER_BIN)
-        .args(["token", "--tenant", "bench", "--scope", SCOPES])
-        .args(["--ttl", "86400"])
-        .env("CHALLENGE_SERVER__LOG__LEVEL", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run {SERVER_BIN} token: {e}"));
-    assert!(
-        output.status.success(),
-        "`challenge-server token` failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).expect("the token is UTF-8");
-    // The token is the last line printed; anything logged before it is not.
-    stdout
-        .lines()
-        .map(str::trim)
-        .rfind(|line| !line.is_empty())
-        .expect("`challenge-server token` printed a token")
-        .to_owned()
+/// The server's settings for every measurement: a live-challenge quota well above
+/// `BENCH_LIVE`, and no per-address limit on anonymous answers (the answer scenario sends
+/// every one from one address).
+fn server_env() -> [(&'static str, String); 2] {
+    [
+        (
+            "CHALLENGE_SERVER__LIMITS__MAX_LIVE_CHALLENGES",
+            "3000000".to_owned(),
+        ),
+        (
+            "CHALLENGE_SERVER__LIMITS__ANONYMOUS_ANSWERS_PER_IP_PER_MINUTE",
+            "0".to_owned(),
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------
@@ -798,12 +656,7 @@ impl Tally {
 
     /// The `q` quantile in milliseconds; the latencies must be sorted.
     fn percentile_ms(&self, q: f64) -> Option<f64> {
-        let n = self.latencies_us.len();
-        if n == 0 {
-            return None;
-        }
-        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
-        Some(f64::from(self.latencies_us[rank - 1]) / 1000.0)
+        nearest_rank(&self.latencies_us, q).map(|us| f64::from(us) / 1000.0)
     }
 }
 
@@ -1107,7 +960,7 @@ async fn fill_live(target: &Target, count: usize) -> Fill {
 async fn memory_and_restore(settings: &Settings, bearer: Arc<str>) {
     let data_dir = DataDir::create("memory");
     let addr = free_local_addr();
-    let mut server = Server::start(data_dir.path(), addr);
+    let mut server = ReleaseServer::spawn(data_dir.path(), addr, &server_env());
     server.wait_ready(READY_TIMEOUT).await;
     let target = Target::new(addr, bearer);
     let base_rss = server.rss_bytes();
@@ -1173,7 +1026,7 @@ async fn memory_and_restore(settings: &Settings, bearer: Arc<str>) {
         shutdown.as_secs_f64()
     );
 
-    let mut server = Server::start(data_dir.path(), addr);
+    let mut server = ReleaseServer::spawn(data_dir.path(), addr, &server_env());
     let restore = server.wait_ready(RESTORE_TIMEOUT).await;
     println!(
         "- restore of {live} live challenges: {:.3} s (spawn → /readyz 200), RSS after {:.1} MiB",
