@@ -91,7 +91,6 @@ impl Application {
             adopting.adopt_current_arbiter();
             App::new()
                 .app_data(state.clone())
-                .wrap(actix_web::middleware::from_fn(api::until_ready))
                 .wrap_fn(|req, srv| {
                     let started = Instant::now();
                     let method = m::method_label(req.method());

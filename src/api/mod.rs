@@ -42,24 +42,29 @@ pub struct ApiState {
 pub type State = web::Data<ApiState>;
 
 /// Registers every route.
+/// The operations routes answer at once; every other face is wrapped in [`until_ready`].
 pub fn routes(cfg: &mut web::ServiceConfig) {
     ops::routes(cfg);
-    native::routes(cfg);
-    pages::routes(cfg);
+    cfg.service(
+        web::scope("")
+            .wrap(actix_web::middleware::from_fn(until_ready))
+            .configure(native::routes)
+            .configure(pages::routes),
+    );
 }
 
-/// Middleware: until the restore has finished, every route but the operations ones
-/// answers 503 `not_ready` with `Retry-After: 1` — a create could not yet honour
+/// Middleware of every face but the operations routes: until the restore has finished
+/// it answers 503 `not_ready` with `Retry-After: 1` — a create could not yet honour
 /// idempotency keys, quotas or one-active-per-user, and a challenge not yet restored
 /// would look absent.
-pub async fn until_ready(
+async fn until_ready(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let ready = req
         .app_data::<State>()
         .is_none_or(|state| state.registry.is_ready());
-    if ready || ops::PATHS.contains(&req.path()) {
+    if ready {
         return next
             .call(req)
             .await

@@ -14,16 +14,6 @@ use crate::model::{
     ChallengeType, DetailField, Details, PolicyRef, PolicySpec, Properties, State as ChallengeState,
 };
 
-/// The operations paths: they answer while the restore runs (every other route answers
-/// 503 `not_ready` until it has finished).
-pub const PATHS: &[&str] = &[
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/openapi.json",
-    "/.well-known/jwks.json",
-];
-
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))

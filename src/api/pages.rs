@@ -269,9 +269,6 @@ async fn answer(
     if let Some(refused) = throttled(&req, &state) {
         return refused;
     }
-    if let Err(e) = state.engine.ready() {
-        return error_page(&e);
-    }
     let Ok(form) = serde_urlencoded::from_bytes::<AnswerForm>(&form) else {
         return invalid_link();
     };

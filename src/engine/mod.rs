@@ -83,15 +83,6 @@ impl Engine {
         Ok(tenant)
     }
 
-    /// `NotReady` until the restore at start has finished.
-    pub fn ready(&self) -> Result<(), Error> {
-        if self.registry.is_ready() {
-            Ok(())
-        } else {
-            Err(Error::NotReady)
-        }
-    }
-
     /// The engine's clock (faces use it for their own rate windows).
     pub fn now_ms(&self) -> Millis {
         self.registry.services().clock.now_ms()

@@ -271,14 +271,6 @@ impl Registry {
         }
     }
 
-    /// The address of a challenge's actor, if it has one.
-    pub(super) fn address(&self, id: &ChallengeId) -> Option<Addr<ChallengeActor>> {
-        match self.index.get(id).as_deref() {
-            Some(Entry::Live { addr, .. }) => Some(addr.clone()),
-            _ => None,
-        }
-    }
-
     /// The actor and last durable state of a challenge that has an actor.
     pub(super) fn live_entry(&self, id: &ChallengeId) -> Option<(Addr<ChallengeActor>, View)> {
         match self.index.get(id).as_deref() {
@@ -598,7 +590,7 @@ mod tests {
             .unwrap();
         assert_eq!(answered.unwrap().life.state, State::Verified);
 
-        let dead = registry.address(&id).unwrap();
+        let dead = registry.live_entry(&id).unwrap().0;
         registry.send(Some(&tenant), &id, Crash).await.unwrap();
         while dead.connected() {
             tokio::task::yield_now().await;
@@ -610,7 +602,7 @@ mod tests {
             State::Verified,
             "restored from the snapshot"
         );
-        let revived = registry.address(&id).unwrap();
+        let revived = registry.live_entry(&id).unwrap().0;
         assert!(revived.connected());
         let again = registry
             .send(Some(&tenant), &id, Answer(attempt))
@@ -662,7 +654,7 @@ mod tests {
             .unwrap();
         assert_eq!(view.life.state, State::Expired);
         assert!(
-            registry.address(&restored_terminal).is_none(),
+            registry.live_entry(&restored_terminal).is_none(),
             "an ended challenge is restored without an actor"
         );
         assert_eq!(
@@ -769,7 +761,7 @@ mod tests {
             .unwrap();
         assert_eq!(cancelled.life.state, State::Cancelled);
 
-        eventually(|| registry.address(&id).is_none()).await;
+        eventually(|| registry.live_entry(&id).is_none()).await;
         assert_eq!(registry.live(&tenant), 0);
         assert_eq!(
             registry.stored(&tenant),

@@ -302,7 +302,7 @@ impl TenantSupervisor {
                 return;
             }
             self.retention.pop();
-            self.retire(id, now);
+            self.retire(id);
             done += 1;
         }
         if let Some(&Reverse((at, _))) = self.retention.peek() {
@@ -310,13 +310,10 @@ impl TenantSupervisor {
         }
     }
 
-    /// Deletes one settled challenge from disk and memory. One that is live again (it
-    /// cannot be, but an actor is never forgotten) is looked at later.
-    fn retire(&mut self, id: ChallengeId, now: Millis) {
+    /// Deletes one settled challenge from disk and memory (settled challenges never come
+    /// back to life, so one that is not settled any more was deleted already).
+    fn retire(&mut self, id: ChallengeId) {
         if self.registry.settled(&id).is_none() {
-            if self.registry.address(&id).is_some() {
-                self.retention.push(Reverse((now + 60_000, id)));
-            }
             return;
         }
         let tenant = self.tenant().clone();
