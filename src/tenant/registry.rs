@@ -26,18 +26,12 @@ use crate::metrics as m;
 use crate::model::{Challenge, ChallengeId, TenantConfig, TenantId};
 use crate::store::{ListFilter, StoreError};
 
-enum Entry {
-    /// A challenge with an actor.
-    Live {
-        addr: Addr<ChallengeActor>,
-        /// The challenge's last durable state, published by its actor: reads need no
-        /// message.
-        view: Arc<ArcSwap<Challenge>>,
-    },
-    /// An ended challenge with nothing left to run, readable until its supervisor
-    /// retires it. Only its tenant is held in memory: its final view is its last
-    /// snapshot, durable by then, and read from the store when asked for.
-    Settled(TenantId),
+/// A challenge with an actor.
+struct Live {
+    addr: Addr<ChallengeActor>,
+    /// The challenge's last durable state, published by its actor: reads need no
+    /// message.
+    view: Arc<ArcSwap<Challenge>>,
 }
 
 /// Why a challenge could not be reached.
@@ -63,7 +57,13 @@ pub struct RestoreReport {
 
 pub struct Registry {
     services: SharedServices,
-    index: DashMap<ChallengeId, Entry>,
+    /// Challenges with an actor.
+    live: DashMap<ChallengeId, Live>,
+    /// Ended challenges with nothing left to run, readable until their supervisor
+    /// retires them. Only the tenant is held in memory, in a map of its own so that the
+    /// many kept ones cost as little as can be: the final view is the last snapshot,
+    /// durable by then, and read from the store when asked for.
+    settled: DashMap<ChallengeId, TenantId>,
     tenants: DashMap<TenantId, Arc<Tenant>>,
     /// Threads that run challenge actors and supervisors: dedicated ones, or the HTTP
     /// workers' own (adopted as they start), so that a request and the actor it talks to
@@ -82,7 +82,8 @@ impl Registry {
         let arbiters = (0..dedicated).map(|_| Arbiter::new().handle()).collect();
         Arc::new(Registry {
             services,
-            index: DashMap::new(),
+            live: DashMap::new(),
+            settled: DashMap::new(),
             tenants: DashMap::new(),
             arbiters: RwLock::new(arbiters),
             dedicated: dedicated > 0,
@@ -204,9 +205,9 @@ impl Registry {
         let addr = ChallengeActor::start_in_arbiter(&self.arbiter(), move |_| {
             ChallengeActor::new(published, services, tenant).with_prepared(prepared)
         });
-        self.index.insert(
+        self.live.insert(
             id,
-            Entry::Live {
+            Live {
                 addr: addr.clone(),
                 view,
             },
@@ -232,9 +233,9 @@ impl Registry {
         tenant: Option<&TenantId>,
         id: &ChallengeId,
     ) -> Result<Result<View, TenantId>, Lookup> {
-        let found = match self.index.get(id).as_deref().ok_or(Lookup::NotFound)? {
-            Entry::Live { view, .. } => Ok(view.load_full()),
-            Entry::Settled(owner) => Err(owner.clone()),
+        let found = match self.live.get(id) {
+            Some(live) => Ok(live.view.load_full()),
+            None => Err(self.settled(id).ok_or(Lookup::NotFound)?),
         };
         let owner = match &found {
             Ok(view) => &view.tenant,
@@ -265,41 +266,36 @@ impl Registry {
 
     /// Whether a challenge has an actor and has not ended.
     pub(super) fn is_live(&self, id: &ChallengeId) -> bool {
-        match self.index.get(id).as_deref() {
-            Some(Entry::Live { view, .. }) => !view.load().life.state.is_terminal(),
-            _ => false,
-        }
+        self.live
+            .get(id)
+            .is_some_and(|live| !live.view.load().life.state.is_terminal())
     }
 
     /// The actor and last durable state of a challenge that has an actor.
     pub(super) fn live_entry(&self, id: &ChallengeId) -> Option<(Addr<ChallengeActor>, View)> {
-        match self.index.get(id).as_deref() {
-            Some(Entry::Live { addr, view }) => Some((addr.clone(), view.load_full())),
-            _ => None,
-        }
+        self.live
+            .get(id)
+            .map(|live| (live.addr.clone(), live.view.load_full()))
     }
 
     /// The tenant of a settled challenge.
     pub(super) fn settled(&self, id: &ChallengeId) -> Option<TenantId> {
-        match self.index.get(id).as_deref() {
-            Some(Entry::Settled(tenant)) => Some(tenant.clone()),
-            _ => None,
-        }
+        self.settled.get(id).map(|tenant| tenant.clone())
     }
 
     /// Forgets a challenge's actor: it has ended, its final snapshot is durable, and the
     /// actor is stopping.
+    /// Settled before it leaves the live map, so that a lookup that misses one map
+    /// finds it in the other.
     pub(super) fn settle(&self, view: &Challenge) {
-        let settled = self
-            .index
-            .insert(view.id, Entry::Settled(view.tenant.clone()));
-        if !matches!(settled, Some(Entry::Settled(_))) {
+        if self.settled.insert(view.id, view.tenant.clone()).is_none() {
             metrics::gauge!(m::SETTLED).increment(1.0);
         }
+        self.live.remove(&view.id);
     }
 
     pub(super) fn forget(&self, id: &ChallengeId) {
-        if let Some((_, Entry::Settled(_))) = self.index.remove(id) {
+        if self.settled.remove(id).is_some() {
             metrics::gauge!(m::SETTLED).decrement(1.0);
         }
     }
@@ -340,10 +336,9 @@ impl Registry {
         ChallengeActor: Handler<M>,
         <ChallengeActor as Actor>::Context: ToEnvelope<ChallengeActor, M>,
     {
-        let (owner, target) = match self.index.get(id).as_deref() {
-            Some(Entry::Live { addr, view }) => (view.load().tenant.clone(), Some(addr.clone())),
-            Some(Entry::Settled(owner)) => (owner.clone(), None),
-            None => return Err(Lookup::NotFound),
+        let (owner, target) = match self.live.get(id) {
+            Some(live) => (live.view.load().tenant.clone(), Some(live.addr.clone())),
+            None => (self.settled(id).ok_or(Lookup::NotFound)?, None),
         };
         if tenant.is_some_and(|t| *t != owner) {
             return Err(Lookup::NotFound);
