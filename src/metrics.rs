@@ -49,6 +49,13 @@ pub const DELIVERIES: &str = "deliveries_total";
 /// Histogram: one send from start to outcome, a webhook's retries and waits included;
 /// labels `channel`.
 pub const DELIVERY_SECONDS: &str = "delivery_duration_seconds";
+/// Gauge: webhooks in the outbox, not yet delivered or dead-lettered.
+pub const WEBHOOKS_PENDING: &str = "webhooks_pending";
+/// Counter: webhooks that gave up after their last attempt (or a final refusal) and were
+/// dead-lettered.
+pub const WEBHOOKS_DEAD_LETTERED: &str = "webhooks_dead_lettered_total";
+/// Gauge: dead-lettered webhooks kept in the data directory (the newest 10,000).
+pub const WEBHOOK_DEAD_LETTERS: &str = "webhook_dead_letters";
 /// Gauge: seconds the restore at start took.
 pub const RESTORE_SECONDS: &str = "restore_duration_seconds";
 

@@ -67,6 +67,11 @@ impl Application {
             .map_err(StartError::Config)?;
         let jwks = services.actions.signer().jwks();
         let services = Arc::new(services);
+        // Webhooks left in the outbox by the last run go out again, with their event ids.
+        let resumed = services.outbox.resume()?;
+        if resumed > 0 {
+            tracing::info!(webhooks = resumed, "resuming webhook deliveries");
+        }
         let registry = Registry::new(services, settings.engine.arbiters);
 
         let port = listener.local_addr()?.port();

@@ -26,6 +26,7 @@ use crate::clock::Millis;
 use crate::metrics as m;
 use crate::model::{Challenge, State};
 use crate::model::{DeliveryStatus, ResendMode};
+use crate::store::WebhookEvent;
 use crate::tenant::supervisor::Settle;
 use crate::tenant::Tenant;
 
@@ -107,9 +108,28 @@ impl ChallengeActor {
     /// failed. The caller must keep the actor from handling anything else meanwhile
     /// (`AtomicResponse` or `ctx.wait`).
     fn persist(&mut self, next: Challenge) -> ResponseActFuture<Self, Result<(), ChallengeError>> {
+        self.persist_with(next, None)
+    }
+
+    /// Persists `next` with the webhook that reports it: both are written before the
+    /// same flush, so a change that is durable always has its webhook on disk. The
+    /// webhook is sent once they are durable; if they cannot be made durable, neither
+    /// stays.
+    fn persist_with(
+        &mut self,
+        next: Challenge,
+        webhook: Option<WebhookEvent>,
+    ) -> ResponseActFuture<Self, Result<(), ChallengeError>> {
         let store = self.services.store.clone();
-        if let Err(e) = store.put(&next) {
+        let written = store.put(&next).and_then(|()| match &webhook {
+            Some(event) => store.outbox().put(event),
+            None => Ok(()),
+        });
+        if let Err(e) = written {
             tracing::error!(error = %e, challenge = %next.id, "snapshot write failed; change refused");
+            if let Err(e) = store.put(&self.challenge) {
+                tracing::error!(error = %e, challenge = %next.id, "cannot put the previous snapshot back");
+            }
             return Box::pin(fut::ready(Err(ChallengeError::Store(e.to_string()))));
         }
         let next = Arc::new(next);
@@ -118,11 +138,20 @@ impl ChallengeActor {
                 Ok(()) => {
                     act.challenge = next;
                     act.published.store(act.challenge.clone());
+                    if let Some(event) = webhook {
+                        act.services.outbox.dispatch(event);
+                    }
                     Ok(())
                 }
                 Err(e) => {
-                    if let Err(e) = act.services.store.put(&act.challenge) {
+                    let store = &act.services.store;
+                    if let Err(e) = store.put(&act.challenge) {
                         tracing::error!(error = %e, challenge = %act.challenge.id, "cannot put the previous snapshot back");
+                    }
+                    if let Some(event) = &webhook {
+                        if let Err(e) = store.outbox().remove(&event.id) {
+                            tracing::error!(error = %e, challenge = %act.challenge.id, "cannot take back the webhook of a refused change");
+                        }
                     }
                     tracing::error!(error = %e, challenge = %act.challenge.id, "snapshot not durable; change refused");
                     Err(ChallengeError::Store(e.to_string()))
@@ -150,22 +179,25 @@ impl ChallengeActor {
                 action::choose(plan, t.life.state == State::Verified);
             }
         }
-        Box::pin(self.persist(next).map(move |persisted, act, ctx| {
-            persisted?;
-            if act.challenge.life.state != before {
-                act.notify("state_changed", Some(before));
-            }
-            act.run_pending_action(ctx);
-            if act.challenge.life.state != before {
-                act.wake_waiters();
-            }
-            if t.effects.ended {
-                act.ended(ctx);
-            }
-            t.result
-                .map(|_| act.challenge.clone())
-                .map_err(ChallengeError::Refused)
-        }))
+        let webhook = (next.life.state != before)
+            .then(|| self.webhook(&next, "state_changed", Some(before)))
+            .flatten();
+        Box::pin(
+            self.persist_with(next, webhook)
+                .map(move |persisted, act, ctx| {
+                    persisted?;
+                    act.run_pending_action(ctx);
+                    if act.challenge.life.state != before {
+                        act.wake_waiters();
+                    }
+                    if t.effects.ended {
+                        act.ended(ctx);
+                    }
+                    t.result
+                        .map(|_| act.challenge.clone())
+                        .map_err(ChallengeError::Refused)
+                }),
+        )
     }
 
     /// Starts the next pending action, if any and none is running. Its outcome comes
@@ -346,17 +378,20 @@ impl ChallengeActor {
         }));
     }
 
-    /// Tells the calling service of a change: a signed POST to the challenge's
-    /// `callback_url`, on a task (with its own retries), never awaited here.
-    fn notify(&self, event: &'static str, previous: Option<State>) {
-        let Some(url) = self.challenge.callback_url() else {
-            return;
-        };
+    /// The webhook that tells the calling service of `c`, the state about to be
+    /// persisted: `None` without a `callback_url`, or when the outbound policy refuses it.
+    /// It is sent (signed, retried, from the outbox) once `c` is durable.
+    fn webhook(
+        &self,
+        c: &Challenge,
+        event: &'static str,
+        previous: Option<State>,
+    ) -> Option<WebhookEvent> {
+        let url = c.callback_url()?;
         if self.services.actions.policy().check_url(url).is_err() {
-            tracing::warn!(challenge = %self.challenge.id, "callback_url refused by the outbound policy; no webhook sent");
-            return;
+            tracing::warn!(challenge = %c.id, "callback_url refused by the outbound policy; no webhook sent");
+            return None;
         }
-        let c = &self.challenge;
         let answered_by = c.life.answered_by.and_then(|i| c.actors.get(usize::from(i))).map(|a| {
             serde_json::json!({"actor_id": a.id.to_string(), "user_id": a.user_id.to_string()})
         });
@@ -374,19 +409,7 @@ impl ChallengeActor {
             body["actions"] = serde_json::to_value(crate::api::native::dto::ActionsView::new(plan))
                 .unwrap_or_default();
         }
-        let secret = webhook_secret(&self.services.key, &c.tenant);
-        let (url, body) = (url.to_string(), body.to_string().into_bytes());
-        let deliverer = self.services.deliverer.clone();
-        let id = c.id;
-        actix::spawn(async move {
-            if let Err(e) = deliverer
-                .webhooks()
-                .deliver(&url, body, secret.as_bytes())
-                .await
-            {
-                tracing::warn!(challenge = %id, error = %e, "webhook not delivered");
-            }
-        });
+        Some(self.services.outbox.event(&c.tenant, c.id, url, body))
     }
 
     fn wake_waiters(&mut self) {
@@ -557,20 +580,17 @@ impl Handler<ActionFinished> for ChallengeActor {
             return;
         };
         action::record(plan, msg.index, &msg.outcome, self.now());
-        ctx.wait(self.persist(next).map(|persisted, act, ctx| {
+        let finished = action::next_pending(plan).is_none();
+        let webhook = finished
+            .then(|| self.webhook(&next, "actions_finished", None))
+            .flatten();
+        ctx.wait(self.persist_with(next, webhook).map(|persisted, act, ctx| {
             if persisted.is_err() {
                 // Not recorded: the action runs again (with the same idempotency key).
                 ctx.run_later(Duration::from_secs(1), |act, ctx| {
                     act.run_pending_action(ctx)
                 });
                 return;
-            }
-            let finished = act
-                .challenge
-                .actions()
-                .is_some_and(|p| action::next_pending(p).is_none());
-            if finished {
-                act.notify("actions_finished", None);
             }
             act.run_pending_action(ctx);
             act.settle_if_done(ctx);

@@ -24,6 +24,8 @@ pub struct Services {
     /// Origin of the links the server sends (`server.public_base_url`, no trailing `/`).
     pub base_url: String,
     pub store: SnapshotStore,
+    /// Sends the status webhooks stored with the changes they report.
+    pub outbox: Arc<crate::delivery::Outbox>,
     pub actions: Arc<crate::actions::ActionRunner>,
     pub clock: SharedClock,
     pub key: HashKey,
@@ -43,8 +45,15 @@ impl Services {
     ) -> Result<Services, String> {
         let signer = crate::auth::mint::ActionSigner::from_settings(settings)?;
         let actions = crate::actions::ActionRunner::new(&settings.actions, signer)?;
+        let deliverer = crate::delivery::Deliverer::from_settings(settings)?;
+        let outbox = crate::delivery::Outbox::new(
+            store.clone(),
+            deliverer.webhooks().clone(),
+            key.clone(),
+            clock.clone(),
+        );
         Ok(Services {
-            deliverer: crate::delivery::Deliverer::from_settings(settings)?,
+            deliverer,
             recipients: crate::delivery::cap::RecipientCap::new(
                 settings.delivery.per_recipient_daily_cap,
             ),
@@ -55,6 +64,7 @@ impl Services {
                 .trim_end_matches('/')
                 .to_string(),
             store,
+            outbox: Arc::new(outbox),
             actions: Arc::new(actions),
             clock,
             key,

@@ -15,6 +15,7 @@
 
 pub mod cap;
 pub mod email;
+pub mod outbox;
 pub mod sms;
 pub mod templates;
 pub mod webhook;
@@ -22,12 +23,13 @@ pub mod webhook;
 use std::time::{Duration, Instant};
 
 pub use email::{EmailMessage, EmailTransport};
+pub use outbox::Outbox;
 pub use sms::{parse_e164, PhoneNumber, SmsGateway, SmsMessage};
 pub use templates::{
     check, EmailContent, LocaleTemplates, MessageKind, MessageVars, TemplateError, TemplateSet,
     Templates,
 };
-pub use webhook::{signature, verify, WebhookSender, SIGNATURE_HEADER};
+pub use webhook::{signature, verify, WebhookSender, EVENT_ID_HEADER, SIGNATURE_HEADER};
 
 use crate::config::Settings;
 

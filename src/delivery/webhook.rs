@@ -89,10 +89,14 @@ pub struct WebhookSender {
     backoff: Duration,
 }
 
+/// The header that carries a webhook's event id (also in its body as `event_id`), the
+/// same on every attempt and after a restart: receivers dedupe on it.
+pub const EVENT_ID_HEADER: &str = "X-Challenge-Event-Id";
+
 /// One attempt's failure, and whether another attempt may fare better.
-struct Failure {
-    error: DeliveryError,
-    retry: bool,
+pub(crate) struct Failure {
+    pub error: DeliveryError,
+    pub retry: bool,
 }
 
 impl WebhookSender {
@@ -163,7 +167,7 @@ impl WebhookSender {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&url, body, secret).await {
+            let failure = match self.attempt(&url, body, secret, None).await {
                 Ok(()) => return Ok(attempt),
                 Err(failure) => failure,
             };
@@ -174,12 +178,28 @@ impl WebhookSender {
         }
     }
 
-    async fn attempt(&self, url: &reqwest::Url, body: &[u8], secret: &[u8]) -> Result<(), Failure> {
+    /// Attempts made at most for one webhook: the first and its retries.
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.max_retries.saturating_add(1)
+    }
+
+    /// One POST of `body` to `url`, signed with `secret` (none when empty), carrying
+    /// `event_id` in [`EVENT_ID_HEADER`] when given.
+    pub(crate) async fn attempt(
+        &self,
+        url: &reqwest::Url,
+        body: &[u8],
+        secret: &[u8],
+        event_id: Option<&str>,
+    ) -> Result<(), Failure> {
         let mut request = self
             .http
             .post(url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body.to_vec());
+        if let Some(id) = event_id {
+            request = request.header(EVENT_ID_HEADER, id);
+        }
         if !secret.is_empty() {
             request = request.header(SIGNATURE_HEADER, signature(secret, unix_now(), body));
         }
@@ -210,7 +230,7 @@ impl WebhookSender {
 
     /// `backoff × 2^(retry − 1)`, capped at [`MAX_BACKOFF`], less up to a quarter at random
     /// so that webhooks failing together do not retry together.
-    fn delay_before_retry(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay_before_retry(&self, attempt: u32) -> Duration {
         let doubled = self
             .backoff
             .saturating_mul(1u32 << (attempt - 1).min(20))
@@ -220,7 +240,7 @@ impl WebhookSender {
     }
 }
 
-fn after_attempts(error: DeliveryError, attempts: u32) -> DeliveryError {
+pub(crate) fn after_attempts(error: DeliveryError, attempts: u32) -> DeliveryError {
     if attempts == 1 {
         return error;
     }

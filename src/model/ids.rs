@@ -72,6 +72,7 @@ macro_rules! prefixed_id {
 
 prefixed_id!(ChallengeId, "ch_");
 prefixed_id!(ActorId, "act_");
+prefixed_id!(EventId, "evt_");
 
 /// A tenant name from the bearer token: 1–64 of `[A-Za-z0-9._-]`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,12 +1,13 @@
 //! `SnapshotStore`: the only code that knows sled. One tree of challenge snapshots keyed
 //! by `tenant \0 id` (so every key is tenant-prefixed and a tenant's challenges are one
 //! range), a `meta` tree with the on-disk format version, the trees of policies and of
-//! tenant configurations (`policies.rs`, `configuration.rs`), and a group commit that
-//! makes writes durable in batches.
+//! tenant configurations (`policies.rs`, `configuration.rs`), the webhook outbox
+//! (`outbox.rs`), and a group commit that makes writes durable in batches.
 
 pub mod configuration;
 pub mod encoding;
 pub mod group_commit;
+pub mod outbox;
 pub mod policies;
 
 use std::io::Write;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use crate::model::{Challenge, ChallengeId, ChallengeType, State, TenantId};
 pub use configuration::ConfigurationStore;
 pub use group_commit::GroupCommit;
+pub use outbox::{DeadLetter, OutboxStore, WebhookEvent};
 pub use policies::PolicyStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,7 @@ pub struct SnapshotStore {
     challenges: sled::Tree,
     policies: PolicyStore,
     configuration: ConfigurationStore,
+    outbox: Arc<OutboxStore>,
     commit: Arc<GroupCommit>,
 }
 
@@ -113,6 +116,10 @@ impl SnapshotStore {
         let challenges = db.open_tree("challenges")?;
         let policies = PolicyStore::new(db.open_tree("policies")?);
         let configuration = ConfigurationStore::new(db.open_tree("configuration")?);
+        let outbox = Arc::new(OutboxStore::new(
+            db.open_tree("outbox")?,
+            db.open_tree("dead_letters")?,
+        ));
         db.flush()?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
         Ok(SnapshotStore {
@@ -120,6 +127,7 @@ impl SnapshotStore {
             challenges,
             policies,
             configuration,
+            outbox,
             commit,
         })
     }
@@ -132,6 +140,12 @@ impl SnapshotStore {
     /// Tenants' runtime configurations; durable like policies.
     pub fn configuration(&self) -> &ConfigurationStore {
         &self.configuration
+    }
+
+    /// Webhook deliveries not done yet, and those that gave up; an event put here is
+    /// durable once [`SnapshotStore::durable`] returns.
+    pub fn outbox(&self) -> &OutboxStore {
+        &self.outbox
     }
 
     /// Writes a snapshot; it is durable once a later [`SnapshotStore::durable`] returns.

@@ -677,7 +677,12 @@ mod tests {
         let registry = Registry::new(services.clone(), 1);
         registry.restore().unwrap();
         let tenant = TenantId::parse("acme").unwrap();
-        let (c, answer_token) = challenge(&services, &tenant);
+        let (mut c, answer_token) = challenge(&services, &tenant);
+        c.extras = crate::model::Extras {
+            callback_url: Some("https://hooks.example/challenges".into()),
+            ..Default::default()
+        }
+        .boxed();
         let (mut soon, _) = challenge(&services, &tenant);
         soon.life.expires_at = services.clock.now_ms() + 300;
         let (id, soon_id) = (c.id, soon.id);
@@ -702,6 +707,11 @@ mod tests {
         assert_eq!(view.life.state, State::Issued, "memory is as before");
         let stored = services.store.load(&tenant, &id).unwrap().unwrap();
         assert_eq!(stored.life.state, State::Issued, "the store is as before");
+        assert_eq!(
+            services.store.outbox().pending().unwrap(),
+            vec![],
+            "no webhook for a change that was refused"
+        );
         let again = registry
             .send(Some(&tenant), &id, Answer(attempt(answer_token)))
             .await

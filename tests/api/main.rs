@@ -19,3 +19,4 @@ mod readiness;
 mod secrets;
 mod sinks;
 mod transports;
+mod webhooks;

@@ -1,0 +1,149 @@
+//! The webhook outbox: every status webhook is an event stored with the change it
+//! reports (see [`crate::store::outbox`]), then sent from here, one task per event,
+//! retried with backoff while the failure may pass, and dead-lettered after its last
+//! attempt. A restart resumes the events left, with the same event ids and bodies, where
+//! their backoff left them: delivery is at least once, and receivers dedupe on the id.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{record, webhook::after_attempts, Channel, DeliveryError, WebhookSender};
+use crate::challenge::HashKey;
+use crate::clock::SharedClock;
+use crate::metrics as m;
+use crate::model::{ChallengeId, EventId, TenantId};
+use crate::store::{DeadLetter, SnapshotStore, StoreError, WebhookEvent};
+
+pub struct Outbox {
+    store: SnapshotStore,
+    sender: WebhookSender,
+    key: HashKey,
+    clock: SharedClock,
+}
+
+impl Outbox {
+    pub fn new(
+        store: SnapshotStore,
+        sender: WebhookSender,
+        key: HashKey,
+        clock: SharedClock,
+    ) -> Outbox {
+        Outbox {
+            store,
+            sender,
+            key,
+            clock,
+        }
+    }
+
+    /// A new event for `challenge`: `body` gets its `event_id`. Not stored yet.
+    pub fn event(
+        &self,
+        tenant: &TenantId,
+        challenge: ChallengeId,
+        url: &str,
+        mut body: serde_json::Value,
+    ) -> WebhookEvent {
+        let id = EventId::random();
+        body["event_id"] = serde_json::Value::String(id.to_string());
+        WebhookEvent {
+            id,
+            tenant: tenant.clone(),
+            challenge,
+            url: url.to_string(),
+            body: body.to_string(),
+            attempts: 0,
+            next_attempt_at: self.clock.now_ms(),
+        }
+    }
+
+    /// Starts sending an event whose write is durable. Call on an async runtime.
+    pub fn dispatch(self: &Arc<Self>, event: WebhookEvent) {
+        metrics::gauge!(m::WEBHOOKS_PENDING).increment(1.0);
+        tokio::spawn(self.clone().run(event));
+    }
+
+    /// Starts sending every event left from before the last stop; returns how many.
+    /// Call on an async runtime, once, at start.
+    pub fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let pending = self.store.outbox().pending()?;
+        metrics::gauge!(m::WEBHOOK_DEAD_LETTERS).set(self.store.outbox().dead_count() as f64);
+        let resumed = pending.len();
+        metrics::gauge!(m::WEBHOOKS_PENDING).set(0.0);
+        for event in pending {
+            self.dispatch(event);
+        }
+        Ok(resumed)
+    }
+
+    async fn run(self: Arc<Self>, mut event: WebhookEvent) {
+        let started = Instant::now();
+        let outcome = self.deliver(&mut event).await;
+        record(Channel::Webhook, started, outcome.as_ref().err());
+        let outbox = self.store.outbox();
+        let dead = outcome.is_err();
+        let done = match outcome {
+            Ok(()) => outbox.remove(&event.id),
+            Err(error) => {
+                tracing::warn!(challenge = %event.challenge, event = %event.id, error = %error, "webhook not delivered; dead-lettered");
+                outbox.bury(&DeadLetter {
+                    error: error.to_string(),
+                    dead_at: self.clock.now_ms(),
+                    event: event.clone(),
+                })
+            }
+        };
+        // Made durable (in a flush shared with others) so that a later crash does not
+        // send it again; if that fails, it is sent again after a restart.
+        let done = match done {
+            Ok(()) => self.store.durable().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            tracing::error!(error = %e, event = %event.id, "cannot take a finished webhook out of the outbox; it may be sent again");
+        }
+        metrics::gauge!(m::WEBHOOKS_PENDING).decrement(1.0);
+        if dead {
+            metrics::counter!(m::WEBHOOKS_DEAD_LETTERED).increment(1);
+            metrics::gauge!(m::WEBHOOK_DEAD_LETTERS).set(outbox.dead_count() as f64);
+        }
+    }
+
+    /// Attempts until one succeeds, the failure is final, or the attempts run out;
+    /// each failed attempt is written back with when the next is due.
+    async fn deliver(&self, event: &mut WebhookEvent) -> Result<(), DeliveryError> {
+        let url = match reqwest::Url::parse(&event.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => url,
+            _ => {
+                return Err(DeliveryError::InvalidRecipient(
+                    "the webhook URL is not an http(s) URL".to_string(),
+                ))
+            }
+        };
+        let secret = crate::challenge::actor::webhook_secret(&self.key, &event.tenant);
+        let id = event.id.to_string();
+        loop {
+            let wait = event.next_attempt_at - self.clock.now_ms();
+            if wait > 0 {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            let failure = match self
+                .sender
+                .attempt(&url, event.body.as_bytes(), secret.as_bytes(), Some(&id))
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(failure) => failure,
+            };
+            event.attempts += 1;
+            if !failure.retry || event.attempts >= self.sender.max_attempts() {
+                return Err(after_attempts(failure.error, event.attempts));
+            }
+            let delay = self.sender.delay_before_retry(event.attempts);
+            event.next_attempt_at = self.clock.now_ms() + delay.as_millis() as i64;
+            if let Err(e) = self.store.outbox().put(event) {
+                tracing::error!(error = %e, event = %event.id, "cannot record a webhook attempt");
+            }
+        }
+    }
+}
