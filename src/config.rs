@@ -102,6 +102,8 @@ configuration::with_tenant_properties! {
     #[serde(deny_unknown_fields)]
     pub struct Limits {
         pub max_actors: usize,
+        /// Challenges one list request examines at most.
+        pub list_scan_budget: usize,
         pub anonymous_answers_per_ip_per_minute: u32,
         /// Challenges a tenant may keep at all, live or ended and within retention; never
         /// less than the tenant's `max_live_challenges` in effect.
@@ -315,6 +317,9 @@ impl Settings {
         }
         if l.max_actors == 0 {
             return invalid("limits.max_actors", "must be at least 1");
+        }
+        if l.list_scan_budget == 0 {
+            return invalid("limits.list_scan_budget", "must be at least 1");
         }
         if l.max_live_challenges == 0 {
             return invalid("limits.max_live_challenges", "must be at least 1");

@@ -372,7 +372,9 @@ impl Registry {
 
     /// One page of a tenant's challenges in id order. The ids come from the store (off
     /// the async threads); each challenge is shown as its last durable state, so a write
-    /// that is not yet acknowledged never shows, and one being created not at all.
+    /// that is not yet acknowledged never shows, and one being created not at all. At
+    /// most `limits.list_scan_budget` challenges are examined: when the budget runs out
+    /// the page may be short (or empty), and the token resumes after the last examined.
     pub async fn list(
         self: &Arc<Self>,
         tenant: TenantId,
@@ -385,8 +387,14 @@ impl Registry {
             let mut page = Vec::with_capacity(limit.min(1024));
             let now = registry.services.clock.now_ms();
             let store = &registry.services.store;
-            for id in store.ids(&tenant, after.as_ref()) {
+            let budget = registry.services.limits.list_scan_budget;
+            let mut examined = None;
+            for (n, id) in store.ids(&tenant, after.as_ref()).enumerate() {
                 let id = id?;
+                if n == budget {
+                    return Ok((page, examined));
+                }
+                examined = Some(id);
                 let view = match registry.published(Some(&tenant), &id) {
                     Ok(Ok(view)) => as_of(view, now),
                     // Settled: its snapshot is its final, durable view.

@@ -489,3 +489,43 @@ async fn list_filters_and_pages_through_a_tenants_challenges() {
         6
     );
 }
+
+#[tokio::test]
+async fn a_list_examines_a_bounded_number_of_challenges_and_resumes_from_its_token() {
+    let server = TestServer::start_with(|s| s.limits.list_scan_budget = 10).await;
+    let rare = server
+        .create_ok(json!({"type": "token", "user_id": "rare"}))
+        .await;
+    for _ in 0..24 {
+        server
+            .create_ok(json!({"type": "token", "user_id": "common"}))
+            .await;
+    }
+    let mut found = Vec::new();
+    let mut pages = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = server.url("/api/v1/challenges?user_id=rare&page_size=50");
+        if let Some(t) = &token {
+            url.push_str(&format!("&page_token={t}"));
+        }
+        let response = server
+            .http
+            .get(url)
+            .bearer_auth(server.admin())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let page: Value = response.json().await.unwrap();
+        pages += 1;
+        let items = page["challenges"].as_array().unwrap();
+        found.extend(items.iter().map(|c| c["id"].as_str().unwrap().to_string()));
+        match page["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(found, vec![rare["id"].as_str().unwrap().to_string()]);
+    assert_eq!(pages, 3, "25 challenges, 10 examined per page");
+}
