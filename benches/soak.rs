@@ -133,7 +133,12 @@ async fn run() {
     ];
     let server = ReleaseServer::start(data.path(), &env).await;
     let client = Arc::new(Client {
-        http: reqwest::Client::new(),
+        // Idle connections are dropped well before the server's keep-alive (5 s) closes
+        // them, so that no request is sent on a connection the server is closing.
+        http: reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
         base: server.base.clone(),
         token: server.token("challenge:post challenge:get").into(),
     });

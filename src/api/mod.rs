@@ -21,6 +21,7 @@ use futures_util::StreamExt;
 use crate::auth::{Principal, Verifier};
 use crate::config::Settings;
 use crate::engine::Engine;
+use crate::store::Precondition;
 use crate::tenant::Registry;
 pub use error::ApiError;
 
@@ -199,27 +200,28 @@ pub fn etag(version: u64) -> (header::HeaderName, String) {
     (header::ETAG, format!("\"{version}\""))
 }
 
-/// The version an `If-Match` header names: `"3"` (the ETag this API sends) or a bare
-/// `3`. `None` without the header, or with `*` (any version); any other value is
-/// 400 `invalid_header`.
-pub fn if_match(req: &HttpRequest) -> Result<Option<u64>, ApiError> {
-    let Some(value) = req.headers().get(header::IF_MATCH) else {
-        return Ok(None);
-    };
+/// What an `If-Match` header admits (RFC 9110 §13.1.1): `*` any current version; else
+/// the versions of the strong entity tags it lists (`"3"`, the ETag this API sends, or
+/// a bare `3`). A weak or unreadable tag matches nothing, so a write conditioned only on
+/// such tags is refused as stale (412). `None` without the header.
+pub fn if_match(req: &HttpRequest) -> Option<Precondition> {
+    let value = req.headers().get(header::IF_MATCH)?;
     let text = value.to_str().unwrap_or_default().trim();
     if text == "*" {
-        return Ok(None);
+        return Some(Precondition::Any);
     }
-    let bare = text
-        .strip_prefix('"')
-        .and_then(|t| t.strip_suffix('"'))
-        .unwrap_or(text);
-    bare.parse().map(Some).map_err(|_| {
-        ApiError::invalid(
-            "invalid_header",
-            "If-Match must be the ETag of the version you read, e.g. \"3\"",
-        )
-    })
+    let versions = text
+        .split(',')
+        .filter_map(|tag| {
+            let tag = tag.trim();
+            let bare = tag
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(tag);
+            bare.parse().ok()
+        })
+        .collect();
+    Some(Precondition::OneOf(versions))
 }
 
 /// Caps anonymous answers per client address per minute (fixed windows).

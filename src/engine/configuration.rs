@@ -11,6 +11,7 @@ use crate::auth::{Principal, Scope};
 use crate::config::Limits;
 use crate::model::configuration::{CODE_LENGTH, MAX_ANONYMOUS_FAILURES, MAX_RETENTION_SECONDS};
 use crate::model::{Properties, TenantConfig};
+use crate::store::Precondition;
 
 impl Engine {
     /// The tenant's configuration in effect (`challenge:configuration:get`).
@@ -19,12 +20,12 @@ impl Engine {
         Ok(self.tenant(&principal.tenant).await?.config())
     }
 
-    /// Replaces the tenant's configuration if it is at version `expected` (0 before the
-    /// first replace); in effect from the next request (`challenge:configuration:put`).
+    /// Replaces the tenant's configuration if `expected` admits its version (0 before
+    /// the first replace); in effect from the next request (`challenge:configuration:put`).
     pub async fn replace_configuration(
         &self,
         principal: &Principal,
-        expected: u64,
+        expected: Precondition,
         properties: Properties,
     ) -> Result<TenantConfig, Error> {
         authorize(principal, Scope::ConfigurationPut)?;
@@ -36,7 +37,7 @@ impl Engine {
             .blocking(move |store| {
                 store
                     .configuration()
-                    .replace(&id, expected, properties, now)
+                    .replace(&id, &expected, properties, now)
                     .map_err(|e| error::write_error(e, || Error::Internal, Error::Internal))
             })
             .await?;

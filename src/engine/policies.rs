@@ -13,6 +13,7 @@ use crate::config::Limits;
 use crate::model::configuration::{CODE_LENGTH, MAX_RETENTION_SECONDS};
 use crate::model::policy::{Conditions, Templates};
 use crate::model::{ChallengeType, Policy, PolicyAlias, PolicySpec, Properties, TenantId};
+use crate::store::Precondition;
 use crate::store::StoreError;
 
 pub const MAX_RESEND_COOLDOWN_SECONDS: u64 = 3600;
@@ -150,13 +151,13 @@ impl Engine {
         .await
     }
 
-    /// Replaces a policy's spec if it is at version `expected`, giving it the next
+    /// Replaces a policy's spec if `expected` admits its version, giving it the next
     /// version (`challenge:policy:put`).
     pub async fn replace_policy(
         &self,
         principal: &Principal,
         alias: PolicyAlias,
-        expected: u64,
+        expected: Precondition,
         spec: PolicySpec,
     ) -> Result<Policy, Error> {
         authorize(principal, Scope::PolicyPut)?;
@@ -167,7 +168,7 @@ impl Engine {
             .blocking(move |store| {
                 store
                     .policies()
-                    .replace(&tenant, &alias, expected, spec, now)
+                    .replace(&tenant, &alias, &expected, spec, now)
                     .map_err(|e| error::write_error(e, alias_taken(&alias), Error::PolicyNotFound))
             })
             .await?;
@@ -175,20 +176,19 @@ impl Engine {
         Ok(policy)
     }
 
-    /// Deletes a policy, with `expected` only at that version
-    /// (`challenge:policy:delete`). Challenges created from it keep their own copy.
+    /// Deletes a policy if `expected` admits its version (`challenge:policy:delete`). Challenges created from it keep their own copy.
     pub async fn delete_policy(
         &self,
         principal: &Principal,
         alias: PolicyAlias,
-        expected: Option<u64>,
+        expected: Precondition,
     ) -> Result<(), Error> {
         authorize(principal, Scope::PolicyDelete)?;
         let tenant = principal.tenant.clone();
         self.blocking(move |store| {
             store
                 .policies()
-                .remove(&tenant, &alias, expected)
+                .remove(&tenant, &alias, &expected)
                 .map_err(|e| error::write_error(e, alias_taken(&alias), Error::PolicyNotFound))
         })
         .await?;

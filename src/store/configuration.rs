@@ -7,7 +7,7 @@
 use crate::clock::Millis;
 use crate::model::{Properties, TenantConfig, TenantId};
 
-use super::{StoreError, WriteError};
+use super::{Precondition, StoreError, WriteError};
 
 const FORMAT_VERSION: u8 = 1;
 
@@ -29,12 +29,12 @@ impl ConfigurationStore {
             .transpose()
     }
 
-    /// Replaces the tenant's properties if its configuration is at version `expected`
+    /// Replaces the tenant's properties if `expected` admits its configuration's version
     /// (0 when it never wrote one), giving it the next version.
     pub fn replace(
         &self,
         tenant: &TenantId,
-        expected: u64,
+        expected: &Precondition,
         properties: Properties,
         now: Millis,
     ) -> Result<TenantConfig, WriteError> {
@@ -45,7 +45,7 @@ impl ConfigurationStore {
                 Some(bytes) => decode(bytes)?.version,
                 None => 0,
             };
-            if current != expected {
+            if !expected.admits(current) {
                 return Err(WriteError::Stale { current });
             }
             let next = TenantConfig {
@@ -97,16 +97,18 @@ mod tests {
         let properties = Properties::from_limits(&Settings::development().limits);
         assert_eq!(store.get(&acme).unwrap(), None);
         assert!(matches!(
-            store.replace(&acme, 1, properties.clone(), 5),
+            store.replace(&acme, &1.into(), properties.clone(), 5),
             Err(WriteError::Stale { current: 0 })
         ));
-        let first = store.replace(&acme, 0, properties.clone(), 5).unwrap();
+        let first = store
+            .replace(&acme, &0.into(), properties.clone(), 5)
+            .unwrap();
         assert_eq!((first.version, first.updated_at), (1, Some(5)));
         assert!(matches!(
-            store.replace(&acme, 0, properties.clone(), 6),
+            store.replace(&acme, &0.into(), properties.clone(), 6),
             Err(WriteError::Stale { current: 1 })
         ));
-        let second = store.replace(&acme, 1, properties, 7).unwrap();
+        let second = store.replace(&acme, &1.into(), properties, 7).unwrap();
         assert_eq!(store.get(&acme).unwrap(), Some(second));
         let other = TenantId::parse("globex").unwrap();
         assert_eq!(store.get(&other).unwrap(), None);

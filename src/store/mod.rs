@@ -51,6 +51,31 @@ impl From<sled::Error> for WriteError {
     }
 }
 
+/// Which stored versions a versioned write (a policy, a tenant configuration) may
+/// replace: an `If-Match` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// Whatever version there is (`If-Match: *`; a delete without `If-Match`).
+    Any,
+    /// Only one of these; an empty list admits none.
+    OneOf(Vec<u64>),
+}
+
+impl Precondition {
+    pub fn admits(&self, version: u64) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::OneOf(versions) => versions.contains(&version),
+        }
+    }
+}
+
+impl From<u64> for Precondition {
+    fn from(version: u64) -> Self {
+        Precondition::OneOf(vec![version])
+    }
+}
+
 /// Which challenges a list wants.
 #[derive(Debug, Default, Clone)]
 pub struct ListFilter {

@@ -6,7 +6,7 @@
 use crate::clock::Millis;
 use crate::model::{Policy, PolicyAlias, PolicySpec, TenantId};
 
-use super::{tenant_prefix, StoreError, WriteError};
+use super::{tenant_prefix, Precondition, StoreError, WriteError};
 
 const FORMAT_VERSION: u8 = 1;
 
@@ -42,12 +42,13 @@ impl PolicyStore {
             .map_err(|_| WriteError::Exists)
     }
 
-    /// Replaces the spec of the policy at version `expected`, giving it the next version.
+    /// Replaces the spec of the policy if `expected` admits its version, giving it the
+    /// next version.
     pub fn replace(
         &self,
         tenant: &TenantId,
         alias: &PolicyAlias,
-        expected: u64,
+        expected: &Precondition,
         spec: PolicySpec,
         now: Millis,
     ) -> Result<Policy, WriteError> {
@@ -57,7 +58,7 @@ impl PolicyStore {
                 return Err(WriteError::NotFound);
             };
             let current = decode(&stored)?;
-            if current.version != expected {
+            if !expected.admits(current.version) {
                 return Err(WriteError::Stale {
                     current: current.version,
                 });
@@ -79,21 +80,21 @@ impl PolicyStore {
         }
     }
 
-    /// Deletes the policy, if `expected` is given only at that version.
+    /// Deletes the policy if `expected` admits its version.
     pub fn remove(
         &self,
         tenant: &TenantId,
         alias: &PolicyAlias,
-        expected: Option<u64>,
+        expected: &Precondition,
     ) -> Result<(), WriteError> {
         let key = key(tenant, alias);
         loop {
             let Some(stored) = self.tree.get(&key)? else {
                 return Err(WriteError::NotFound);
             };
-            if let Some(expected) = expected {
+            if *expected != Precondition::Any {
                 let current = decode(&stored)?.version;
-                if current != expected {
+                if !expected.admits(current) {
                     return Err(WriteError::Stale { current });
                 }
             }
@@ -193,23 +194,25 @@ mod tests {
         assert!(matches!(store.insert(&acme, &p), Err(WriteError::Exists)));
         let mut spec = p.spec.clone();
         spec.kind = ChallengeType::EmailOtp;
-        let replaced = store.replace(&acme, &p.alias, 1, spec.clone(), 20).unwrap();
+        let replaced = store
+            .replace(&acme, &p.alias, &1.into(), spec.clone(), 20)
+            .unwrap();
         assert_eq!(
             (replaced.version, replaced.created_at, replaced.updated_at),
             (2, 10, 20)
         );
         assert!(matches!(
-            store.replace(&acme, &p.alias, 1, spec, 30),
+            store.replace(&acme, &p.alias, &1.into(), spec, 30),
             Err(WriteError::Stale { current: 2 })
         ));
         assert_eq!(store.get(&acme, &p.alias).unwrap(), Some(replaced));
         assert!(matches!(
-            store.remove(&acme, &p.alias, Some(1)),
+            store.remove(&acme, &p.alias, &1.into()),
             Err(WriteError::Stale { current: 2 })
         ));
-        store.remove(&acme, &p.alias, Some(2)).unwrap();
+        store.remove(&acme, &p.alias, &2.into()).unwrap();
         assert!(matches!(
-            store.remove(&acme, &p.alias, None),
+            store.remove(&acme, &p.alias, &Precondition::Any),
             Err(WriteError::NotFound)
         ));
     }

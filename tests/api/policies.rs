@@ -735,8 +735,6 @@ async fn a_replace_needs_the_current_version_and_a_refused_one_changes_nothing()
         error_code(missing).await,
         (428, "precondition_required".into())
     );
-    let any = put_policy(&server, &admin, "login", Some("*"), next.clone()).await;
-    assert_eq!(error_code(any).await, (428, "precondition_required".into()));
     let stale = put_policy(&server, &admin, "login", Some("\"1\""), next.clone()).await;
     assert_eq!(stale.status(), 412);
     let stale: Value = stale.json().await.unwrap();
@@ -744,8 +742,16 @@ async fn a_replace_needs_the_current_version_and_a_refused_one_changes_nothing()
     assert_eq!(stale["error"]["current_version"], 2);
     let ahead = put_policy(&server, &admin, "login", Some("\"3\""), next.clone()).await;
     assert_eq!(error_code(ahead).await, (412, "version_conflict".into()));
-    let garbage = put_policy(&server, &admin, "login", Some("\"two\""), next.clone()).await;
-    assert_eq!(error_code(garbage).await, (400, "invalid_header".into()));
+    // An entity tag that names no version, or a weak one, matches nothing (RFC 9110
+    // §13.1.1: If-Match uses the strong comparison).
+    for unmatched in ["\"two\"", "W/\"2\"", "null", "\"1\", \"3\""] {
+        let refused = put_policy(&server, &admin, "login", Some(unmatched), next.clone()).await;
+        assert_eq!(
+            error_code(refused).await,
+            (412, "version_conflict".into()),
+            "{unmatched}"
+        );
+    }
     let renamed = put_policy(
         &server,
         &admin,
@@ -787,12 +793,23 @@ async fn a_replace_needs_the_current_version_and_a_refused_one_changes_nothing()
     )
     .await;
     assert_eq!(same_alias.status(), 200);
+    // `*` matches whatever version there is; a list matches if any of its tags does.
+    let any = put_policy(&server, &admin, "login", Some("*"), next.clone()).await;
+    assert_eq!(any.status(), 200);
+    assert_eq!(etag(&any), "\"4\"");
+    let listed = put_policy(&server, &admin, "login", Some("\"1\", \"4\""), next.clone()).await;
+    assert_eq!(listed.status(), 200);
+    assert_eq!(etag(&listed), "\"5\"");
+    let unmatched_delete = delete_policy(&server, &admin, "login", Some("W/\"5\"")).await;
+    assert_eq!(unmatched_delete.status(), 412);
     assert_eq!(
-        delete_policy(&server, &admin, "login", Some("\"3\""))
+        delete_policy(&server, &admin, "login", Some("*"))
             .await
             .status(),
         204
     );
+    let gone = put_policy(&server, &admin, "login", Some("*"), next).await;
+    assert_eq!(error_code(gone).await, (404, "policy_not_found".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -73,7 +73,7 @@ pub async fn replace(
     state: State,
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&req, &state)?;
-    let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
+    let expected = if_match(&req).ok_or(ApiError::PreconditionRequired)?;
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
     let properties = parse_body(&body)?;
     let config = state

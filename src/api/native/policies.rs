@@ -17,6 +17,7 @@ use crate::api::{
 use crate::engine::policies::parse_alias;
 use crate::engine::Error;
 use crate::model::{Policy, PolicyAlias, PolicySpec};
+use crate::store::Precondition;
 
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -175,7 +176,7 @@ pub async fn replace(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&req, &state)?;
     let alias = path_alias(&path)?;
-    let expected = if_match(&req)?.ok_or(ApiError::PreconditionRequired)?;
+    let expected = if_match(&req).ok_or(ApiError::PreconditionRequired)?;
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
     let (body_alias, spec) = parse_body(&body)?;
     if body_alias.is_some_and(|a| a != alias.as_str()) {
@@ -206,7 +207,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&req, &state)?;
     let alias = path_alias(&path)?;
-    let expected = if_match(&req)?;
+    let expected = if_match(&req).unwrap_or(Precondition::Any);
     state
         .engine
         .delete_policy(&principal, alias, expected)
