@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod native;
+pub mod openapi;
 pub mod ops;
 pub mod pages;
 

@@ -57,7 +57,7 @@ async fn metrics(state: State) -> HttpResponse {
 }
 
 async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(super::openapi::document())
 }
 
 struct BearerScheme;

@@ -417,3 +417,33 @@ async fn bad_queries_are_refused() {
         .unwrap();
     assert_eq!(error_code(route).await, (404, "not_found".into()));
 }
+
+#[tokio::test]
+async fn a_method_a_path_does_not_serve_is_405_with_the_methods_it_does_in_allow() {
+    let server = TestServer::start().await;
+    for (method, path, allow) in [
+        ("PATCH", "/api/v1/challenges", "GET, POST"),
+        ("TRACE", "/api/v1/challenges/ch_x", "GET, DELETE"),
+        ("GET", "/api/v1/challenges/ch_x/answer", "POST"),
+        ("POST", "/api/v1/policies/login", "GET, PUT, DELETE"),
+        ("DELETE", "/api/v1/configuration", "GET, PUT"),
+    ] {
+        let response = server
+            .http
+            .request(method.parse().unwrap(), server.url(path))
+            .bearer_auth(server.admin())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        assert_eq!(
+            error_code(response).await,
+            (405, "method_not_allowed".into()),
+            "{method} {path}"
+        );
+    }
+}

@@ -31,6 +31,7 @@ fn state_param(field: &str, raw: &str) -> Result<ChallengeState, ApiError> {
         (status = 201, description = "created; answer tokens appear here only", body = ChallengeDto),
         (status = 200, description = "idempotent replay of an earlier create (no answer tokens)", body = ChallengeDto),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "policy_not_found: the named policy does not exist", body = ErrorBody),
         (status = 409, description = "idempotency_conflict", body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 429, description = "quota_exceeded", body = ErrorBody)),
     security(("bearer" = ["challenge:post"])))]

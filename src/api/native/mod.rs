@@ -7,15 +7,24 @@ pub mod configuration;
 pub mod dto;
 pub mod policies;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header::{HeaderValue, ALLOW};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::api::ApiError;
 
-async fn method_not_allowed() -> HttpResponse {
-    HttpResponse::from_error(ApiError::MethodNotAllowed)
+/// 405, with the methods the path's documented operations use in `Allow`.
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let mut response = HttpResponse::from_error(ApiError::MethodNotAllowed);
+    let allow = req
+        .match_pattern()
+        .and_then(|p| crate::api::openapi::allowed_methods(&p));
+    if let Some(value) = allow.and_then(|a| HeaderValue::from_str(a).ok()) {
+        response.headers_mut().insert(ALLOW, value);
+    }
+    response
 }
 
-/// A resource that answers JSON 405 to methods it does not route.
+/// A resource that answers JSON 405 (with `Allow`) to methods it does not route.
 fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(method_not_allowed))
 }
