@@ -77,6 +77,9 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     pub shutdown_timeout_seconds: u64,
     pub public_base_url: String,
+    /// Reverse proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name
+    /// the client of an anonymous request.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -323,6 +326,9 @@ impl Settings {
         }
         if l.max_live_challenges == 0 {
             return invalid("limits.max_live_challenges", "must be at least 1");
+        }
+        if let Err(e) = crate::api::TrustedProxies::parse(&self.server.trusted_proxies) {
+            return invalid("server.trusted_proxies", &e);
         }
         if self.server.body_limit_bytes < 1024 {
             return invalid("server.body_limit_bytes", "must be at least 1024");

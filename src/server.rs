@@ -12,7 +12,7 @@ use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use futures_util::FutureExt;
 
-use crate::api::{self, AnonymousLimiter, ApiError, ApiState};
+use crate::api::{self, AnonymousLimiter, ApiError, ApiState, TrustedProxies};
 use crate::auth::Verifier;
 use crate::challenge::{HashKey, Services};
 use crate::clock::{SharedClock, SystemClock};
@@ -87,6 +87,8 @@ impl Application {
             registry: registry.clone(),
             verifier,
             anonymous: AnonymousLimiter::new(settings.limits.anonymous_answers_per_ip_per_minute),
+            proxies: TrustedProxies::parse(&settings.server.trusted_proxies)
+                .map_err(StartError::Config)?,
             settings,
             metrics,
             jwks,

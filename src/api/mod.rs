@@ -2,13 +2,13 @@
 //! (into domain types), make one engine call (which checks the scope it needs), render
 //! the reply. Only this module knows HTTP; only `error.rs` picks status codes.
 
+pub mod client;
 pub mod error;
 pub mod native;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -16,7 +16,6 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
-use dashmap::DashMap;
 use futures_util::StreamExt;
 
 use crate::auth::{Principal, Verifier};
@@ -24,6 +23,7 @@ use crate::config::Settings;
 use crate::engine::Engine;
 use crate::store::Precondition;
 use crate::tenant::Registry;
+pub use client::{AnonymousLimiter, TrustedProxies};
 pub use error::ApiError;
 
 /// What every handler may use, shared.
@@ -36,6 +36,8 @@ pub struct ApiState {
     pub verifier: Verifier,
     pub settings: Settings,
     pub anonymous: AnonymousLimiter,
+    /// Whose forwarding headers say who an anonymous caller is.
+    pub proxies: TrustedProxies,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The keys that verify tokens minted for actions (`/.well-known/jwks.json`).
     pub jwks: serde_json::Value,
@@ -223,36 +225,4 @@ pub fn if_match(req: &HttpRequest) -> Option<Precondition> {
         })
         .collect();
     Some(Precondition::OneOf(versions))
-}
-
-/// Caps anonymous answers per client address per minute (fixed windows).
-pub struct AnonymousLimiter {
-    per_minute: u32,
-    windows: DashMap<IpAddr, (u64, u32)>,
-}
-
-impl AnonymousLimiter {
-    pub fn new(per_minute: u32) -> Self {
-        AnonymousLimiter {
-            per_minute,
-            windows: DashMap::new(),
-        }
-    }
-
-    /// Counts one request from `ip`; false when it is over the limit.
-    pub fn allow(&self, ip: Option<IpAddr>, now_ms: i64) -> bool {
-        let (Some(ip), true) = (ip, self.per_minute > 0) else {
-            return true;
-        };
-        let window = (now_ms / 60_000) as u64;
-        if self.windows.len() > 100_000 {
-            self.windows.retain(|_, (w, _)| *w == window);
-        }
-        let mut entry = self.windows.entry(ip).or_insert((window, 0));
-        if entry.0 != window {
-            *entry = (window, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= self.per_minute
-    }
 }

@@ -212,7 +212,7 @@ fn expires_text(ms: crate::clock::Millis) -> String {
 
 /// The per-address allowance for anonymous requests, shared with the native answers.
 fn throttled(req: &HttpRequest, state: &State) -> Option<HttpResponse> {
-    let ip = req.peer_addr().map(|a| a.ip());
+    let ip = state.proxies.client(req);
     (!state.anonymous.allow(ip, state.engine.now_ms())).then(|| {
         error_page(&Error::RateLimited {
             retry_after_seconds: 60,

@@ -436,7 +436,10 @@ async fn a_method_a_path_does_not_serve_is_405_with_the_methods_it_does_in_allow
             .await
             .unwrap();
         assert_eq!(
-            response.headers().get("allow").and_then(|v| v.to_str().ok()),
+            response
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok()),
             Some(allow),
             "{method} {path}"
         );

@@ -529,3 +529,50 @@ async fn a_list_examines_a_bounded_number_of_challenges_and_resumes_from_its_tok
     assert_eq!(found, vec![rare["id"].as_str().unwrap().to_string()]);
     assert_eq!(pages, 3, "25 challenges, 10 examined per page");
 }
+
+/// One anonymous answer to a challenge that does not exist, with the given forwarding
+/// headers; its status.
+async fn anonymous_answer_from(server: &TestServer, headers: &[(&str, &str)]) -> u16 {
+    let mut request = server
+        .http
+        .post(server.url("/api/v1/challenges/ch_AAAAAAAAAAAAAAAAAAAAAA/answer"))
+        .json(&json!({"answer_token": "y".repeat(43)}));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_anonymous_allowance() {
+    let server = TestServer::start_with(|s| {
+        s.limits.anonymous_answers_per_ip_per_minute = 2;
+        s.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+    })
+    .await;
+    let alice = [("X-Forwarded-For", "203.0.113.5")];
+    assert_eq!(anonymous_answer_from(&server, &alice).await, 400);
+    assert_eq!(anonymous_answer_from(&server, &alice).await, 400);
+    assert_eq!(anonymous_answer_from(&server, &alice).await, 429);
+    // Another client behind the same proxy is not limited by the first.
+    let bob = [("Forwarded", "for=\"[2001:db8::1]:4711\";proto=https")];
+    assert_eq!(anonymous_answer_from(&server, &bob).await, 400);
+    // IPv6 counts per /64: a neighbour in the same /64 shares bob's allowance.
+    let neighbour = [("X-Forwarded-For", "2001:db8::2")];
+    assert_eq!(anonymous_answer_from(&server, &neighbour).await, 400);
+    assert_eq!(anonymous_answer_from(&server, &bob).await, 429);
+    let elsewhere = [("X-Forwarded-For", "2001:db8:0:1::1")];
+    assert_eq!(anonymous_answer_from(&server, &elsewhere).await, 400);
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+    let server = TestServer::start_with(|s| s.limits.anonymous_answers_per_ip_per_minute = 2).await;
+    for client in ["203.0.113.5", "203.0.113.6"] {
+        let headers = [("X-Forwarded-For", client)];
+        assert_eq!(anonymous_answer_from(&server, &headers).await, 400);
+    }
+    // Both counted as the peer itself, whatever the header claimed.
+    let third = [("X-Forwarded-For", "203.0.113.7")];
+    assert_eq!(anonymous_answer_from(&server, &third).await, 429);
+}

@@ -186,7 +186,7 @@ async fn answer_as(
     principal: Option<crate::auth::Principal>,
 ) -> Result<View, ApiError> {
     if principal.is_none() {
-        let ip = req.peer_addr().map(|a| a.ip());
+        let ip = state.proxies.client(req);
         if !state.anonymous.allow(ip, state.engine.now_ms()) {
             return Err(crate::engine::Error::RateLimited {
                 retry_after_seconds: 60,
