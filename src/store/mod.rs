@@ -2,10 +2,12 @@
 //! by `tenant \0 id` (so every key is tenant-prefixed and a tenant's challenges are one
 //! range), a `meta` tree with the on-disk format version, the trees of policies and of
 //! tenant configurations (`policies.rs`, `configuration.rs`), the webhook outbox
-//! (`outbox.rs`), and a group commit that makes writes durable in batches.
+//! (`outbox.rs`), the tree of enrolled factors (`factors.rs`), and a group commit that
+//! makes writes durable in batches.
 
 pub mod configuration;
 pub mod encoding;
+pub mod factors;
 pub mod group_commit;
 pub mod outbox;
 pub mod policies;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use crate::model::{Challenge, ChallengeId, ChallengeType, State, TenantId};
 pub use configuration::ConfigurationStore;
+pub use factors::FactorStore;
 pub use group_commit::GroupCommit;
 pub use outbox::{DeadLetter, OutboxStore, WebhookEvent};
 pub use policies::PolicyStore;
@@ -76,6 +79,7 @@ pub struct SnapshotStore {
     policies: PolicyStore,
     configuration: ConfigurationStore,
     outbox: Arc<OutboxStore>,
+    factors: FactorStore,
     commit: Arc<GroupCommit>,
 }
 
@@ -120,6 +124,7 @@ impl SnapshotStore {
             db.open_tree("outbox")?,
             db.open_tree("dead_letters")?,
         ));
+        let factors = FactorStore::new(db.open_tree("factors")?);
         db.flush()?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
         Ok(SnapshotStore {
@@ -128,6 +133,7 @@ impl SnapshotStore {
             policies,
             configuration,
             outbox,
+            factors,
             commit,
         })
     }
@@ -146,6 +152,11 @@ impl SnapshotStore {
     /// durable once [`SnapshotStore::durable`] returns.
     pub fn outbox(&self) -> &OutboxStore {
         &self.outbox
+    }
+
+    /// Users' enrolled factors; durable like policies.
+    pub fn factors(&self) -> &FactorStore {
+        &self.factors
     }
 
     /// Writes a snapshot; it is durable once a later [`SnapshotStore::durable`] returns.
@@ -258,9 +269,24 @@ pub fn server_secret(dir: &Path, configured: &str) -> Result<[u8; 32], StoreErro
     if !configured.is_empty() {
         return parse(configured);
     }
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("server.key");
-    match std::fs::read_to_string(&path) {
+    key_file(&dir.join("server.key"))
+}
+
+/// A 32-byte key kept as hex in the file at `path`, created with a random key (mode
+/// 0600, its directory too if missing) the first time.
+pub fn key_file(path: &Path) -> Result<[u8; 32], StoreError> {
+    let name = path.display();
+    let parse = |hex_text: &str| -> Result<[u8; 32], StoreError> {
+        let bytes = hex::decode(hex_text.trim())
+            .map_err(|_| StoreError::Format(format!("{name} is not hex")))?;
+        bytes
+            .try_into()
+            .map_err(|_| StoreError::Format(format!("{name} must hold 32 bytes")))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::read_to_string(path) {
         Ok(text) => parse(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
@@ -269,7 +295,7 @@ pub fn server_secret(dir: &Path, configured: &str) -> Result<[u8; 32], StoreErro
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path)?;
+            let mut file = options.open(path)?;
             file.write_all(hex::encode(key).as_bytes())?;
             file.sync_all()?;
             Ok(key)
