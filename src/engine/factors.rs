@@ -9,7 +9,7 @@ use super::input::{check_text, MAX_USER_ID};
 use super::{authorize, error, Engine, Error};
 use crate::auth::{Principal, Scope};
 use crate::factors::totp::{self, Algorithm, Params};
-use crate::factors::{self, CodeMiss, Factor, FactorData, FactorStatus, FactorType, TotpFactor};
+use crate::factors::{self, Factor, FactorData, FactorStatus, FactorType, TotpFactor};
 use crate::metrics as m;
 use crate::model::FactorId;
 
@@ -217,8 +217,7 @@ impl Engine {
         match outcome {
             Ok(factor) => {
                 self.durable().await?;
-                metrics::counter!(m::FACTOR_VERIFICATIONS, "type" => kind, "outcome" => "verified")
-                    .increment(1);
+                factors::count_code(kind, Ok(()));
                 Ok(factor)
             }
             Err(None) => Err(Error::conflict(
@@ -226,7 +225,7 @@ impl Engine {
                 "the factor is verified already",
             )),
             Err(Some(miss)) => {
-                count_miss(kind, miss);
+                factors::count_code(kind, Err(miss));
                 Err(Error::WrongCode)
             }
         }
@@ -251,18 +250,5 @@ impl Engine {
         })
         .await?;
         self.durable().await
-    }
-}
-
-/// Counts a refused code: a verification refused, and a replay as such.
-pub(crate) fn count_miss(kind: &'static str, miss: CodeMiss) {
-    metrics::counter!(m::FACTOR_VERIFICATIONS, "type" => kind, "outcome" => "wrong_answer")
-        .increment(1);
-    match miss {
-        CodeMiss::Replayed => metrics::counter!(m::TOTP_REPLAYS).increment(1),
-        CodeMiss::Unreadable => {
-            tracing::error!("a factor's sealed secret does not open: is storage.secrets_key_file the key it was sealed with?");
-        }
-        CodeMiss::Wrong => {}
     }
 }

@@ -17,6 +17,7 @@ pub mod totp;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
+use crate::metrics as m;
 use crate::model::{FactorId, TenantId};
 pub use seal::SealKey;
 
@@ -155,4 +156,22 @@ pub fn with_step(factor: &Factor, step: u64) -> Factor {
     let FactorData::Totp(totp) = &mut next.data;
     totp.last_step = Some(step);
     next
+}
+
+/// Counts a code checked against a factor: a verification and its outcome, and a replay
+/// as such.
+pub fn count_code(kind: &'static str, outcome: Result<(), CodeMiss>) {
+    let label = if outcome.is_ok() {
+        "verified"
+    } else {
+        "wrong_answer"
+    };
+    metrics::counter!(m::FACTOR_VERIFICATIONS, "type" => kind, "outcome" => label).increment(1);
+    match outcome {
+        Err(CodeMiss::Replayed) => metrics::counter!(m::TOTP_REPLAYS).increment(1),
+        Err(CodeMiss::Unreadable) => tracing::error!(
+            "a factor's sealed secret does not open: is storage.secrets_key_file the key it was sealed with?"
+        ),
+        Err(CodeMiss::Wrong) | Ok(()) => {}
+    }
 }
