@@ -669,6 +669,27 @@ async fn a_totp_challenge_needs_a_verified_factor_of_its_user() {
     let created: Value = created.json().await.unwrap();
     assert_eq!(created["type"], "totp");
     assert!(created["actors"][0].get("answer_token").is_none());
+
+    // A policy may name the type; its challenges still name their factor.
+    let manager = server.token("acme", "challenge:policy:post challenge:post");
+    let policy = server
+        .post(
+            Some(&manager),
+            "/api/v1/policies",
+            json!({"alias": "authenticator", "type": "totp", "ttl_seconds": 90}),
+        )
+        .await;
+    assert_eq!(policy.status(), 201);
+    let from_policy = server
+        .create(
+            &manager,
+            json!({"policy": "authenticator", "user_id": "judy", "factor_id": id}),
+        )
+        .await;
+    assert_eq!(from_policy.status(), 201);
+    let from_policy: Value = from_policy.json().await.unwrap();
+    assert_eq!(from_policy["type"], "totp");
+    assert_eq!(from_policy["policy"]["alias"], "authenticator");
 }
 
 #[tokio::test]
