@@ -308,8 +308,38 @@ pub fn key_file(path: &Path) -> Result<[u8; 32], StoreError> {
 mod tests {
     use super::*;
 
+    /// The database at `dir`, once the store that had it open has let go of it: sled
+    /// may release its lock a moment after the last handle is dropped.
+    fn open_db(dir: &Path) -> sled::Db {
+        let started = std::time::Instant::now();
+        loop {
+            match sled::open(dir.join("db")) {
+                Ok(db) => return db,
+                Err(e) if started.elapsed() > std::time::Duration::from_secs(10) => {
+                    panic!("the database stays locked: {e}")
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// The store at `dir`, retried while the database is still locked (see [`open_db`]).
+    fn open_store(dir: &Path) -> Result<SnapshotStore, StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            match SnapshotStore::open(dir, 1 << 20) {
+                Err(StoreError::Sled(_))
+                    if started.elapsed() < std::time::Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn set_format(dir: &Path, format: u8) {
-        let db = sled::open(dir.join("db")).unwrap();
+        let db = open_db(dir);
         db.open_tree("meta")
             .unwrap()
             .insert(FORMAT_KEY, &[format])
@@ -318,7 +348,7 @@ mod tests {
     }
 
     fn format(dir: &Path) -> Vec<u8> {
-        let db = sled::open(dir.join("db")).unwrap();
+        let db = open_db(dir);
         let meta = db.open_tree("meta").unwrap();
         meta.get(FORMAT_KEY).unwrap().unwrap().to_vec()
     }
@@ -327,11 +357,11 @@ mod tests {
     fn an_older_directory_is_upgraded_and_a_newer_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         set_format(dir.path(), 1);
-        drop(SnapshotStore::open(dir.path(), 1 << 20).unwrap());
+        drop(open_store(dir.path()).unwrap());
         assert_eq!(format(dir.path()), [encoding::FORMAT_VERSION]);
 
         set_format(dir.path(), encoding::FORMAT_VERSION + 1);
-        let refused = SnapshotStore::open(dir.path(), 1 << 20);
+        let refused = open_store(dir.path());
         assert!(matches!(refused, Err(StoreError::Format(_))));
     }
 }
