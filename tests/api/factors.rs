@@ -938,3 +938,96 @@ async fn no_seed_is_in_the_data_directory() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+#[tokio::test]
+async fn the_real_binary_logs_no_seed_and_documents_the_routes() {
+    use crate::helpers::{token, ServerProcess};
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(data.path(), logs.path(), &[]).await;
+    let settings = challenge_server::config::Settings::development();
+    let admin = token(&settings, "acme", &format!("{ALL_SCOPES} {ENROLLMENT}"));
+    let http = reqwest::Client::new();
+    let post = |path: String, body: Value| {
+        http.post(server.url(&path))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let enrolled: Value = post(factors_path("pat"), json!({"type": "totp"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let authenticator = Authenticator::of(&enrolled);
+    let id = enrolled["id"].as_str().unwrap();
+    let step = authenticator.step_now();
+    let verified = post(
+        format!("{}/{id}/verify", factors_path("pat")),
+        json!({"code": authenticator.code(step)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(verified.status(), 200);
+    let challenge: Value = post(
+        "/api/v1/challenges".into(),
+        json!({"type": "totp", "user_id": "pat", "factor_id": id}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let path = format!(
+        "/api/v1/challenges/{}/answer",
+        challenge["id"].as_str().unwrap()
+    );
+    let code = authenticator.code(step + 1);
+    assert_eq!(
+        post(path.clone(), json!({"code": code}))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(path, json!({"code": code})).await.unwrap().status(),
+        409
+    );
+
+    let doc: Value = http
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for route in [
+        "/api/v1/users/{user_id}/factors",
+        "/api/v1/users/{user_id}/factors/{factor_id}",
+        "/api/v1/users/{user_id}/factors/{factor_id}/verify",
+    ] {
+        assert!(doc["paths"][route].is_object(), "{route} is documented");
+    }
+
+    server.kill();
+    let secret = enrolled["secret"].as_str().unwrap();
+    let seed = Secret::Encoded(secret.to_string()).to_bytes().unwrap();
+    let log = std::fs::read(&server.stderr_log).unwrap();
+    assert!(!log.is_empty(), "the server logged at debug");
+    let mut scanned = vec![server.stderr_log.clone()];
+    scanned.extend(files(data.path()));
+    for path in scanned {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(seed.len()).any(|w| w == seed),
+            "raw seed in {path:?}"
+        );
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "base32 seed in {path:?}"
+        );
+    }
+}
