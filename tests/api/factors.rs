@@ -252,12 +252,12 @@ async fn per_factor_parameters_override_the_defaults() {
     let (enrolled, _, _) = verified_factor(
         &server,
         "bob",
-        json!({"type": "totp", "algorithm": "sha512", "digits": 8, "period_seconds": 60, "skew_steps": 0}),
+        json!({"type": "totp", "algorithm": "sha512", "digits": 8, "period_seconds": 60, "skew_steps": 2}),
     )
     .await;
     assert_eq!(
         enrolled["totp"],
-        json!({"algorithm": "sha512", "digits": 8, "period_seconds": 60, "skew_steps": 0})
+        json!({"algorithm": "sha512", "digits": 8, "period_seconds": 60, "skew_steps": 2})
     );
     let uri = enrolled["otpauth_uri"].as_str().unwrap();
     for part in [
