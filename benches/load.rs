@@ -8,8 +8,12 @@
 //! 2. `create` — `POST /api/v1/challenges` (type `token`), keeping every id and answer token;
 //! 3. `answer` — anonymous `POST /api/v1/challenges/{id}/answer`, each created challenge
 //!    answered exactly once, until the time is up or the created ones run out;
-//! 4. `get` — `GET /api/v1/challenges/{id}` of challenges picked at random;
-//! 5. `flow` — create → answer → get in sequence on one connection; its rate is in flows
+//! 4. `totp answer` — a bearer `POST /api/v1/challenges/{id}/answer` with a TOTP code:
+//!    `BENCH_TOTP` users each enroll and verify a factor and get one `totp` challenge
+//!    beforehand (not timed), then each challenge is answered once with the factor's
+//!    next code (a code is accepted once per step, so every answer needs its own factor);
+//! 5. `get` — `GET /api/v1/challenges/{id}` of challenges picked at random;
+//! 6. `flow` — create → answer → get in sequence on one connection; its rate is in flows
 //!    per second and its latency is that of the whole flow.
 //!
 //! For each it prints, as a markdown table, the rate, p50/p99/p99.9 latency, the errors
@@ -29,6 +33,7 @@
 //! | `BENCH_SECONDS` | 10 | duration of each scenario, in seconds (fractions allowed) |
 //! | `BENCH_MEMORY` | 1 | `0` skips the memory and restore measurement |
 //! | `BENCH_LIVE` | 1000000 | live challenges created for the memory measurement |
+//! | `BENCH_TOTP` | 20000 | factors (and `totp` challenges) prepared for `totp answer` |
 //!
 //! The client is deliberately small — a raw HTTP/1.1 client on tokio with two worker
 //! threads — because it shares the machine's cores with the server it measures. The
@@ -55,8 +60,11 @@ use support::{
     env_or, free_local_addr, mint_token, nearest_rank, ReleaseServer, POLL_INTERVAL, READY_TIMEOUT,
 };
 
-const SCOPES: &str =
-    "challenge:post challenge:get challenge:answer challenge:delete challenge:complete";
+const SCOPES: &str = "challenge:post challenge:get challenge:answer challenge:delete \
+     challenge:complete challenge:enrollment:post";
+/// TOTP factors of the `totp answer` scenario: a minute per step and two steps of skew,
+/// so the code of the step after the verification's stays good for two minutes or more.
+const TOTP_PERIOD_SECONDS: u64 = 60;
 
 /// Client runtime threads: the machine has two cores, shared with the server.
 const CLIENT_THREADS: usize = 2;
@@ -104,6 +112,13 @@ async fn run(settings: &Settings) {
     let answer = answer_scenario(&target, settings, &pool).await;
     let after_answer = flush_stats(&target).await;
     flushes.push(("answer", after_answer.since(&after_create)));
+    let totp_pool = prepare_totp(&target, settings).await;
+    let before_totp = flush_stats(&target).await;
+    let totp = totp_answer_scenario(&target, settings, totp_pool).await;
+    flushes.push((
+        "totp answer",
+        flush_stats(&target).await.since(&before_totp),
+    ));
     let get = get_scenario(&target, settings, &pool).await;
     let before_flow = flush_stats(&target).await;
     let flow = flow_scenario(&target, settings).await;
@@ -112,7 +127,7 @@ async fn run(settings: &Settings) {
     drop(server);
     drop(data_dir);
 
-    print_scenarios(settings, &[healthz, create, answer, get, flow]);
+    print_scenarios(settings, &[healthz, create, answer, totp, get, flow]);
     println!();
     println!("Group commit (from the server's /metrics): where a durable request waits.");
     println!();
@@ -146,6 +161,7 @@ struct Settings {
     duration: Duration,
     memory: bool,
     live: usize,
+    totp: usize,
 }
 
 impl Settings {
@@ -163,6 +179,7 @@ impl Settings {
             duration: Duration::from_secs_f64(seconds),
             memory: !matches!(std::env::var("BENCH_MEMORY").as_deref(), Ok("0")),
             live,
+            totp: env_or("BENCH_TOTP", 20_000),
         }
     }
 }
@@ -487,6 +504,12 @@ struct Created {
     answer_token: String,
 }
 
+/// A `totp` challenge and the code that answers it (the factor's next step's).
+struct TotpChallenge {
+    id: String,
+    code: String,
+}
+
 /// One API client over one connection, reconnecting after a failure or a server close.
 /// Each call returns `Err(key)` on failure, the key naming the step and what went wrong
 /// (`create 429 quota_exceeded`, `answer io ConnectionReset`, …) for the error tally.
@@ -543,6 +566,83 @@ impl Client {
         let token = serde_json::Value::from(challenge.answer_token.as_str());
         let body = format!(r#"{{"answer_token":{token},"allowed":true}}"#);
         self.call("answer", "POST", &path, false, Some(&body), 200)
+            .await?;
+        Ok(())
+    }
+
+    /// Enrolls and verifies a TOTP factor for a new user and creates a `totp` challenge
+    /// for it; returns the challenge and the code of the step after the verification's.
+    async fn totp_challenge(&mut self) -> Result<TotpChallenge, String> {
+        let user = self.target.next_user.fetch_add(1, Ordering::Relaxed);
+        let enroll =
+            format!(r#"{{"type":"totp","period_seconds":{TOTP_PERIOD_SECONDS},"skew_steps":2}}"#);
+        let path = format!("/api/v1/users/u-{user}/factors");
+        let reply = self
+            .call("enroll", "POST", &path, true, Some(&enroll), 201)
+            .await?;
+        let reply: serde_json::Value =
+            serde_json::from_slice(&reply).map_err(|_| "enroll: body is not JSON".to_owned())?;
+        let (Some(factor), Some(secret)) = (reply["id"].as_str(), reply["secret"].as_str()) else {
+            return Err("enroll: body lacks id or secret".to_owned());
+        };
+        let seed = totp_rs::Secret::Encoded(secret.to_owned())
+            .to_bytes()
+            .map_err(|_| "enroll: secret is not base32".to_owned())?;
+        let totp = totp_rs::TOTP::new_unchecked(
+            totp_rs::Algorithm::SHA1,
+            6,
+            0,
+            TOTP_PERIOD_SECONDS,
+            seed,
+            None,
+            String::new(),
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let step = now / TOTP_PERIOD_SECONDS;
+        let verify = format!(
+            r#"{{"code":"{}"}}"#,
+            totp.generate(step * TOTP_PERIOD_SECONDS)
+        );
+        self.call(
+            "verify",
+            "POST",
+            &format!("{path}/{factor}/verify"),
+            true,
+            Some(&verify),
+            200,
+        )
+        .await?;
+        let create = format!(
+            r#"{{"type":"totp","user_id":"u-{user}","factor_id":"{factor}","ttl_seconds":{CHALLENGE_TTL_SECONDS}}}"#
+        );
+        let reply = self
+            .call(
+                "create",
+                "POST",
+                "/api/v1/challenges",
+                true,
+                Some(&create),
+                201,
+            )
+            .await?;
+        let reply: serde_json::Value =
+            serde_json::from_slice(&reply).map_err(|_| "create: body is not JSON".to_owned())?;
+        let id = reply["id"]
+            .as_str()
+            .ok_or_else(|| "create: body lacks id".to_owned())?;
+        Ok(TotpChallenge {
+            id: id.to_owned(),
+            code: totp.generate((step + 1) * TOTP_PERIOD_SECONDS),
+        })
+    }
+
+    /// Answers a `totp` challenge with its code, as the calling service relaying it.
+    async fn answer_totp(&mut self, challenge: &TotpChallenge) -> Result<(), String> {
+        let path = format!("/api/v1/challenges/{}/answer", challenge.id);
+        let body = format!(r#"{{"code":"{}"}}"#, challenge.code);
+        self.call("totp answer", "POST", &path, true, Some(&body), 200)
             .await?;
         Ok(())
     }
@@ -797,6 +897,83 @@ async fn answer_scenario(
     if next.load(Ordering::Relaxed) >= pool.len() {
         outcome.note = Some(format!(
             "all {} created challenges answered after {:.3} s",
+            pool.len(),
+            outcome.elapsed.as_secs_f64()
+        ));
+    }
+    outcome
+}
+
+/// The `totp answer` scenario's challenges, each with its own verified factor: made over
+/// the scenario's connections, untimed.
+async fn prepare_totp(target: &Target, settings: &Settings) -> Vec<TotpChallenge> {
+    eprintln!("preparing {} TOTP factors and challenges…", settings.totp);
+    let started = Instant::now();
+    let claimed = Arc::new(AtomicUsize::new(0));
+    let count = settings.totp;
+    let results = on_connections(settings.connections, |_| {
+        let mut client = Client::new(target);
+        let claimed = Arc::clone(&claimed);
+        async move {
+            let mut made = Vec::new();
+            let mut failures = 0u32;
+            while claimed.fetch_add(1, Ordering::Relaxed) < count {
+                match client.totp_challenge().await {
+                    Ok(challenge) => made.push(challenge),
+                    Err(key) => {
+                        failures += 1;
+                        eprintln!("totp preparation: {key}");
+                        if failures >= MAX_CONSECUTIVE_ERRORS {
+                            break;
+                        }
+                    }
+                }
+            }
+            made
+        }
+    })
+    .await;
+    let pool: Vec<TotpChallenge> = results.into_iter().flatten().collect();
+    eprintln!(
+        "prepared {} in {:.1} s",
+        pool.len(),
+        started.elapsed().as_secs_f64()
+    );
+    pool
+}
+
+async fn totp_answer_scenario(
+    target: &Target,
+    settings: &Settings,
+    pool: Vec<TotpChallenge>,
+) -> Outcome {
+    announce("totp answer", settings);
+    let pool = Arc::new(pool);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + settings.duration;
+    let tallies = on_connections(settings.connections, |_| {
+        let mut client = Client::new(target);
+        let pool = Arc::clone(&pool);
+        let next = Arc::clone(&next);
+        async move {
+            let mut tally = Tally::default();
+            while Instant::now() < deadline {
+                let Some(challenge) = pool.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let sent = Instant::now();
+                let result = client.answer_totp(challenge).await;
+                tally.record(sent, result);
+            }
+            tally
+        }
+    })
+    .await;
+    let mut outcome = Outcome::new("totp answer", "req/s", started.elapsed(), tallies);
+    if next.load(Ordering::Relaxed) >= pool.len() {
+        outcome.note = Some(format!(
+            "all {} prepared challenges answered after {:.3} s (raise BENCH_TOTP for a longer run)",
             pool.len(),
             outcome.elapsed.as_secs_f64()
         ));

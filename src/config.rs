@@ -33,6 +33,20 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub webhooks: WebhookSettings,
     pub delivery: DeliverySettings,
+    pub totp: TotpSettings,
+}
+
+/// The service's TOTP defaults; an enrollment may override each within its bounds
+/// (`factors::totp`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpSettings {
+    /// The issuer an authenticator app shows, unless an enrollment names its own.
+    pub issuer: String,
+    pub algorithm: crate::factors::totp::Algorithm,
+    pub digits: u32,
+    pub period_seconds: u32,
+    pub skew_steps: u32,
 }
 
 /// How codes and links are delivered and resent, where no policy says otherwise.
@@ -88,6 +102,8 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     pub cache_capacity_bytes: u64,
     pub secret: Secret,
+    /// The key that encrypts enrolled factors' secrets; empty: `<data_dir>/secrets.key`.
+    pub secrets_key_file: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -340,6 +356,24 @@ impl Settings {
                 return invalid("storage.secret", "must be 64 hex characters (32 bytes)");
             }
         }
+        let t = &self.totp;
+        let totp = crate::factors::totp::Params::check(
+            t.algorithm,
+            t.digits,
+            t.period_seconds,
+            t.skew_steps,
+        );
+        if let Err(e) = totp {
+            let key = match e.field {
+                "digits" => "totp.digits",
+                "period_seconds" => "totp.period_seconds",
+                _ => "totp.skew_steps",
+            };
+            return invalid(key, &e.to_string());
+        }
+        if t.issuer.is_empty() || t.issuer.chars().count() > 64 {
+            return invalid("totp.issuer", "must be 1 to 64 characters");
+        }
         let a = &self.actions;
         if a.token_ttl_seconds == 0 || a.token_ttl_seconds > 300 {
             return invalid("actions.token_ttl_seconds", "must be between 1 and 300");
@@ -489,6 +523,15 @@ impl Settings {
 
     pub fn data_dir(&self) -> &Path {
         &self.storage.data_dir
+    }
+
+    /// Where the key that encrypts factors' secrets is kept.
+    pub fn secrets_key_file(&self) -> PathBuf {
+        if self.storage.secrets_key_file.as_os_str().is_empty() {
+            self.storage.data_dir.join("secrets.key")
+        } else {
+            self.storage.secrets_key_file.clone()
+        }
     }
 }
 

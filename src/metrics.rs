@@ -56,6 +56,13 @@ pub const WEBHOOKS_PENDING: &str = "webhooks_pending";
 pub const WEBHOOKS_DEAD_LETTERED: &str = "webhooks_dead_lettered_total";
 /// Gauge: dead-lettered webhooks kept in the data directory (the newest 10,000).
 pub const WEBHOOK_DEAD_LETTERS: &str = "webhook_dead_letters";
+/// Counter: factors enrolled; labels `type`.
+pub const FACTORS_ENROLLED: &str = "factors_enrolled_total";
+/// Counter: codes checked against an enrolled factor, at enrollment and in challenges;
+/// labels `type`, `outcome` (`verified`, `wrong_answer`; a replay is a `wrong_answer`).
+pub const FACTOR_VERIFICATIONS: &str = "factor_verifications_total";
+/// Counter: TOTP codes refused because their time step was used already.
+pub const TOTP_REPLAYS: &str = "totp_replays_refused_total";
 /// Gauge: seconds the restore at start took.
 pub const RESTORE_SECONDS: &str = "restore_duration_seconds";
 
@@ -135,6 +142,9 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/policies/{alias}",
     "/api/v1/webhooks/secret",
     "/api/v1/configuration",
+    "/api/v1/users/{user_id}/factors",
+    "/api/v1/users/{user_id}/factors/{factor_id}",
+    "/api/v1/users/{user_id}/factors/{factor_id}/verify",
 ];
 
 /// The `route` label: the template in [`ROUTES`] that `path` matches (a `{…}` segment

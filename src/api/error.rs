@@ -34,10 +34,14 @@ pub enum ApiError {
 pub fn status(error: &Error) -> StatusCode {
     match error {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::ChallengeNotFound | Error::PolicyNotFound => StatusCode::NOT_FOUND,
+        Error::ChallengeNotFound | Error::PolicyNotFound | Error::FactorNotFound => {
+            StatusCode::NOT_FOUND
+        }
         Error::Invalid { .. }
         | Error::TypeNotEnabled(_)
+        | Error::FactorTypeNotEnabled(_)
         | Error::WrongAnswer { .. }
+        | Error::WrongCode
         | Error::AnswerRejected => StatusCode::BAD_REQUEST,
         Error::Conflict { .. } | Error::AliasTaken(_) => StatusCode::CONFLICT,
         Error::VersionConflict { .. } => StatusCode::PRECONDITION_FAILED,

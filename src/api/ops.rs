@@ -7,7 +7,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::native::{challenges, configuration, dto, policies};
+use super::native::{challenges, configuration, dto, factors, policies};
 use super::State;
 use crate::model::policy::{CodeAlphabet, Conditions, ResendMode, Template, Templates};
 use crate::model::{
@@ -73,7 +73,7 @@ impl Modify for BearerScheme {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "challenge-server", description = "Native API v1: challenges for login and approval flows, their policies and each tenant's runtime configuration."),
+    info(title = "challenge-server", description = "Native API v1: challenges for login and approval flows, their policies, each tenant's runtime configuration and users' enrolled factors."),
     paths(
         challenges::create,
         challenges::get,
@@ -89,7 +89,12 @@ impl Modify for BearerScheme {
         policies::replace,
         policies::delete,
         configuration::get,
-        configuration::replace
+        configuration::replace,
+        factors::enroll,
+        factors::list,
+        factors::get,
+        factors::verify,
+        factors::delete
     ),
     components(schemas(
         dto::CreateChallenge,
@@ -118,6 +123,14 @@ impl Modify for BearerScheme {
         ResendMode,
         configuration::ConfigurationDto,
         Properties,
+        factors::EnrollFactor,
+        factors::VerifyFactor,
+        factors::FactorDto,
+        factors::FactorList,
+        factors::TotpView,
+        crate::factors::FactorType,
+        crate::factors::FactorStatus,
+        crate::factors::totp::Algorithm,
         ChallengeType,
         ChallengeState,
         Details,

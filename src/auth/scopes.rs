@@ -22,10 +22,16 @@ pub enum Scope {
     PolicyDelete = 1 << 9,
     ConfigurationGet = 1 << 10,
     ConfigurationPut = 1 << 11,
+    /// Read a user's enrolled factors.
+    EnrollmentGet = 1 << 12,
+    /// Enroll a factor and verify it.
+    EnrollmentPost = 1 << 13,
+    /// Delete a factor.
+    EnrollmentDelete = 1 << 14,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 12] = [
+    pub const ALL: [Scope; 15] = [
         Scope::Post,
         Scope::Get,
         Scope::Delete,
@@ -38,6 +44,9 @@ impl Scope {
         Scope::PolicyDelete,
         Scope::ConfigurationGet,
         Scope::ConfigurationPut,
+        Scope::EnrollmentGet,
+        Scope::EnrollmentPost,
+        Scope::EnrollmentDelete,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +63,9 @@ impl Scope {
             Scope::PolicyDelete => "challenge:policy:delete",
             Scope::ConfigurationGet => "challenge:configuration:get",
             Scope::ConfigurationPut => "challenge:configuration:put",
+            Scope::EnrollmentGet => "challenge:enrollment:get",
+            Scope::EnrollmentPost => "challenge:enrollment:post",
+            Scope::EnrollmentDelete => "challenge:enrollment:delete",
         }
     }
 

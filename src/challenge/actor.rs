@@ -249,10 +249,10 @@ impl ChallengeActor {
     }
 
     /// The kind's rules applied to a presented answer.
-    fn verdict(&self, attempt: &token::Attempt) -> Result<Verdict, token::AttemptError> {
+    fn verdict(&self, attempt: &token::Attempt) -> Result<Verdict, ChallengeError> {
         // A challenge exists only for a kind with rules; should one not, nothing matches.
         match super::kinds::of(self.challenge.kind) {
-            Some(kind) => kind.judge(&self.services.key, &self.challenge, attempt),
+            Some(kind) => kind.judge_in(&self.services, &self.challenge, attempt, self.now()),
             None => Ok(Verdict::Unrecognized),
         }
     }
@@ -525,9 +525,7 @@ impl Handler<Answer> for ChallengeActor {
         let now = self.now();
         let verdict = match self.verdict(&attempt) {
             Ok(verdict) => verdict,
-            Err(e) => {
-                return AtomicResponse::new(Box::pin(fut::ready(Err(ChallengeError::Attempt(e)))))
-            }
+            Err(e) => return AtomicResponse::new(Box::pin(fut::ready(Err(e)))),
         };
         // Only failures are limited: a stranger spraying tokens must not lock out the
         // holder of the right one.

@@ -29,6 +29,10 @@ pub struct Services {
     pub actions: Arc<crate::actions::ActionRunner>,
     pub clock: SharedClock,
     pub key: HashKey,
+    /// Seals and opens enrolled factors' secrets (`[storage] secrets_key_file`).
+    pub seal: crate::factors::SealKey,
+    /// The service's TOTP defaults.
+    pub totp: crate::config::TotpSettings,
     pub limits: Limits,
 }
 
@@ -52,6 +56,13 @@ impl Services {
             key.clone(),
             clock.clone(),
         );
+        let secrets_key_file = settings.secrets_key_file();
+        let seal_key = crate::store::key_file(&secrets_key_file).map_err(|e| {
+            format!(
+                "storage.secrets_key_file ({}): {e}",
+                secrets_key_file.display()
+            )
+        })?;
         Ok(Services {
             deliverer,
             recipients: crate::delivery::cap::RecipientCap::new(
@@ -68,6 +79,8 @@ impl Services {
             actions: Arc::new(actions),
             clock,
             key,
+            seal: crate::factors::SealKey::new(&seal_key),
+            totp: settings.totp.clone(),
             limits: settings.limits.clone(),
         })
     }

@@ -14,9 +14,10 @@ use super::{Engine, Error, View};
 use crate::auth::{Principal, Scope};
 use crate::challenge::kinds::delivered::Prepared;
 use crate::challenge::kinds::{self, token, Field, Kind, PlanContext, Secrets};
+use crate::factors::Factor;
 use crate::model::{
-    AnswerToken, Challenge, ChallengeId, ChallengeType, Details, Extras, Idempotency, Lifecycle,
-    Policy, PolicyRef, Properties, TenantId,
+    AnswerToken, Challenge, ChallengeId, ChallengeType, Details, Extras, FactorId, Idempotency,
+    Lifecycle, Policy, PolicyRef, Properties, TenantId,
 };
 use crate::tenant::supervisor::Spawned;
 
@@ -40,6 +41,8 @@ pub struct CreateRequest {
     pub send: Option<bool>,
     pub locale: Option<String>,
     pub idempotency: Option<IdempotencyRequest>,
+    /// Kinds answered with an enrolled factor (`totp`): which of the user's factors.
+    pub factor_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -118,8 +121,26 @@ impl Engine {
             }
         };
         let config = self.tenant(tenant).await?.config();
-        let (challenge, secrets) =
-            self.plan(request, tenant, policy.as_ref(), &config.properties)?;
+        // The factor a request names is read here, off the async workers; whether it
+        // may back this challenge is the kind's to say.
+        let factor = match request.factor_id.as_deref().map(FactorId::parse) {
+            Some(Some(id)) if check_text("user_id", &request.user_id, MAX_USER_ID).is_ok() => self
+                .find_factor(principal, request.user_id.clone(), id)
+                .await
+                .map(Some)
+                .or_else(|e| match e {
+                    Error::FactorNotFound => Ok(None),
+                    other => Err(other),
+                })?,
+            _ => None,
+        };
+        let (challenge, secrets) = self.plan(
+            request,
+            tenant,
+            policy.as_ref(),
+            &config.properties,
+            factor.as_ref(),
+        )?;
         let (answer_tokens, prepared): (Vec<AnswerToken>, Option<Prepared>) = match secrets {
             Secrets::AnswerTokens(tokens) => (tokens, None),
             Secrets::Delivered(prepared) => (Vec::new(), Some(prepared)),
@@ -151,6 +172,7 @@ impl Engine {
         tenant: &TenantId,
         policy: Option<&Policy>,
         config: &Properties,
+        factor: Option<&Factor>,
     ) -> Result<(Challenge, Secrets), Error> {
         let limits = &self.limits;
         if let Some(idempotency) = &request.idempotency {
@@ -186,6 +208,7 @@ impl Engine {
             actions: &self.actions,
             config,
             now,
+            factor,
         };
         let spec = policy.map(|p| &p.spec);
         let planned = rules.plan(&request, spec, &ctx)?;
@@ -303,6 +326,7 @@ fn refuse_unaccepted(
         (Field::Send, request.send.is_some()),
         (Field::Locale, request.locale.is_some()),
         (Field::Actions, request.actions.is_some()),
+        (Field::Factor, request.factor_id.is_some()),
     ];
     match given
         .iter()

@@ -7,6 +7,7 @@ use crate::auth::Scope;
 use crate::challenge::kinds::token::AttemptError;
 use crate::challenge::messages::ChallengeError;
 use crate::challenge::state::Refusal;
+use crate::factors::FactorType;
 use crate::model::ChallengeType;
 use crate::store::{StoreError, WriteError};
 use crate::tenant::supervisor::SpawnError;
@@ -23,6 +24,11 @@ pub enum Error {
     /// No such policy in the caller's tenant.
     #[error("no such policy")]
     PolicyNotFound,
+    /// No such factor for this caller (absent, deleted, another user's or tenant's).
+    #[error("no such factor")]
+    FactorNotFound,
+    #[error("factor type {} is not enabled on this server", .0.as_str())]
+    FactorTypeNotEnabled(FactorType),
     #[error("a policy named {0} exists already")]
     AliasTaken(String),
     /// A versioned write expected a version that is no longer current.
@@ -36,12 +42,16 @@ pub enum Error {
     /// A wrong answer that cost an attempt.
     #[error("wrong answer")]
     WrongAnswer { attempts_left: u32 },
+    /// A wrong code for a factor's enrollment (no attempts are counted there).
+    #[error("wrong answer")]
+    WrongCode,
     /// An answer refused without saying why (what anonymous callers are told).
     #[error("the answer was not accepted")]
     AnswerRejected,
     /// Refused by the challenge's state or history: `already_answered`, `expired`,
     /// `cancelled`, `failed`, `not_cancellable`, `not_completable`, `not_deliverable`,
-    /// `not_resendable`, `resend_limit`, `idempotency_conflict`.
+    /// `not_resendable`, `resend_limit`, `idempotency_conflict`, `factor_not_verified`,
+    /// `factor_already_verified`.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     /// The tenant's live-challenge quota is used up.
@@ -93,11 +103,13 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::ChallengeNotFound => "challenge_not_found",
             Error::PolicyNotFound => "policy_not_found",
+            Error::FactorNotFound => "factor_not_found",
+            Error::FactorTypeNotEnabled(_) => "type_not_enabled",
             Error::AliasTaken(_) => "alias_taken",
             Error::VersionConflict { .. } => "version_conflict",
             Error::Invalid { code, .. } => code,
             Error::TypeNotEnabled(_) => "type_not_enabled",
-            Error::WrongAnswer { .. } => "wrong_answer",
+            Error::WrongAnswer { .. } | Error::WrongCode => "wrong_answer",
             Error::AnswerRejected => "answer_rejected",
             Error::Conflict { code, .. } => code,
             Error::QuotaExceeded(_) | Error::StoredQuotaExceeded(_) => "quota_exceeded",

@@ -7,12 +7,13 @@
 //! or a challenge's actor).
 //!
 //! - `create.rs`: planning a create; the kind's part is asked of `challenge::kinds`.
-//! - `policies.rs`, `configuration.rs`: the management plane.
+//! - `policies.rs`, `configuration.rs`: the management plane; `factors.rs`: enrollment.
 //! - `input.rs`: the bounds every request string is held to; `error.rs`: the errors.
 
 pub mod configuration;
 pub mod create;
 pub mod error;
+pub mod factors;
 pub mod input;
 pub mod policies;
 

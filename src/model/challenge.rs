@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ids::{ActorId, ChallengeId, TenantId, TokenHash};
+use super::ids::{ActorId, ChallengeId, FactorId, TenantId, TokenHash};
 use super::policy::PolicyRef;
 pub use super::policy::{CodeAlphabet as Alphabet, ResendMode};
 use crate::clock::Millis;
@@ -165,6 +165,8 @@ pub enum KindData {
     /// The delivery kinds (`email_otp`, `sms_otp`, `email_link`): how the challenge
     /// reaches its actors and where each delivery stands.
     Delivery(DeliveryPlan),
+    /// `totp`: the user's enrolled factor whose codes answer it.
+    Factor(FactorId),
 }
 
 /// The part of a challenge that the state machine (`challenge::state`) moves.
@@ -227,6 +229,13 @@ impl Challenge {
     pub fn actions_mut(&mut self) -> Option<&mut ActionPlan> {
         match &mut self.extras.as_deref_mut()?.kind {
             KindData::Actions(plan) => Some(plan),
+            _ => None,
+        }
+    }
+    /// The enrolled factor that answers it (`totp`).
+    pub fn factor(&self) -> Option<FactorId> {
+        match &self.extras().kind {
+            KindData::Factor(id) => Some(*id),
             _ => None,
         }
     }

@@ -1,5 +1,5 @@
 //! Identifier and secret newtypes. Ids carry 128 bits from the OS CSPRNG and print as
-//! URL-safe base64 behind a type prefix (`ch_…`, `act_…`); answer tokens carry 256 bits.
+//! URL-safe base64 behind a type prefix (`ch_…`, `act_…`, `fac_…`); answer tokens carry 256 bits.
 //! Secrets have no `Debug`/`Display` that prints them.
 
 use std::fmt;
@@ -73,6 +73,7 @@ macro_rules! prefixed_id {
 prefixed_id!(ChallengeId, "ch_");
 prefixed_id!(ActorId, "act_");
 prefixed_id!(EventId, "evt_");
+prefixed_id!(FactorId, "fac_");
 
 /// A tenant name from the bearer token: 1–64 of `[A-Za-z0-9._-]`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

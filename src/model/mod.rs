@@ -12,5 +12,5 @@ pub use challenge::{
     Extras, HttpAction, Idempotency, KindData, Lifecycle, ResendMode, State,
 };
 pub use configuration::{Properties, TenantConfig};
-pub use ids::{ActorId, AnswerToken, ChallengeId, EventId, TenantId, TokenHash};
+pub use ids::{ActorId, AnswerToken, ChallengeId, EventId, FactorId, TenantId, TokenHash};
 pub use policy::{Policy, PolicyAlias, PolicyRef, PolicySpec};

@@ -15,6 +15,8 @@
 //! - 3: the records of [`v3`], which reproduce format 2 field for field (a format-2
 //!   snapshot reads with them) but belong to the store, so the model may change
 //!   without changing the bytes.
+//! - 4: the records of [`v4`]: format 3 with the enrolled factor a challenge is
+//!   answered with (`totp`) at the end of its extras.
 
 use serde::de::DeserializeOwned;
 
@@ -22,7 +24,7 @@ use crate::model::Challenge;
 
 use super::StoreError;
 
-pub const FORMAT_VERSION: u8 = 3;
+pub const FORMAT_VERSION: u8 = 4;
 
 /// The oldest format this build still reads.
 pub const OLDEST_READABLE: u8 = 1;
@@ -30,14 +32,15 @@ pub const OLDEST_READABLE: u8 = 1;
 pub fn encode(challenge: &Challenge) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(FORMAT_VERSION);
-    bincode::serialize_into(&mut out, &v3::ChallengeRecord::from(challenge))
+    bincode::serialize_into(&mut out, &v4::ChallengeRecord::from(challenge))
         .expect("a challenge always encodes");
     out
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Challenge, StoreError> {
     let record = match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => read::<v3::ChallengeRecord>(rest)?,
+        Some((&FORMAT_VERSION, rest)) => return read::<v4::ChallengeRecord>(rest)?.try_into(),
+        Some((&3, rest)) => read::<v3::ChallengeRecord>(rest)?,
         Some((&2, rest)) => read::<v2::ChallengeRecord>(rest)?,
         Some((&1, rest)) => read::<v1::ChallengeRecord>(rest)?.into(),
         Some((version, _)) => {
@@ -52,6 +55,93 @@ pub fn decode(bytes: &[u8]) -> Result<Challenge, StoreError> {
 
 fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     bincode::deserialize(bytes).map_err(|e| StoreError::Format(e.to_string()))
+}
+
+/// Format 4: format 3's records, and the factor of a challenge answered with one. The
+/// nested format-3 extras are written field by field before the new field, exactly as
+/// if they were spelled out here.
+mod v4 {
+    use serde::{Deserialize, Serialize};
+
+    use super::v3;
+    use crate::clock::Millis;
+    use crate::model::{Challenge, FactorId, KindData};
+    use crate::store::StoreError;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ChallengeRecord {
+        pub id: [u8; 16],
+        pub tenant: Box<str>,
+        pub kind: v3::ChallengeTypeRecord,
+        pub user_id: Box<str>,
+        pub actors: Vec<v3::ActorRecord>,
+        pub created_at: Millis,
+        pub life: v3::LifecycleRecord,
+        pub retention_ms: i64,
+        pub extras: Option<ExtrasRecord>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ExtrasRecord {
+        pub base: v3::ExtrasRecord,
+        /// `totp`: the id of the factor whose codes answer it.
+        pub factor: Option<[u8; 16]>,
+    }
+
+    impl From<&Challenge> for ChallengeRecord {
+        fn from(c: &Challenge) -> Self {
+            // Format 3's record has a place for everything but the factor.
+            let r = v3::ChallengeRecord::from(c);
+            ChallengeRecord {
+                id: r.id,
+                tenant: r.tenant,
+                kind: r.kind,
+                user_id: r.user_id,
+                actors: r.actors,
+                created_at: r.created_at,
+                life: r.life,
+                retention_ms: r.retention_ms,
+                extras: r.extras.map(|base| ExtrasRecord {
+                    base,
+                    factor: c.factor().map(|id| *id.as_bytes()),
+                }),
+            }
+        }
+    }
+
+    impl TryFrom<ChallengeRecord> for Challenge {
+        type Error = StoreError;
+
+        fn try_from(r: ChallengeRecord) -> Result<Self, StoreError> {
+            let (base, factor) = match r.extras {
+                Some(e) => (Some(e.base), e.factor),
+                None => (None, None),
+            };
+            let mut challenge = Challenge::try_from(v3::ChallengeRecord {
+                id: r.id,
+                tenant: r.tenant,
+                kind: r.kind,
+                user_id: r.user_id,
+                actors: r.actors,
+                created_at: r.created_at,
+                life: r.life,
+                retention_ms: r.retention_ms,
+                extras: base,
+            })?;
+            if let Some(id) = factor {
+                let extras = challenge.extras.as_deref_mut().ok_or_else(|| {
+                    StoreError::Format("a factor outside a snapshot's extras".into())
+                })?;
+                if extras.kind != KindData::None {
+                    return Err(StoreError::Format(
+                        "a snapshot holds both a factor and another kind's plan".into(),
+                    ));
+                }
+                extras.kind = KindData::Factor(FactorId::from_bytes(id));
+            }
+            Ok(challenge)
+        }
+    }
 }
 
 /// Format 3: a challenge as the store lays it out.
@@ -800,14 +890,90 @@ mod tests {
     }
 
     #[test]
-    fn format_3_snapshots_decode_and_encode_to_the_same_bytes() {
+    fn format_3_snapshots_decode_into_the_challenges_they_were_written_from() {
         for ((name, bytes), (expected_name, expected)) in
             FORMAT_3_FIXTURES.into_iter().zip(fixture_challenges())
         {
             assert_eq!(name, expected_name);
+            assert_eq!(bytes[0], 3, "{name}");
+            assert_eq!(decode(bytes).unwrap(), expected, "{name}");
+        }
+    }
+
+    const FORMAT_4_FIXTURES: [(&str, &[u8]); 4] = [
+        (
+            "token",
+            include_bytes!("../../tests/fixtures/snapshot-format-4-token.bin"),
+        ),
+        (
+            "action",
+            include_bytes!("../../tests/fixtures/snapshot-format-4-action.bin"),
+        ),
+        (
+            "delivery",
+            include_bytes!("../../tests/fixtures/snapshot-format-4-delivery.bin"),
+        ),
+        (
+            "totp",
+            include_bytes!("../../tests/fixtures/snapshot-format-4-totp.bin"),
+        ),
+    ];
+
+    #[test]
+    fn format_4_snapshots_decode_and_encode_to_the_same_bytes() {
+        let mut expected = fixture_challenges().to_vec();
+        expected.push(("totp", totp_fixture_challenge()));
+        for ((name, bytes), (expected_name, expected)) in
+            FORMAT_4_FIXTURES.into_iter().zip(expected)
+        {
+            assert_eq!(name, expected_name);
+            assert_eq!(bytes[0], 4, "{name}");
             let decoded = decode(bytes).unwrap();
             assert_eq!(decoded, expected, "{name}");
             assert_eq!(encode(&decoded), bytes, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_factor_beside_another_kinds_plan_is_a_format_error() {
+        let mut c = fixture_challenges()[1].1.clone();
+        let mut record = v4::ChallengeRecord::from(&c);
+        record.extras.as_mut().unwrap().factor = Some([1; 16]);
+        let mut bytes = vec![FORMAT_VERSION];
+        bincode::serialize_into(&mut bytes, &record).unwrap();
+        assert!(matches!(decode(&bytes), Err(StoreError::Format(_))));
+        c.extras.as_mut().unwrap().kind = KindData::Factor(FactorId::from_bytes([1; 16]));
+        assert_eq!(decode(&encode(&c)).unwrap(), c);
+    }
+
+    /// A `totp` challenge (format 4 on): answered with the user's enrolled factor.
+    fn totp_fixture_challenge() -> Challenge {
+        Challenge {
+            id: ChallengeId::from_bytes([16; 16]),
+            tenant: TenantId::parse("acme").unwrap(),
+            kind: ChallengeType::Totp,
+            user_id: "u-4".into(),
+            actors: vec![ActorRecord {
+                id: ActorId::from_bytes([17; 16]),
+                user_id: "u-4".into(),
+                token_hash: TokenHash([18; 32]),
+            }],
+            created_at: 1_700_000_000_000,
+            life: Lifecycle {
+                state: State::Issued,
+                expires_at: 1_700_000_300_000,
+                updated_at: 1_700_000_005_000,
+                max_attempts: 5,
+                attempts: 2,
+                answered_by: None,
+                answered_at: None,
+            },
+            retention_ms: 86_400_000,
+            extras: Extras {
+                kind: KindData::Factor(FactorId::from_bytes([19; 16])),
+                ..Extras::default()
+            }
+            .boxed(),
         }
     }
 

@@ -2,10 +2,12 @@
 //! by `tenant \0 id` (so every key is tenant-prefixed and a tenant's challenges are one
 //! range), a `meta` tree with the on-disk format version, the trees of policies and of
 //! tenant configurations (`policies.rs`, `configuration.rs`), the webhook outbox
-//! (`outbox.rs`), and a group commit that makes writes durable in batches.
+//! (`outbox.rs`), the tree of enrolled factors (`factors.rs`), and a group commit that
+//! makes writes durable in batches.
 
 pub mod configuration;
 pub mod encoding;
+pub mod factors;
 pub mod group_commit;
 pub mod outbox;
 pub mod policies;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use crate::model::{Challenge, ChallengeId, ChallengeType, State, TenantId};
 pub use configuration::ConfigurationStore;
+pub use factors::FactorStore;
 pub use group_commit::GroupCommit;
 pub use outbox::{DeadLetter, OutboxStore, WebhookEvent};
 pub use policies::PolicyStore;
@@ -101,6 +104,7 @@ pub struct SnapshotStore {
     policies: PolicyStore,
     configuration: ConfigurationStore,
     outbox: Arc<OutboxStore>,
+    factors: FactorStore,
     commit: Arc<GroupCommit>,
 }
 
@@ -145,6 +149,7 @@ impl SnapshotStore {
             db.open_tree("outbox")?,
             db.open_tree("dead_letters")?,
         ));
+        let factors = FactorStore::new(db.open_tree("factors")?);
         db.flush()?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
         Ok(SnapshotStore {
@@ -153,6 +158,7 @@ impl SnapshotStore {
             policies,
             configuration,
             outbox,
+            factors,
             commit,
         })
     }
@@ -171,6 +177,11 @@ impl SnapshotStore {
     /// durable once [`SnapshotStore::durable`] returns.
     pub fn outbox(&self) -> &OutboxStore {
         &self.outbox
+    }
+
+    /// Users' enrolled factors; durable like policies.
+    pub fn factors(&self) -> &FactorStore {
+        &self.factors
     }
 
     /// Writes a snapshot; it is durable once a later [`SnapshotStore::durable`] returns.
@@ -283,9 +294,24 @@ pub fn server_secret(dir: &Path, configured: &str) -> Result<[u8; 32], StoreErro
     if !configured.is_empty() {
         return parse(configured);
     }
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("server.key");
-    match std::fs::read_to_string(&path) {
+    key_file(&dir.join("server.key"))
+}
+
+/// A 32-byte key kept as hex in the file at `path`, created with a random key (mode
+/// 0600, its directory too if missing) the first time.
+pub fn key_file(path: &Path) -> Result<[u8; 32], StoreError> {
+    let name = path.display();
+    let parse = |hex_text: &str| -> Result<[u8; 32], StoreError> {
+        let bytes = hex::decode(hex_text.trim())
+            .map_err(|_| StoreError::Format(format!("{name} is not hex")))?;
+        bytes
+            .try_into()
+            .map_err(|_| StoreError::Format(format!("{name} must hold 32 bytes")))
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::read_to_string(path) {
         Ok(text) => parse(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
@@ -294,7 +320,7 @@ pub fn server_secret(dir: &Path, configured: &str) -> Result<[u8; 32], StoreErro
             options.write(true).create_new(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&path)?;
+            let mut file = options.open(path)?;
             file.write_all(hex::encode(key).as_bytes())?;
             file.sync_all()?;
             Ok(key)
@@ -307,8 +333,38 @@ pub fn server_secret(dir: &Path, configured: &str) -> Result<[u8; 32], StoreErro
 mod tests {
     use super::*;
 
+    /// The database at `dir`, once the store that had it open has let go of it: sled
+    /// may release its lock a moment after the last handle is dropped.
+    fn open_db(dir: &Path) -> sled::Db {
+        let started = std::time::Instant::now();
+        loop {
+            match sled::open(dir.join("db")) {
+                Ok(db) => return db,
+                Err(e) if started.elapsed() > std::time::Duration::from_secs(10) => {
+                    panic!("the database stays locked: {e}")
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    }
+
+    /// The store at `dir`, retried while the database is still locked (see [`open_db`]).
+    fn open_store(dir: &Path) -> Result<SnapshotStore, StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            match SnapshotStore::open(dir, 1 << 20) {
+                Err(StoreError::Sled(_))
+                    if started.elapsed() < std::time::Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                other => return other,
+            }
+        }
+    }
+
     fn set_format(dir: &Path, format: u8) {
-        let db = sled::open(dir.join("db")).unwrap();
+        let db = open_db(dir);
         db.open_tree("meta")
             .unwrap()
             .insert(FORMAT_KEY, &[format])
@@ -317,7 +373,7 @@ mod tests {
     }
 
     fn format(dir: &Path) -> Vec<u8> {
-        let db = sled::open(dir.join("db")).unwrap();
+        let db = open_db(dir);
         let meta = db.open_tree("meta").unwrap();
         meta.get(FORMAT_KEY).unwrap().unwrap().to_vec()
     }
@@ -326,11 +382,11 @@ mod tests {
     fn an_older_directory_is_upgraded_and_a_newer_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         set_format(dir.path(), 1);
-        drop(SnapshotStore::open(dir.path(), 1 << 20).unwrap());
+        drop(open_store(dir.path()).unwrap());
         assert_eq!(format(dir.path()), [encoding::FORMAT_VERSION]);
 
         set_format(dir.path(), encoding::FORMAT_VERSION + 1);
-        let refused = SnapshotStore::open(dir.path(), 1 << 20);
+        let refused = open_store(dir.path());
         assert!(matches!(refused, Err(StoreError::Format(_))));
     }
 }

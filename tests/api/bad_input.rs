@@ -193,7 +193,7 @@ async fn bad_create_requests_are_refused_with_codes_and_create_nothing() {
         ),
         (
             "type not enabled",
-            json!({"type": "totp", "user_id": "u"}),
+            json!({"type": "webauthn", "user_id": "u"}),
             400,
             "type_not_enabled",
         ),

@@ -9,6 +9,7 @@ mod configuration;
 mod delivered_challenges;
 mod durability;
 mod expiry;
+mod factors;
 mod helpers;
 mod lifecycle;
 mod operations;

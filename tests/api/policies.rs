@@ -866,7 +866,7 @@ async fn a_challenge_takes_its_defaults_and_bounds_from_its_policy() {
             "max_ttl_seconds": 600, "max_attempts": 3}),
     )
     .await;
-    policy_ok(&server, json!({"alias": "app", "type": "totp"})).await;
+    policy_ok(&server, json!({"alias": "app", "type": "webauthn"})).await;
 
     let defaults = server
         .create_ok(json!({"policy": "login", "user_id": "u-1"}))

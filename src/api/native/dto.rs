@@ -72,6 +72,9 @@ pub struct CreateChallenge {
     /// policy's default locale, then English.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
+    /// `totp`: the user's verified factor (`fac_…`) whose code answers the challenge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor_id: Option<String>,
     /// Same key and same request → the same challenge; also accepted as the
     /// `Idempotency-Key` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +125,7 @@ impl CreateChallenge {
                 declined: a.declined.into_iter().map(action).collect(),
             }),
             send: self.send,
+            factor_id: self.factor_id,
             locale: self.locale,
             idempotency,
         }

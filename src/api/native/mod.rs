@@ -1,10 +1,12 @@
 //! The native API, `/api/v1` (see `spec/native-api.md`): `challenges.rs` has the
 //! challenge handlers and `dto.rs` their request and response shapes; `policies.rs` and
-//! `configuration.rs` are the management plane, each with its own shapes.
+//! `configuration.rs` are the management plane, each with its own shapes; `factors.rs`
+//! is enrollment, with its own shapes.
 
 pub mod challenges;
 pub mod configuration;
 pub mod dto;
+pub mod factors;
 pub mod policies;
 
 use actix_web::http::header::{HeaderValue, ALLOW};
@@ -63,6 +65,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 resource("/configuration")
                     .route(web::get().to(configuration::get))
                     .route(web::put().to(configuration::replace)),
+            )
+            .service(
+                resource("/users/{user_id}/factors")
+                    .route(web::post().to(factors::enroll))
+                    .route(web::get().to(factors::list)),
+            )
+            .service(
+                resource("/users/{user_id}/factors/{factor_id}")
+                    .route(web::get().to(factors::get))
+                    .route(web::delete().to(factors::delete)),
+            )
+            .service(
+                resource("/users/{user_id}/factors/{factor_id}/verify")
+                    .route(web::post().to(factors::verify)),
             ),
     );
 }

@@ -13,6 +13,7 @@ pub mod code;
 pub mod delivered;
 pub mod link;
 pub mod token;
+pub mod totp;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use self::token::{Attempt, AttemptError};
+use super::messages::ChallengeError;
 use super::state::Verdict;
 use crate::clock::Millis;
 use crate::engine::{CreateRequest, Error};
@@ -41,7 +43,7 @@ pub trait Kind: Sync {
     fn accepts(&self, field: Field) -> bool {
         match field {
             Field::Recipient | Field::Send | Field::Locale => self.delivery().is_some(),
-            Field::Actions => false,
+            Field::Actions | Field::Factor => false,
         }
     }
 
@@ -98,6 +100,21 @@ pub trait Kind: Sync {
         challenge: &Challenge,
         attempt: &Attempt,
     ) -> Result<Verdict, AttemptError>;
+
+    /// What the actor asks: the verdict with the services at hand. A kind whose verdict
+    /// depends on more than the challenge record (an enrolled factor's state) overrides
+    /// this, and may record in the store what an accepted answer uses up — before the
+    /// verdict is final, and made durable by the flush of the challenge's own change.
+    fn judge_in(
+        &self,
+        services: &super::Services,
+        challenge: &Challenge,
+        attempt: &Attempt,
+        _now: Millis,
+    ) -> Result<Verdict, ChallengeError> {
+        self.judge(&services.key, challenge, attempt)
+            .map_err(ChallengeError::Attempt)
+    }
 }
 
 /// The rules of `kind`; `None` for a kind not enabled on this server.
@@ -108,7 +125,8 @@ pub fn of(kind: ChallengeType) -> Option<&'static dyn Kind> {
         ChallengeType::EmailOtp => Some(&code::EMAIL_OTP),
         ChallengeType::SmsOtp => Some(&code::SMS_OTP),
         ChallengeType::EmailLink => Some(&link::EmailLink),
-        ChallengeType::Totp | ChallengeType::Webauthn | ChallengeType::Push => None,
+        ChallengeType::Totp => Some(&totp::Totp),
+        ChallengeType::Webauthn | ChallengeType::Push => None,
     }
 }
 
@@ -135,6 +153,8 @@ pub enum Field {
     Send,
     Locale,
     Actions,
+    /// `factor_id`: the enrolled factor that answers it.
+    Factor,
 }
 
 impl Field {
@@ -144,6 +164,7 @@ impl Field {
             Field::Send => "send",
             Field::Locale => "locale",
             Field::Actions => "actions",
+            Field::Factor => "factor_id",
         }
     }
 }
@@ -173,6 +194,8 @@ pub struct PlanContext<'a> {
     /// The tenant's configuration in effect.
     pub config: &'a Properties,
     pub now: Millis,
+    /// The user's factor the request names (`factor_id`), if it exists.
+    pub factor: Option<&'a crate::factors::Factor>,
 }
 
 /// The kind's part of a new challenge record.
@@ -225,6 +248,7 @@ mod tests {
             (ChallengeType::EmailOtp, true, false),
             (ChallengeType::SmsOtp, true, false),
             (ChallengeType::EmailLink, true, false),
+            (ChallengeType::Totp, false, false),
         ] {
             let rules = of(kind).expect("enabled");
             for field in [Field::Recipient, Field::Send, Field::Locale] {
@@ -232,11 +256,7 @@ mod tests {
             }
             assert_eq!(rules.accepts(Field::Actions), actions, "{kind:?}");
         }
-        for kind in [
-            ChallengeType::Totp,
-            ChallengeType::Webauthn,
-            ChallengeType::Push,
-        ] {
+        for kind in [ChallengeType::Webauthn, ChallengeType::Push] {
             assert!(of(kind).is_none(), "{kind:?} is not enabled");
         }
     }

@@ -1,0 +1,265 @@
+//! `/api/v1/users/{user_id}/factors`: a user's enrolled factors. Each handler
+//! authenticates and parses, makes one engine call (`engine::factors`: the checks, the
+//! store, durability) and renders the outcome. The request and response shapes of
+//! factors live here; a factor's secret appears only in the enrollment response.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::dto::rfc3339;
+use crate::api::error::ErrorBody;
+use crate::api::{authenticate, json_body, parse_json, query, ApiError, State};
+use crate::engine::factors::{EnrollRequest, TotpOptions};
+use crate::engine::Error;
+use crate::factors::totp::Algorithm;
+use crate::factors::{Factor, FactorData, FactorStatus, FactorType};
+use crate::model::FactorId;
+
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// `POST /api/v1/users/{user_id}/factors`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollFactor {
+    /// `totp`; `webauthn` and `push` answer `type_not_enabled` on this server.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// 1–64 characters; default: the type's name.
+    pub friendly_name: Option<String>,
+    /// TOTP: the issuer authenticator apps show; default `[totp] issuer`.
+    pub issuer: Option<String>,
+    /// TOTP: `sha1`, `sha256` or `sha512`; default `[totp] algorithm`.
+    pub algorithm: Option<String>,
+    /// TOTP: 6–8; default `[totp] digits`.
+    pub digits: Option<u64>,
+    /// TOTP: 20–60; default `[totp] period_seconds`.
+    pub period_seconds: Option<u64>,
+    /// TOTP: 0–2 steps either side of the current one; default `[totp] skew_steps`.
+    pub skew_steps: Option<u64>,
+}
+
+/// `POST …/factors/{factor_id}/verify`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyFactor {
+    /// A current code from the authenticator.
+    pub code: String,
+}
+
+/// A TOTP factor's parameters (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpView {
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    pub period_seconds: u32,
+    pub skew_steps: u8,
+}
+
+/// A factor as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FactorDto {
+    /// `fac_…`
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: FactorType,
+    pub user_id: String,
+    pub friendly_name: String,
+    pub status: FactorStatus,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_used_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp: Option<TotpView>,
+    /// Enrollment response only: the seed, base32 (RFC 4648, unpadded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// Enrollment response only: the key URI an authenticator app imports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otpauth_uri: Option<String>,
+    /// Enrollment response only: a QR code of `otpauth_uri`, an SVG document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr_svg: Option<String>,
+}
+
+impl FactorDto {
+    pub fn new(f: &Factor) -> Self {
+        let FactorData::Totp(totp) = &f.data;
+        FactorDto {
+            id: f.id.to_string(),
+            kind: f.kind(),
+            user_id: f.user_id.to_string(),
+            friendly_name: f.friendly_name.to_string(),
+            status: f.status,
+            created_at: rfc3339(f.created_at),
+            updated_at: rfc3339(f.updated_at),
+            last_used_at: f.last_used_at.map(rfc3339),
+            totp: Some(TotpView {
+                algorithm: totp.params.algorithm,
+                digits: totp.params.digits,
+                period_seconds: totp.params.period_seconds,
+                skew_steps: totp.params.skew_steps,
+            }),
+            secret: None,
+            otpauth_uri: None,
+            qr_svg: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FactorList {
+    pub factors: Vec<FactorDto>,
+    pub next_page_token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FactorListQuery {
+    /// 1..=1000, default 50.
+    pub page_size: Option<usize>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// A factor id that cannot be one is a factor that does not exist.
+fn factor_id(raw: &str) -> Result<FactorId, ApiError> {
+    FactorId::parse(raw).ok_or(Error::FactorNotFound.into())
+}
+
+/// Enroll a factor; its secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/users/{user_id}/factors", tag = "factors",
+    params(("user_id" = String, Path)), request_body = EnrollFactor,
+    responses((status = 201, description = "enrolled, unverified; secret, otpauth_uri and qr_svg appear here only", body = FactorDto),
+        (status = 400, description = "invalid_field, out_of_range, type_not_enabled", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = ["challenge:enrollment:post"])))]
+pub async fn enroll(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&req, &state)?;
+    let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
+    let request: EnrollFactor = parse_json(&body)?;
+    let request = EnrollRequest {
+        kind: request.kind,
+        friendly_name: request.friendly_name,
+        totp: TotpOptions {
+            issuer: request.issuer,
+            algorithm: request.algorithm,
+            digits: request.digits,
+            period_seconds: request.period_seconds,
+            skew_steps: request.skew_steps,
+        },
+    };
+    let enrolled = state
+        .engine
+        .enroll(&principal, path.into_inner(), request)
+        .await?;
+    let mut dto = FactorDto::new(&enrolled.factor);
+    dto.secret = Some(enrolled.secret.secret.to_string());
+    dto.otpauth_uri = Some(enrolled.secret.otpauth_uri.to_string());
+    dto.qr_svg = Some(enrolled.secret.qr_svg.to_string());
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(dto))
+}
+
+/// List a user's factors, in id order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/factors", tag = "factors",
+    params(("user_id" = String, Path), FactorListQuery),
+    responses((status = 200, body = FactorList), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = ["challenge:enrollment:get"])))]
+pub async fn list(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&req, &state)?;
+    let q: FactorListQuery = query(&req)?;
+    let (page_size, after) = crate::api::page(
+        q.page_size,
+        DEFAULT_PAGE_SIZE,
+        MAX_PAGE_SIZE,
+        q.page_token.as_deref(),
+        FactorId::parse,
+    )?;
+    let (page, next) = state
+        .engine
+        .factors(&principal, path.into_inner(), after, page_size)
+        .await?;
+    Ok(HttpResponse::Ok().json(FactorList {
+        factors: page.iter().map(FactorDto::new).collect(),
+        next_page_token: next.map(|id| id.to_string()),
+    }))
+}
+
+/// Read one of a user's factors (never its secret).
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/factors/{factor_id}", tag = "factors",
+    params(("user_id" = String, Path), ("factor_id" = String, Path)),
+    responses((status = 200, body = FactorDto), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, description = "factor_not_found", body = ErrorBody)),
+    security(("bearer" = ["challenge:enrollment:get"])))]
+pub async fn get(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&req, &state)?;
+    let (user_id, raw) = path.into_inner();
+    let factor = state
+        .engine
+        .factor(&principal, user_id, factor_id(&raw)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(FactorDto::new(&factor)))
+}
+
+/// Finish an enrollment with a current code: `verified`.
+#[utoipa::path(post, path = "/api/v1/users/{user_id}/factors/{factor_id}/verify", tag = "factors",
+    params(("user_id" = String, Path), ("factor_id" = String, Path)), request_body = VerifyFactor,
+    responses((status = 200, description = "verified", body = FactorDto),
+        (status = 400, description = "wrong_answer (the factor stays unverified), invalid_field", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "factor_not_found", body = ErrorBody),
+        (status = 409, description = "factor_already_verified", body = ErrorBody)),
+    security(("bearer" = ["challenge:enrollment:post"])))]
+pub async fn verify(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&req, &state)?;
+    let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
+    let request: VerifyFactor = parse_json(&body)?;
+    let (user_id, raw) = path.into_inner();
+    let factor = state
+        .engine
+        .verify_factor(&principal, user_id, factor_id(&raw)?, request.code)
+        .await?;
+    Ok(HttpResponse::Ok().json(FactorDto::new(&factor)))
+}
+
+/// Delete a factor; challenges naming it accept no code from then on.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/factors/{factor_id}", tag = "factors",
+    params(("user_id" = String, Path), ("factor_id" = String, Path)),
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, description = "factor_not_found", body = ErrorBody)),
+    security(("bearer" = ["challenge:enrollment:delete"])))]
+pub async fn delete(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&req, &state)?;
+    let (user_id, raw) = path.into_inner();
+    state
+        .engine
+        .delete_factor(&principal, user_id, factor_id(&raw)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
