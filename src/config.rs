@@ -117,6 +117,12 @@ pub struct AuthSettings {
     pub issuer: String,
     pub audience: String,
     pub leeway_seconds: u64,
+    /// Serve the public development key on a non-loopback address anyway.
+    pub insecure_dev_key: bool,
+    /// With production keys (no development key), `issuer` and `audience` must be set.
+    pub require_issuer_and_audience: bool,
+    /// Longest `exp - iat` a bearer token may claim; 0 = no limit.
+    pub max_token_lifetime_seconds: u64,
     #[serde(default)]
     pub keys: Vec<KeySettings>,
 }
@@ -375,6 +381,24 @@ impl Settings {
         if self.auth.keys.is_empty() {
             return invalid("auth.keys", "at least one verification key is required");
         }
+        if !self.uses_dev_key() && self.auth.require_issuer_and_audience {
+            if self.auth.issuer.is_empty() {
+                return invalid(
+                    "auth.issuer",
+                    "is required with your own [[auth.keys]]: set it to the `iss` your token \
+                     issuer writes (or auth.require_issuer_and_audience = false to accept tokens \
+                     from any issuer the keys trust)",
+                );
+            }
+            if self.auth.audience.is_empty() {
+                return invalid(
+                    "auth.audience",
+                    "is required with your own [[auth.keys]]: set it to the `aud` tokens for \
+                     this server carry (or auth.require_issuer_and_audience = false to accept \
+                     tokens meant for any audience)",
+                );
+            }
+        }
         // Algorithms and key material are checked when the verifier is built
         // (auth::jwt::Verifier::from_settings), which names the key by its kid.
         self.validate_email()?;
@@ -466,6 +490,22 @@ impl Settings {
             return invalid("webhooks.max_retries", "must be at most 20");
         }
         Ok(())
+    }
+
+    /// Why this configuration must not serve `addr`: the public development key on an
+    /// address other than loopback, without `auth.insecure_dev_key`.
+    pub fn refuse_dev_key_on(&self, addr: std::net::IpAddr) -> Option<String> {
+        if !self.uses_dev_key() || self.auth.insecure_dev_key || addr.to_canonical().is_loopback() {
+            return None;
+        }
+        Some(format!(
+            "refusing to listen on {addr} with the public development key (auth.keys kid \"dev\" \
+             from config/default.toml): anyone could mint tokens for this server. Configure your \
+             own key in a site config ([[auth.keys]] with auth.issuer and auth.audience; see \
+             README.md, \"Auth keys for production\") and pass it with --config, or listen on \
+             127.0.0.1. To serve the development key anyway, pass --insecure-dev-key (or set \
+             auth.insecure_dev_key = true)."
+        ))
     }
 
     /// True while the publicly known development key is configured.

@@ -51,10 +51,14 @@ impl Application {
         listener: TcpListener,
         clock: SharedClock,
     ) -> Result<Self, StartError> {
+        if let Some(refusal) = settings.refuse_dev_key_on(listener.local_addr()?.ip()) {
+            return Err(StartError::Config(refusal));
+        }
         let metrics = m::install();
         let verifier = Verifier::from_settings(&settings.auth).map_err(StartError::Config)?;
         if settings.uses_dev_key() {
             tracing::warn!(
+                insecure = settings.auth.insecure_dev_key,
                 "!!! USING THE PUBLIC DEVELOPMENT SIGNING KEY from config/default.toml: anyone can mint \
                  tokens for this server. Configure your own [[auth.keys]] before any real use. !!!"
             );

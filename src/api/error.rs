@@ -16,6 +16,8 @@ use crate::engine::Error;
 pub enum ApiError {
     #[error("a valid bearer token is required")]
     Unauthorized,
+    #[error("the bearer token must carry `iat` and live at most {0} seconds (`exp - iat`)")]
+    TokenLifetimeExceeded(u64),
     #[error("send If-Match with the ETag of the version you read")]
     PreconditionRequired,
     #[error("no such route")]
@@ -75,6 +77,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
+            ApiError::TokenLifetimeExceeded(_) => "token_lifetime_exceeded",
             ApiError::PreconditionRequired => "precondition_required",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -115,7 +118,7 @@ pub struct ErrorDetail {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenLifetimeExceeded(_) => StatusCode::UNAUTHORIZED,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -130,6 +133,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::TokenLifetimeExceeded(_) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
             }
             ApiError::Domain(e) => {
                 if let Some(seconds) = retry_after(e) {

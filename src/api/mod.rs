@@ -92,6 +92,9 @@ pub fn bearer(req: &HttpRequest, state: &ApiState) -> Result<Option<Principal>, 
         .ok_or(ApiError::Unauthorized)?;
     match state.verifier.verify(token) {
         Ok(principal) => Ok(Some(principal)),
+        Err(crate::auth::jwt::AuthError::LifetimeExceeded(max)) => {
+            Err(ApiError::TokenLifetimeExceeded(max))
+        }
         Err(reason) => {
             tracing::debug!(%reason, "bearer token refused");
             Err(ApiError::Unauthorized)

@@ -289,3 +289,60 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the server binary with `args` and `env` and waits (up to `limit`) for it to exit
+/// by itself: its exit code (`None` if a signal ended it) and its standard error. Panics
+/// if it is still running at `limit` (after killing it).
+pub async fn run_binary_to_exit(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Option<i32>, String) {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stderr.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_challenge-server"));
+    command
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start the server binary");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the server binary") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the server did not exit within {limit:?}; stderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    (status.code(), std::fs::read_to_string(&log).unwrap())
+}
+
+/// A free port on 127.0.0.1 (bound and released: the caller binds it next).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `GET base/readyz` answers 200.
+pub async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    let ready = format!("{base}/readyz");
+    eventually(Duration::from_secs(30), || {
+        let request = http.get(&ready).send();
+        async move { matches!(request.await, Ok(r) if r.status() == 200).then_some(()) }
+    })
+    .await;
+}

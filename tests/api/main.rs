@@ -16,6 +16,7 @@ mod pages;
 mod policies;
 mod races;
 mod readiness;
+mod safe_defaults;
 mod secrets;
 mod sinks;
 mod transports;
