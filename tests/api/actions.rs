@@ -180,7 +180,11 @@ async fn racing_actors_run_one_set_of_actions() {
 #[tokio::test]
 async fn an_action_with_scopes_carries_a_token_that_verifies_against_the_published_keys() {
     let receiver = HttpSink::scripted(always(200));
-    let server = start().await;
+    let server = TestServer::start_with(|s| {
+        allow_loopback(s);
+        s.actions.allowed_scopes = vec!["orders:approve".into(), "orders:read".into()];
+    })
+    .await;
     let created = server
         .create_ok(
             json!({"type": "one_time_use_action", "user_id": "requester",
@@ -566,4 +570,116 @@ async fn a_crash_mid_action_resumes_it_with_the_same_key_and_never_repeats_a_fin
         slow[0].header("idempotency-key"),
         Some(format!("{id}.approved.1").as_str())
     );
+}
+
+const OPERATOR_SCOPES: &str = "challenge:post challenge:get challenge:configuration:get \
+     challenge:configuration:put challenge:policy:post";
+
+#[tokio::test]
+async fn action_scopes_are_denied_unless_the_server_the_tenant_or_the_policy_allows_them() {
+    let server = start().await;
+    let acme = server.token("acme", OPERATOR_SCOPES);
+    let globex = server.token("globex", OPERATOR_SCOPES);
+    let with_scope = |scope: &str, policy: Option<&str>| {
+        let mut body = json!({"type": "one_time_use_action", "user_id": "u",
+            "actions": {"approved": [{"method": "POST", "uri": "https://api.example.com/x",
+                                      "scopes": [scope]}]}});
+        if let Some(alias) = policy {
+            body["policy"] = json!(alias);
+            body.as_object_mut().unwrap().remove("type");
+        }
+        body
+    };
+    let refused = |r: reqwest::Response| async move { error_code(r).await };
+    // Nothing allows anything by default.
+    let r = server
+        .create(&acme, with_scope("orders:approve", None))
+        .await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+
+    // The tenant allows a scope through its configuration API.
+    let config: Value = server
+        .http
+        .get(server.url("/api/v1/configuration"))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["allowed_action_scopes"], json!([]));
+    let mut body = config.clone();
+    body.as_object_mut().unwrap().remove("version");
+    body.as_object_mut().unwrap().remove("updated_at");
+    let put = |body: Value| {
+        server
+            .http
+            .put(server.url("/api/v1/configuration"))
+            .bearer_auth(&acme)
+            .header("If-Match", "\"0\"")
+            .json(&body)
+            .send()
+    };
+    body["allowed_action_scopes"] = json!(["orders approve"]);
+    assert_eq!(
+        error_code(put(body.clone()).await.unwrap()).await,
+        (400, "invalid_field".into())
+    );
+    body["allowed_action_scopes"] = json!(["orders:approve"]);
+    assert_eq!(put(body).await.unwrap().status(), 200);
+    let r = server
+        .create(&acme, with_scope("orders:approve", None))
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = server.create(&acme, with_scope("orders:read", None)).await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+    // Another tenant is not allowed what acme allowed itself.
+    let r = server
+        .create(&globex, with_scope("orders:approve", None))
+        .await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+
+    // A policy allows a scope for the challenges created from it only.
+    let policy = |body: Value| {
+        server
+            .http
+            .post(server.url("/api/v1/policies"))
+            .bearer_auth(&acme)
+            .json(&body)
+            .send()
+    };
+    let r = policy(json!({"alias": "approvals", "type": "token",
+        "allowed_action_scopes": ["orders:read"]}))
+    .await
+    .unwrap();
+    assert_eq!(error_code(r).await, (400, "not_applicable".into()));
+    let r = policy(json!({"alias": "approvals", "type": "one_time_use_action",
+        "allowed_action_scopes": ["orders:read"]}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = server
+        .create(&acme, with_scope("orders:read", Some("approvals")))
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = server.create(&acme, with_scope("orders:read", None)).await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+    let r = server
+        .create(&acme, with_scope("orders:delete", Some("approvals")))
+        .await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+
+    // Exactly the two accepted creates exist.
+    let list: Value = server
+        .http
+        .get(server.url("/api/v1/challenges"))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["challenges"].as_array().unwrap().len(), 2);
 }
