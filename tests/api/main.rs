@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod configuration;
 mod delivered_challenges;
+mod disclosure;
 mod durability;
 mod expiry;
 mod helpers;
