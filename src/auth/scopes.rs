@@ -22,10 +22,12 @@ pub enum Scope {
     PolicyDelete = 1 << 9,
     ConfigurationGet = 1 << 10,
     ConfigurationPut = 1 << 11,
+    /// Read the secret the tenant's webhooks are signed with.
+    WebhookGet = 1 << 12,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 12] = [
+    pub const ALL: [Scope; 13] = [
         Scope::Post,
         Scope::Get,
         Scope::Delete,
@@ -38,6 +40,7 @@ impl Scope {
         Scope::PolicyDelete,
         Scope::ConfigurationGet,
         Scope::ConfigurationPut,
+        Scope::WebhookGet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Scope {
             Scope::PolicyDelete => "challenge:policy:delete",
             Scope::ConfigurationGet => "challenge:configuration:get",
             Scope::ConfigurationPut => "challenge:configuration:put",
+            Scope::WebhookGet => "challenge:webhook:get",
         }
     }
 

@@ -271,7 +271,7 @@ impl Engine {
 
     /// The secret the tenant's webhooks are signed with (`challenge:configuration:get`).
     pub fn webhook_secret(&self, principal: &Principal) -> Result<String, Error> {
-        authorize(principal, Scope::ConfigurationGet)?;
+        authorize(principal, Scope::WebhookGet)?;
         Ok(crate::challenge::actor::webhook_secret(
             &self.registry.services().key,
             &principal.tenant,

@@ -484,7 +484,7 @@ async fn state_changes_are_posted_signed_to_the_callback_url_with_retries() {
     let secret: Value = server
         .http
         .get(server.url("/api/v1/webhooks/secret"))
-        .bearer_auth(server.token("acme", "challenge:configuration:get"))
+        .bearer_auth(server.token("acme", "challenge:webhook:get"))
         .send()
         .await
         .unwrap()
@@ -514,7 +514,7 @@ async fn state_changes_are_posted_signed_to_the_callback_url_with_retries() {
     let other: Value = server
         .http
         .get(server.url("/api/v1/webhooks/secret"))
-        .bearer_auth(server.token("globex", "challenge:configuration:get"))
+        .bearer_auth(server.token("globex", "challenge:webhook:get"))
         .send()
         .await
         .unwrap()

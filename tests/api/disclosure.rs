@@ -121,3 +121,26 @@ async fn the_answer_page_shows_neither_hidden_details_nor_scopes_nor_other_actor
     assert_discloses_nothing(&html, &receiver);
     assert_eq!(server.state_of(id).await["state"], "verified");
 }
+
+#[tokio::test]
+async fn the_webhook_secret_needs_its_own_scope() {
+    let server = TestServer::start().await;
+    let get = |scopes: &str| {
+        server
+            .http
+            .get(server.url("/api/v1/webhooks/secret"))
+            .bearer_auth(server.token("acme", scopes))
+            .send()
+    };
+    let everything_else = format!(
+        "{ALL_SCOPES} challenge:configuration:get challenge:configuration:put \
+         challenge:policy:get challenge:policy:post challenge:policy:put challenge:policy:delete"
+    );
+    let refused = get(&everything_else).await.unwrap();
+    assert!(refused.headers().get("cache-control").is_none());
+    assert_eq!(error_code(refused).await, (403, "forbidden".into()));
+    let granted = get("challenge:webhook:get").await.unwrap();
+    assert_eq!(granted.status(), 200);
+    let body: Value = granted.json().await.unwrap();
+    assert!(body["secret"].as_str().is_some_and(|s| !s.is_empty()));
+}

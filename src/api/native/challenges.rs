@@ -285,7 +285,7 @@ pub async fn resend(
 /// The secret this tenant's webhooks are signed with.
 #[utoipa::path(get, path = "/api/v1/webhooks/secret", tag = "webhooks",
     responses((status = 200, body = WebhookSecret), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("bearer" = ["challenge:configuration:get"])))]
+    security(("bearer" = ["challenge:webhook:get"])))]
 pub async fn webhook_secret(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&req, &state)?;
     let secret = state.engine.webhook_secret(&principal)?;
