@@ -42,6 +42,7 @@ pub struct DeliverySettings {
     pub max_attempts: u32,
     pub backoff_ms: u64,
     pub per_recipient_daily_cap: u32,
+    pub per_recipient_daily_cap_per_tenant: u32,
     pub resend_cooldown_seconds: u32,
     pub max_resends: u32,
     pub resend_mode: crate::model::ResendMode,

@@ -612,10 +612,13 @@ impl Handler<Resend> for ChallengeActor {
                 });
             }
         }
-        if !plan
-            .actors
-            .iter()
-            .all(|a| self.services.recipients.take(&a.recipient, now))
+        let recipients = plan.actors.iter().map(|a| &*a.recipient);
+        let tenant = &self.challenge.tenant;
+        if self
+            .services
+            .recipients
+            .take(tenant, recipients, now)
+            .is_none()
         {
             return refuse(ChallengeError::RecipientLimit);
         }

@@ -47,6 +47,7 @@ impl Services {
             deliverer: crate::delivery::Deliverer::from_settings(settings)?,
             recipients: crate::delivery::cap::RecipientCap::new(
                 settings.delivery.per_recipient_daily_cap,
+                settings.delivery.per_recipient_daily_cap_per_tenant,
             ),
             delivery: settings.delivery.clone(),
             base_url: settings
