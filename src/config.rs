@@ -33,6 +33,29 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub webhooks: WebhookSettings,
     pub delivery: DeliverySettings,
+    pub metrics: MetricsSettings,
+}
+
+/// Where and for whom `/metrics` is served; see `[metrics]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A separate listener for `/metrics` alone; `None`: served on `server.listen`.
+    #[serde(default, deserialize_with = "optional_address")]
+    pub listen: Option<SocketAddr>,
+    /// `/metrics` needs a bearer token with `challenge:metrics:get`.
+    pub require_scope: bool,
+}
+
+/// An address, or the empty string for none.
+fn optional_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 /// How codes and links are delivered and resent, where no policy says otherwise.

@@ -34,6 +34,7 @@ pub enum StartError {
 /// A built, bound server: run it with [`Application::run`].
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
     registry: Arc<Registry>,
     store: SnapshotStore,
@@ -74,6 +75,19 @@ impl Application {
         let registry = Registry::new(services, settings.engine.arbiters);
 
         let port = listener.local_addr()?.port();
+        let metrics_listener = settings
+            .metrics
+            .listen
+            .map(|addr| {
+                TcpListener::bind(addr).map_err(|e| {
+                    StartError::Config(format!("cannot listen on metrics.listen {addr}: {e}"))
+                })
+            })
+            .transpose()?;
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let workers = if settings.server.workers == 0 {
             cores
         } else {
@@ -89,6 +103,7 @@ impl Application {
             settings,
             metrics,
             jwks,
+            metrics_addr,
         });
         let adopting = registry.clone();
         let server = HttpServer::new(move || {
@@ -113,10 +128,15 @@ impl Application {
                 })
                 .configure(api::routes)
                 .default_service(web::to(|| async { HttpResponse::from_error(ApiError::RouteNotFound) }))
+                .wrap(actix_web::middleware::from_fn(api::ops::split_listeners))
         })
         .workers(workers)
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)?;
+        let server = match metrics_listener {
+            Some(metrics) => server.listen(metrics)?,
+            None => server,
+        };
         let server = server.disable_signals().run();
         let restoring = registry.clone();
         let actor_threads = if settings_arbiters == 0 {
@@ -147,6 +167,7 @@ impl Application {
         tracing::info!(port, "listening");
         Ok(Application {
             port,
+            metrics_port: metrics_addr.map(|a| a.port()),
             server,
             registry,
             store,
@@ -155,6 +176,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate `/metrics` listener, if `metrics.listen` configures one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     pub fn handle(&self) -> ServerHandle {

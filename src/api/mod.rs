@@ -37,6 +37,8 @@ pub struct ApiState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The keys that verify tokens minted for actions (`/.well-known/jwks.json`).
     pub jwks: serde_json::Value,
+    /// The bound address of the separate `/metrics` listener, if one is configured.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub type State = web::Data<ApiState>;

@@ -24,10 +24,12 @@ pub enum Scope {
     ConfigurationPut = 1 << 11,
     /// Read the secret the tenant's webhooks are signed with.
     WebhookGet = 1 << 12,
+    /// Read `/metrics`, when `metrics.require_scope` is set.
+    MetricsGet = 1 << 13,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 13] = [
+    pub const ALL: [Scope; 14] = [
         Scope::Post,
         Scope::Get,
         Scope::Delete,
@@ -41,6 +43,7 @@ impl Scope {
         Scope::ConfigurationGet,
         Scope::ConfigurationPut,
         Scope::WebhookGet,
+        Scope::MetricsGet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Scope {
             Scope::ConfigurationGet => "challenge:configuration:get",
             Scope::ConfigurationPut => "challenge:configuration:put",
             Scope::WebhookGet => "challenge:webhook:get",
+            Scope::MetricsGet => "challenge:metrics:get",
         }
     }
 

@@ -24,6 +24,8 @@ pub fn token(settings: &Settings, tenant: &str, scopes: &str) -> String {
 
 pub struct TestServer {
     pub base: String,
+    /// The separate `/metrics` listener's origin, when `metrics.listen` configures one.
+    pub metrics_base: Option<String>,
     pub settings: Settings,
     pub http: reqwest::Client,
     pub data: tempfile::TempDir,
@@ -43,9 +45,10 @@ impl TestServer {
         settings.storage.data_dir = data.path().to_path_buf();
         settings.server.workers = 2;
         tweak(&mut settings);
-        let (handle, thread, port) = spawn(settings.clone());
+        let (handle, thread, port, metrics_port) = spawn(settings.clone());
         let server = TestServer {
             base: format!("http://127.0.0.1:{port}"),
+            metrics_base: metrics_port.map(|p| format!("http://127.0.0.1:{p}")),
             settings,
             http: reqwest::Client::new(),
             data,
@@ -160,7 +163,7 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(settings: Settings) -> (ServerHandle, std::thread::JoinHandle<()>, u16) {
+fn spawn(settings: Settings) -> (ServerHandle, std::thread::JoinHandle<()>, u16, Option<u16>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -169,14 +172,14 @@ fn spawn(settings: Settings) -> (ServerHandle, std::thread::JoinHandle<()>, u16)
             let app = Application::build(settings, listener)
                 .await
                 .expect("server builds");
-            tx.send(app.handle()).unwrap();
+            tx.send((app.handle(), app.metrics_port())).unwrap();
             app.run().await.expect("server runs");
         });
     });
-    let handle = rx
+    let (handle, metrics_port) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server started");
-    (handle, thread, port)
+    (handle, thread, port, metrics_port)
 }
 
 /// The body's `error.code`.
