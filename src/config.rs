@@ -99,6 +99,10 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub workers: usize,
     pub body_limit_bytes: usize,
+    /// Longest a client may take to send a request's head (line and headers).
+    pub request_head_timeout_ms: u64,
+    /// Longest a client may take to send a request's body, once its head has arrived.
+    pub body_read_timeout_ms: u64,
     pub shutdown_timeout_seconds: u64,
     pub public_base_url: String,
 }
@@ -351,6 +355,12 @@ impl Settings {
         }
         if self.server.body_limit_bytes < 1024 {
             return invalid("server.body_limit_bytes", "must be at least 1024");
+        }
+        if self.server.request_head_timeout_ms == 0 {
+            return invalid("server.request_head_timeout_ms", "must be at least 1");
+        }
+        if self.server.body_read_timeout_ms == 0 {
+            return invalid("server.body_read_timeout_ms", "must be at least 1");
         }
         if !self.storage.secret.is_empty() {
             let ok = self.storage.secret.expose().len() == 64

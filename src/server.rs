@@ -94,6 +94,8 @@ impl Application {
             settings.server.workers
         };
         let shutdown_timeout = settings.server.shutdown_timeout_seconds;
+        let head_timeout =
+            std::time::Duration::from_millis(settings.server.request_head_timeout_ms);
         let settings_arbiters = settings.engine.arbiters;
         let state = web::Data::new(ApiState {
             engine: crate::engine::Engine::new(registry.clone(), &settings),
@@ -131,6 +133,8 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(api::ops::split_listeners))
         })
         .workers(workers)
+        .client_request_timeout(head_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)?;
         let server = match metrics_listener {

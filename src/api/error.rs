@@ -26,6 +26,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request body exceeds {0} bytes")]
     BodyTooLarge(usize),
+    #[error("the request body did not arrive within {0} ms")]
+    RequestTimeout(u64),
     #[error("send JSON with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error(transparent)]
@@ -82,6 +84,7 @@ impl ApiError {
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Domain(e) => e.code(),
         }
@@ -91,7 +94,9 @@ impl ApiError {
     /// [`Error::for_anonymous`]. The body's own HTTP shape may be reported.
     pub fn for_anonymous(self) -> Self {
         match self {
-            ApiError::BodyTooLarge(_) | ApiError::UnsupportedMediaType => self,
+            ApiError::BodyTooLarge(_)
+            | ApiError::RequestTimeout(_)
+            | ApiError::UnsupportedMediaType => self,
             ApiError::Domain(e) => ApiError::Domain(e.for_anonymous()),
             _ => ApiError::Domain(Error::AnswerRejected),
         }
@@ -123,6 +128,7 @@ impl ResponseError for ApiError {
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Domain(e) => status(e),
         }

@@ -112,7 +112,7 @@ pub fn authenticate(req: &HttpRequest, state: &ApiState) -> Result<Principal, Ap
 /// Reads a JSON request body, refusing other media types and bodies over `limit`.
 pub async fn json_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
@@ -122,6 +122,32 @@ pub async fn json_body(
             return Err(ApiError::UnsupportedMediaType);
         }
     }
+    read_body(req, payload, limit).await
+}
+
+/// Reads a request body of at most `limit` bytes, within `server.body_read_timeout_ms`
+/// of the head: 413 `body_too_large`, 408 `request_timeout`.
+pub async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let timeout_ms = req
+        .app_data::<State>()
+        .map_or(10_000, |s| s.settings.server.body_read_timeout_ms);
+    tokio::time::timeout(
+        std::time::Duration::from_millis(timeout_ms),
+        read_limited(req, payload, limit),
+    )
+    .await
+    .unwrap_or(Err(ApiError::RequestTimeout(timeout_ms)))
+}
+
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

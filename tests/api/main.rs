@@ -5,6 +5,7 @@
 mod actions;
 mod auth;
 mod bad_input;
+mod bounded;
 mod configuration;
 mod delivered_challenges;
 mod disclosure;
