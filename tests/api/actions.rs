@@ -683,3 +683,140 @@ async fn action_scopes_are_denied_unless_the_server_the_tenant_or_the_policy_all
         .unwrap();
     assert_eq!(list["challenges"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn actions_and_webhooks_never_go_through_an_environment_proxy() {
+    let proxy = HttpSink::scripted(always(200));
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let proxy_url = proxy.url("");
+    let server = ServerProcess::start(
+        data.path(),
+        logs.path(),
+        &[
+            ("HTTP_PROXY", &proxy_url),
+            ("http_proxy", &proxy_url),
+            ("HTTPS_PROXY", &proxy_url),
+            ("NO_PROXY", ""),
+            ("no_proxy", ""),
+            ("CHALLENGE_SERVER__ACTIONS__MAX_RETRIES", "0"),
+            ("CHALLENGE_SERVER__WEBHOOKS__MAX_RETRIES", "0"),
+            // The SMS gateway is the operator's own and may sit behind a proxy: it is the
+            // control that shows the proxy is in the server's environment.
+            (
+                "CHALLENGE_SERVER__SMS__GATEWAY_URL",
+                "http://sms-gateway.invalid/send",
+            ),
+        ],
+    )
+    .await;
+    let admin = token(&Settings::development(), "acme", ALL_SCOPES);
+    let http = reqwest::Client::new();
+    let create = |body: Value| {
+        http.post(server.url("/api/v1/challenges"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let created: Value = create(json!({"type": "one_time_use_action", "user_id": "u",
+        "callback_url": "http://hooks.invalid/hook",
+        "actions": {"approved": [{"method": "POST", "uri": "http://orders.invalid/approve"}]}}))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let answer = http
+        .post(server.url(&format!("/api/v1/challenges/{id}/answer")))
+        .json(&json!({"answer_token": created["actors"][0]["answer_token"], "allowed": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let result = eventually(Duration::from_secs(30), || async {
+        let c: Value = http
+            .get(server.url(&format!("/api/v1/challenges/{id}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let status = c["actions"]["results"][0]["status"].clone();
+        (status != "pending" && !status.is_null()).then_some(status)
+    })
+    .await;
+    assert_eq!(result, "failed", "the action resolved its host itself");
+    eventually(Duration::from_secs(30), || async {
+        let text = http
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("deliveries_total{channel=\"webhook\"")
+            .then_some(())
+    })
+    .await;
+    let sms =
+        create(json!({"type": "sms_otp", "user_id": "u", "recipient": {"phone": "+15551234567"}}))
+            .await
+            .unwrap();
+    assert_eq!(sms.status(), 201);
+    let seen = proxy.wait_for(1).await;
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the SMS gateway's request used the proxy"
+    );
+    assert_eq!(seen[0].header("host"), Some("sms-gateway.invalid"));
+}
+
+#[tokio::test]
+async fn metadata_and_special_purpose_addresses_are_refused_even_with_allow_private() {
+    let server = start().await;
+    for uri in [
+        "http://168.63.129.16/machine",
+        "http://100.100.100.200/latest/meta-data",
+        "http://[::ffff:10.0.0.1]/x",
+        "http://[::a9fe:a9fe]/x",
+        "http://[64:ff9b::a9fe:a9fe]/x",
+        "http://[2002:a9fe:a9fe::]/x",
+        "http://[fec0::1]:1/x",
+        "http://192.0.2.1/x",
+    ] {
+        let action = server
+            .create(
+                &server.admin(),
+                json!({"type": "one_time_use_action", "user_id": "u",
+                "actions": {"approved": [{"method": "POST", "uri": uri}]}}),
+            )
+            .await;
+        let callback = server
+            .create(
+                &server.admin(),
+                json!({"type": "token", "user_id": "u", "callback_url": uri}),
+            )
+            .await;
+        if uri.contains("fec0") {
+            // Site-local is a private range: allow_private opens it.
+            assert_eq!(action.status(), 201, "{uri}");
+            assert_eq!(callback.status(), 201, "{uri}");
+            continue;
+        }
+        assert_eq!(
+            error_code(action).await,
+            (400, "url_not_allowed".into()),
+            "{uri}"
+        );
+        assert_eq!(
+            error_code(callback).await,
+            (400, "url_not_allowed".into()),
+            "{uri}"
+        );
+    }
+}
