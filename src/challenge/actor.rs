@@ -614,14 +614,9 @@ impl Handler<Resend> for ChallengeActor {
         }
         let recipients = plan.actors.iter().map(|a| &*a.recipient);
         let tenant = &self.challenge.tenant;
-        if self
-            .services
-            .recipients
-            .take(tenant, recipients, now)
-            .is_none()
-        {
+        let Some(reservation) = self.services.recipients.take(tenant, recipients, now) else {
             return refuse(ChallengeError::RecipientLimit);
-        }
+        };
         let rotate = plan.resend_mode == ResendMode::Rotate || self.secrets.is_none();
         let mut next: Challenge = (*self.challenge).clone();
         let secrets = if rotate {
@@ -640,7 +635,11 @@ impl Handler<Resend> for ChallengeActor {
         }
         AtomicResponse::new(Box::pin(self.persist(next).map(
             move |persisted, act, ctx| {
-                persisted?;
+                if persisted.is_err() {
+                    // Nothing is sent: the recipients' caps get their sends back.
+                    act.services.recipients.refund(reservation);
+                    persisted?;
+                }
                 if secrets.is_some() {
                     act.secrets = secrets;
                 }

@@ -823,3 +823,32 @@ async fn a_create_refused_by_the_quota_takes_nothing_from_the_daily_cap() {
     server.create_ok(to("b@example.com")).await;
     assert_eq!(sink.wait_for(2).await.len(), 2);
 }
+
+#[tokio::test]
+async fn a_resend_counts_against_the_same_caps_as_a_create() {
+    let sink = SmtpSink::start().await;
+    let server = TestServer::start_with(|s| {
+        mail_to(s, sink.port);
+        s.delivery.per_recipient_daily_cap_per_tenant = 2;
+        s.delivery.resend_cooldown_seconds = 0;
+    })
+    .await;
+    let created = server
+        .create_ok(json!({"type": "email_otp", "user_id": "u-1",
+            "recipient": {"email": "a+login@example.com"}}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (admin, path) = (server.admin(), format!("/api/v1/challenges/{id}/resend"));
+    let resend = || server.post(Some(&admin), &path, json!({}));
+    assert_eq!(resend().await.status(), 202);
+    let refused = resend().await;
+    assert_eq!(error_code(refused).await, (429, "recipient_limit".into()));
+    assert_eq!(sink.wait_for(2).await.len(), 2);
+    let other = server
+        .create(
+            &server.admin(),
+            json!({"type": "email_otp", "user_id": "u-2", "recipient": {"email": "A@example.com"}}),
+        )
+        .await;
+    assert_eq!(error_code(other).await, (429, "recipient_limit".into()));
+}
