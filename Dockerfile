@@ -1,11 +1,17 @@
 # challenge-server container image.
 #
 #   docker build -t challenge-server .
-#   docker run -p 8080:8080 -v challenge-data:/data challenge-server
+#   docker run -p 8080:8080 -v challenge-data:/data \
+#     -v "$PWD/site.toml:/etc/challenge-server/site.toml:ro" \
+#     -v "$PWD/idp-es256.pub.pem:/etc/challenge-server/idp-es256.pub.pem:ro" \
+#     challenge-server serve --config /etc/challenge-server/site.toml
 #
 # The image listens on 0.0.0.0:8080 and keeps its data in the /data volume (both set by
-# environment variables below); mount a site config and pass `serve --config FILE` to
-# use your own keys. See README.md, "Docker".
+# environment variables below). On a non-loopback address the server refuses to start
+# with the public development key, so mount a site config with your own [[auth.keys]],
+# auth.issuer and auth.audience (and the key file it names) as above. A local trial with
+# the development key: `docker run -p 127.0.0.1:8080:8080 challenge-server serve
+# --insecure-dev-key`. See README.md, "Docker".
 
 # ---- build ------------------------------------------------------------------------
 FROM rust:1-bookworm AS builder

@@ -119,6 +119,10 @@ async fn run() {
                 "CHALLENGE_SERVER__DELIVERY__PER_RECIPIENT_DAILY_CAP",
                 "0".into(),
             ),
+            (
+                "CHALLENGE_SERVER__DELIVERY__PER_RECIPIENT_DAILY_CAP_PER_TENANT",
+                "0".into(),
+            ),
         ],
     )
     .await;

@@ -49,6 +49,8 @@ impl ActionRunner {
         };
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the host itself, past the guarded resolver.
+            .no_proxy()
             .timeout(Duration::from_millis(settings.timeout_ms))
             .connect_timeout(Duration::from_millis(settings.timeout_ms.min(5_000)))
             .dns_resolver(GuardedResolver::new(policy.clone()))

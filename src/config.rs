@@ -34,6 +34,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub delivery: DeliverySettings,
     pub totp: TotpSettings,
+    pub metrics: MetricsSettings,
 }
 
 /// The service's TOTP defaults; an enrollment may override each within its bounds
@@ -49,6 +50,28 @@ pub struct TotpSettings {
     pub skew_steps: u32,
 }
 
+/// Where and for whom `/metrics` is served; see `[metrics]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A separate listener for `/metrics` alone; `None`: served on `server.listen`.
+    #[serde(default, deserialize_with = "optional_address")]
+    pub listen: Option<SocketAddr>,
+    /// `/metrics` needs a bearer token with `challenge:metrics:get`.
+    pub require_scope: bool,
+}
+
+/// An address, or the empty string for none.
+fn optional_address<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
 /// How codes and links are delivered and resent, where no policy says otherwise.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +79,7 @@ pub struct DeliverySettings {
     pub max_attempts: u32,
     pub backoff_ms: u64,
     pub per_recipient_daily_cap: u32,
+    pub per_recipient_daily_cap_per_tenant: u32,
     pub resend_cooldown_seconds: u32,
     pub max_resends: u32,
     pub resend_mode: crate::model::ResendMode,
@@ -89,6 +113,10 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     pub workers: usize,
     pub body_limit_bytes: usize,
+    /// Longest a client may take to send a request's head (line and headers).
+    pub request_head_timeout_ms: u64,
+    /// Longest a client may take to send a request's body, once its head has arrived.
+    pub body_read_timeout_ms: u64,
     pub shutdown_timeout_seconds: u64,
     pub public_base_url: String,
     /// Reverse proxies (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` name
@@ -138,6 +166,12 @@ pub struct AuthSettings {
     pub issuer: String,
     pub audience: String,
     pub leeway_seconds: u64,
+    /// Serve the public development key on a non-loopback address anyway.
+    pub insecure_dev_key: bool,
+    /// With production keys (no development key), `issuer` and `audience` must be set.
+    pub require_issuer_and_audience: bool,
+    /// Longest `exp - iat` a bearer token may claim; 0 = no limit.
+    pub max_token_lifetime_seconds: u64,
     #[serde(default)]
     pub keys: Vec<KeySettings>,
 }
@@ -349,6 +383,12 @@ impl Settings {
         if self.server.body_limit_bytes < 1024 {
             return invalid("server.body_limit_bytes", "must be at least 1024");
         }
+        if self.server.request_head_timeout_ms == 0 {
+            return invalid("server.request_head_timeout_ms", "must be at least 1");
+        }
+        if self.server.body_read_timeout_ms == 0 {
+            return invalid("server.body_read_timeout_ms", "must be at least 1");
+        }
         if !self.storage.secret.is_empty() {
             let ok = self.storage.secret.expose().len() == 64
                 && hex::decode(self.storage.secret.expose()).is_ok();
@@ -419,6 +459,24 @@ impl Settings {
         }
         if self.auth.keys.is_empty() {
             return invalid("auth.keys", "at least one verification key is required");
+        }
+        if !self.uses_dev_key() && self.auth.require_issuer_and_audience {
+            if self.auth.issuer.is_empty() {
+                return invalid(
+                    "auth.issuer",
+                    "is required with your own [[auth.keys]]: set it to the `iss` your token \
+                     issuer writes (or auth.require_issuer_and_audience = false to accept tokens \
+                     from any issuer the keys trust)",
+                );
+            }
+            if self.auth.audience.is_empty() {
+                return invalid(
+                    "auth.audience",
+                    "is required with your own [[auth.keys]]: set it to the `aud` tokens for \
+                     this server carry (or auth.require_issuer_and_audience = false to accept \
+                     tokens meant for any audience)",
+                );
+            }
         }
         // Algorithms and key material are checked when the verifier is built
         // (auth::jwt::Verifier::from_settings), which names the key by its kid.
@@ -511,6 +569,22 @@ impl Settings {
             return invalid("webhooks.max_retries", "must be at most 20");
         }
         Ok(())
+    }
+
+    /// Why this configuration must not serve `addr`: the public development key on an
+    /// address other than loopback, without `auth.insecure_dev_key`.
+    pub fn refuse_dev_key_on(&self, addr: std::net::IpAddr) -> Option<String> {
+        if !self.uses_dev_key() || self.auth.insecure_dev_key || addr.to_canonical().is_loopback() {
+            return None;
+        }
+        Some(format!(
+            "refusing to listen on {addr} with the public development key (auth.keys kid \"dev\" \
+             from config/default.toml): anyone could mint tokens for this server. Configure your \
+             own key in a site config ([[auth.keys]] with auth.issuer and auth.audience; see \
+             README.md, \"Auth keys for production\") and pass it with --config, or listen on \
+             127.0.0.1. To serve the development key anyway, pass --insecure-dev-key (or set \
+             auth.insecure_dev_key = true)."
+        ))
     }
 
     /// True while the publicly known development key is configured.

@@ -39,6 +39,10 @@ enum Command {
         /// Overrides `storage.data_dir`.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Serve the public development key on a non-loopback address anyway (sets
+        /// `auth.insecure_dev_key`): anyone can then mint tokens for this server.
+        #[arg(long)]
+        insecure_dev_key: bool,
     },
     /// Print a bearer token signed with the configured key (development and operations).
     Token {
@@ -86,11 +90,13 @@ fn main() -> anyhow::Result<()> {
         config: vec![],
         listen: None,
         data_dir: None,
+        insecure_dev_key: false,
     }) {
         Command::Serve {
             config,
             listen,
             data_dir,
+            insecure_dev_key,
         } => {
             let mut settings = Settings::load(&config)?;
             if let Some(listen) = listen {
@@ -98,6 +104,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(dir) = data_dir {
                 settings.storage.data_dir = dir;
+            }
+            if insecure_dev_key {
+                settings.auth.insecure_dev_key = true;
             }
             init_logs(&settings);
             let listener = TcpListener::bind(settings.server.listen)

@@ -34,6 +34,7 @@ pub enum StartError {
 /// A built, bound server: run it with [`Application::run`].
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
     registry: Arc<Registry>,
     store: SnapshotStore,
@@ -51,10 +52,14 @@ impl Application {
         listener: TcpListener,
         clock: SharedClock,
     ) -> Result<Self, StartError> {
+        if let Some(refusal) = settings.refuse_dev_key_on(listener.local_addr()?.ip()) {
+            return Err(StartError::Config(refusal));
+        }
         let metrics = m::install();
         let verifier = Verifier::from_settings(&settings.auth).map_err(StartError::Config)?;
         if settings.uses_dev_key() {
             tracing::warn!(
+                insecure = settings.auth.insecure_dev_key,
                 "!!! USING THE PUBLIC DEVELOPMENT SIGNING KEY from config/default.toml: anyone can mint \
                  tokens for this server. Configure your own [[auth.keys]] before any real use. !!!"
             );
@@ -75,12 +80,27 @@ impl Application {
         let registry = Registry::new(services, settings.engine.arbiters);
 
         let port = listener.local_addr()?.port();
+        let metrics_listener = settings
+            .metrics
+            .listen
+            .map(|addr| {
+                TcpListener::bind(addr).map_err(|e| {
+                    StartError::Config(format!("cannot listen on metrics.listen {addr}: {e}"))
+                })
+            })
+            .transpose()?;
+        let metrics_addr = metrics_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
         let workers = if settings.server.workers == 0 {
             cores
         } else {
             settings.server.workers
         };
         let shutdown_timeout = settings.server.shutdown_timeout_seconds;
+        let head_timeout =
+            std::time::Duration::from_millis(settings.server.request_head_timeout_ms);
         let settings_arbiters = settings.engine.arbiters;
         let state = web::Data::new(ApiState {
             engine: crate::engine::Engine::new(registry.clone(), &settings),
@@ -92,6 +112,7 @@ impl Application {
             settings,
             metrics,
             jwks,
+            metrics_addr,
         });
         let adopting = registry.clone();
         let server = HttpServer::new(move || {
@@ -116,10 +137,17 @@ impl Application {
                 })
                 .configure(api::routes)
                 .default_service(web::to(|| async { HttpResponse::from_error(ApiError::RouteNotFound) }))
+                .wrap(actix_web::middleware::from_fn(api::ops::split_listeners))
         })
         .workers(workers)
+        .client_request_timeout(head_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
         .shutdown_timeout(shutdown_timeout)
         .listen(listener)?;
+        let server = match metrics_listener {
+            Some(metrics) => server.listen(metrics)?,
+            None => server,
+        };
         let server = server.disable_signals().run();
         let restoring = registry.clone();
         let actor_threads = if settings_arbiters == 0 {
@@ -150,6 +178,7 @@ impl Application {
         tracing::info!(port, "listening");
         Ok(Application {
             port,
+            metrics_port: metrics_addr.map(|a| a.port()),
             server,
             registry,
             store,
@@ -158,6 +187,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate `/metrics` listener, if `metrics.listen` configures one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     pub fn handle(&self) -> ServerHandle {

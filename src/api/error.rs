@@ -16,6 +16,8 @@ use crate::engine::Error;
 pub enum ApiError {
     #[error("a valid bearer token is required")]
     Unauthorized,
+    #[error("the bearer token must carry `iat` and live at most {0} seconds (`exp - iat`)")]
+    TokenLifetimeExceeded(u64),
     #[error("send If-Match with the ETag of the version you read")]
     PreconditionRequired,
     #[error("no such route")]
@@ -24,6 +26,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request body exceeds {0} bytes")]
     BodyTooLarge(usize),
+    #[error("the request body did not arrive within {0} ms")]
+    RequestTimeout(u64),
     #[error("send JSON with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error(transparent)]
@@ -79,10 +83,12 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
+            ApiError::TokenLifetimeExceeded(_) => "token_lifetime_exceeded",
             ApiError::PreconditionRequired => "precondition_required",
             ApiError::RouteNotFound => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Domain(e) => e.code(),
         }
@@ -92,7 +98,9 @@ impl ApiError {
     /// [`Error::for_anonymous`]. The body's own HTTP shape may be reported.
     pub fn for_anonymous(self) -> Self {
         match self {
-            ApiError::BodyTooLarge(_) | ApiError::UnsupportedMediaType => self,
+            ApiError::BodyTooLarge(_)
+            | ApiError::RequestTimeout(_)
+            | ApiError::UnsupportedMediaType => self,
             ApiError::Domain(e) => ApiError::Domain(e.for_anonymous()),
             _ => ApiError::Domain(Error::AnswerRejected),
         }
@@ -119,11 +127,12 @@ pub struct ErrorDetail {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::TokenLifetimeExceeded(_) => StatusCode::UNAUTHORIZED,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Domain(e) => status(e),
         }
@@ -134,6 +143,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::TokenLifetimeExceeded(_) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
             }
             ApiError::Domain(e) => {
                 if let Some(seconds) = retry_after(e) {

@@ -41,6 +41,8 @@ pub struct ApiState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The keys that verify tokens minted for actions (`/.well-known/jwks.json`).
     pub jwks: serde_json::Value,
+    /// The bound address of the separate `/metrics` listener, if one is configured.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 pub type State = web::Data<ApiState>;
@@ -96,6 +98,9 @@ pub fn bearer(req: &HttpRequest, state: &ApiState) -> Result<Option<Principal>, 
         .ok_or(ApiError::Unauthorized)?;
     match state.verifier.verify(token) {
         Ok(principal) => Ok(Some(principal)),
+        Err(crate::auth::jwt::AuthError::LifetimeExceeded(max)) => {
+            Err(ApiError::TokenLifetimeExceeded(max))
+        }
         Err(reason) => {
             tracing::debug!(%reason, "bearer token refused");
             Err(ApiError::Unauthorized)
@@ -111,7 +116,7 @@ pub fn authenticate(req: &HttpRequest, state: &ApiState) -> Result<Principal, Ap
 /// Reads a JSON request body, refusing other media types and bodies over `limit`.
 pub async fn json_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
@@ -121,6 +126,32 @@ pub async fn json_body(
             return Err(ApiError::UnsupportedMediaType);
         }
     }
+    read_body(req, payload, limit).await
+}
+
+/// Reads a request body of at most `limit` bytes, within `server.body_read_timeout_ms`
+/// of the head: 413 `body_too_large`, 408 `request_timeout`.
+pub async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let timeout_ms = req
+        .app_data::<State>()
+        .map_or(10_000, |s| s.settings.server.body_read_timeout_ms);
+    tokio::time::timeout(
+        std::time::Duration::from_millis(timeout_ms),
+        read_limited(req, payload, limit),
+    )
+    .await
+    .unwrap_or(Err(ApiError::RequestTimeout(timeout_ms)))
+}
+
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -2,13 +2,16 @@
 //! `/metrics` (Prometheus text), `/openapi.json` (generated from the handlers' and
 //! DTOs' annotations).
 
-use actix_web::{web, HttpResponse};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::native::{challenges, configuration, dto, factors, policies};
-use super::State;
+use super::{authenticate, ApiError, State};
 use crate::model::policy::{CodeAlphabet, Conditions, ResendMode, Template, Templates};
 use crate::model::{
     ChallengeType, DetailField, Details, PolicyRef, PolicySpec, Properties, State as ChallengeState,
@@ -50,10 +53,40 @@ async fn readyz(state: State) -> HttpResponse {
     }
 }
 
-async fn metrics(state: State) -> HttpResponse {
-    HttpResponse::Ok()
+async fn metrics(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
+    if state.settings.metrics.require_scope {
+        let principal = authenticate(&req, &state)?;
+        state.engine.authorize_metrics(&principal)?;
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render()))
+}
+
+/// Middleware of the whole service: with a separate metrics listener (`metrics.listen`),
+/// that listener serves `/metrics` only and the API's listener does not serve it; both
+/// answer anything else 404 `not_found`.
+pub async fn split_listeners(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let metrics_listener = req.app_data::<State>().and_then(|state| state.metrics_addr);
+    let serves = match metrics_listener {
+        None => true,
+        Some(addr) => {
+            let on_metrics = req.app_config().local_addr() == addr;
+            on_metrics == (req.path() == "/metrics")
+        }
+    };
+    if serves {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let (req, _) = req.into_parts();
+    let response = HttpResponse::from_error(ApiError::RouteNotFound);
+    Ok(ServiceResponse::new(req, response).map_into_right_body())
 }
 
 async fn openapi() -> HttpResponse {
@@ -104,6 +137,9 @@ impl Modify for BearerScheme {
         dto::ChallengeDto,
         dto::ActorDto,
         dto::AnsweredBy,
+        dto::AnonymousAnswerDto,
+        dto::AnsweringActor,
+        dto::AnswerResponse,
         dto::ChallengeList,
         dto::WebhookSecret,
         dto::DeliveryView,

@@ -16,7 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::error::status;
-use super::State;
+use super::{read_body, ApiError, State};
 use crate::challenge::kinds::token::Attempt;
 use crate::engine::Error;
 use crate::model::{
@@ -101,6 +101,15 @@ fn message_page(status: actix_web::http::StatusCode, title: &str, text: &str) ->
         status,
         title,
         &format!("<h1>{}</h1><p>{}</p>", escape(title), escape(text)),
+    )
+}
+
+/// A form body that was too large, too slow or unreadable, with the API's status.
+fn body_refused(error: &ApiError) -> HttpResponse {
+    message_page(
+        actix_web::ResponseError::status_code(error),
+        "This request could not be read",
+        "Go back to the link you received and try again.",
     )
 }
 
@@ -263,12 +272,17 @@ async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpRe
 async fn answer(
     req: HttpRequest,
     path: web::Path<String>,
-    form: web::Bytes,
+    payload: web::Payload,
     state: State,
 ) -> HttpResponse {
     if let Some(refused) = throttled(&req, &state) {
         return refused;
     }
+    // The API's body limit and read timeout hold here too.
+    let form = match read_body(&req, payload, state.settings.server.body_limit_bytes).await {
+        Ok(form) => form,
+        Err(e) => return body_refused(&e),
+    };
     let Ok(form) = serde_urlencoded::from_bytes::<AnswerForm>(&form) else {
         return invalid_link();
     };

@@ -2,7 +2,8 @@
 //! allow-list (so `none` never is); the key is chosen by `kid` when the header has one,
 //! else among the keys of exactly that algorithm — a key is only ever used with its own
 //! algorithm, which rules out HS/RS confusion; `exp` is required; `iss` and `aud` are
-//! checked when configured; the tenant claim must name a valid tenant.
+//! checked when configured; with `auth.max_token_lifetime_seconds`, `iat` is required and
+//! `exp - iat` may not exceed it; the tenant claim must name a valid tenant.
 
 use std::str::FromStr;
 
@@ -31,6 +32,9 @@ pub enum AuthError {
     Invalid(String),
     #[error("tenant claim missing or invalid")]
     Tenant,
+    /// `exp - iat` is longer than `auth.max_token_lifetime_seconds`, or `iat` is missing.
+    #[error("token lifetime exceeds {0} seconds")]
+    LifetimeExceeded(u64),
 }
 
 struct VerificationKey {
@@ -56,6 +60,8 @@ pub struct Verifier {
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
+    /// `auth.max_token_lifetime_seconds`; 0 = no limit.
+    max_lifetime: u64,
 }
 
 pub(crate) fn parse_algorithm(name: &str) -> Option<Algorithm> {
@@ -112,6 +118,7 @@ impl Verifier {
             issuer: (!s.issuer.is_empty()).then(|| s.issuer.clone()),
             audience: (!s.audience.is_empty()).then(|| s.audience.clone()),
             leeway: s.leeway_seconds,
+            max_lifetime: s.max_token_lifetime_seconds,
         })
     }
 
@@ -194,6 +201,12 @@ impl Verifier {
             match decode::<Map<String, Value>>(token, &candidate.key, &validation) {
                 Ok(data) => {
                     let exp = data.claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+                    if self.max_lifetime > 0 {
+                        let iat = data.claims.get("iat").and_then(Value::as_u64);
+                        if iat.is_none_or(|iat| exp.saturating_sub(iat) > self.max_lifetime) {
+                            return Err(AuthError::LifetimeExceeded(self.max_lifetime));
+                        }
+                    }
                     return Ok((self.principal(data.claims)?, exp));
                 }
                 Err(e) => last = AuthError::Invalid(e.to_string()),

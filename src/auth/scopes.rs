@@ -2,7 +2,7 @@
 //! ignored, never an error.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u16)]
+#[repr(u32)]
 pub enum Scope {
     /// Create challenges.
     Post = 1 << 0,
@@ -28,10 +28,14 @@ pub enum Scope {
     EnrollmentPost = 1 << 13,
     /// Delete a factor.
     EnrollmentDelete = 1 << 14,
+    /// Read the secret the tenant's webhooks are signed with.
+    WebhookGet = 1 << 15,
+    /// Read `/metrics`, when `metrics.require_scope` is set.
+    MetricsGet = 1 << 16,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 15] = [
+    pub const ALL: [Scope; 17] = [
         Scope::Post,
         Scope::Get,
         Scope::Delete,
@@ -47,6 +51,8 @@ impl Scope {
         Scope::EnrollmentGet,
         Scope::EnrollmentPost,
         Scope::EnrollmentDelete,
+        Scope::WebhookGet,
+        Scope::MetricsGet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -66,6 +72,8 @@ impl Scope {
             Scope::EnrollmentGet => "challenge:enrollment:get",
             Scope::EnrollmentPost => "challenge:enrollment:post",
             Scope::EnrollmentDelete => "challenge:enrollment:delete",
+            Scope::WebhookGet => "challenge:webhook:get",
+            Scope::MetricsGet => "challenge:metrics:get",
         }
     }
 
@@ -76,14 +84,14 @@ impl Scope {
 
 /// A set of scopes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scopes(u16);
+pub struct Scopes(u32);
 
 impl Scopes {
     pub fn contains(self, scope: Scope) -> bool {
-        self.0 & scope as u16 != 0
+        self.0 & scope as u32 != 0
     }
     pub fn insert(&mut self, scope: Scope) {
-        self.0 |= scope as u16;
+        self.0 |= scope as u32;
     }
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Scopes {
         let mut scopes = Scopes::default();

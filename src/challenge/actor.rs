@@ -630,13 +630,11 @@ impl Handler<Resend> for ChallengeActor {
                 });
             }
         }
-        if !plan
-            .actors
-            .iter()
-            .all(|a| self.services.recipients.take(&a.recipient, now))
-        {
+        let recipients = plan.actors.iter().map(|a| &*a.recipient);
+        let tenant = &self.challenge.tenant;
+        let Some(reservation) = self.services.recipients.take(tenant, recipients, now) else {
             return refuse(ChallengeError::RecipientLimit);
-        }
+        };
         let rotate = plan.resend_mode == ResendMode::Rotate || self.secrets.is_none();
         let mut next: Challenge = (*self.challenge).clone();
         let secrets = if rotate {
@@ -655,7 +653,11 @@ impl Handler<Resend> for ChallengeActor {
         }
         AtomicResponse::new(Box::pin(self.persist(next).map(
             move |persisted, act, ctx| {
-                persisted?;
+                if persisted.is_err() {
+                    // Nothing is sent: the recipients' caps get their sends back.
+                    act.services.recipients.refund(reservation);
+                    persisted?;
+                }
                 if secrets.is_some() {
                     act.secrets = secrets;
                 }

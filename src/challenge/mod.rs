@@ -67,6 +67,7 @@ impl Services {
             deliverer,
             recipients: crate::delivery::cap::RecipientCap::new(
                 settings.delivery.per_recipient_daily_cap,
+                settings.delivery.per_recipient_daily_cap_per_tenant,
             ),
             delivery: settings.delivery.clone(),
             base_url: settings

@@ -115,6 +115,8 @@ impl WebhookSender {
         let timeout = Duration::from_millis(settings.timeout_ms);
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the host itself, past the guarded resolver.
+            .no_proxy()
             .timeout(timeout)
             .dns_resolver(crate::outbound::GuardedResolver::new(policy))
             .user_agent(concat!("challenge-server/", env!("CARGO_PKG_VERSION")))

@@ -94,5 +94,9 @@ pub fn check(p: &Properties, limits: &Limits) -> Result<(), Error> {
         "anonymous_failures_per_challenge_per_minute",
         Some(p.anonymous_failures_per_challenge_per_minute),
         0..=MAX_ANONYMOUS_FAILURES,
+    )?;
+    crate::challenge::kinds::action::check_allowed_scopes(
+        "allowed_action_scopes",
+        &p.allowed_action_scopes,
     )
 }

@@ -15,6 +15,7 @@ use crate::auth::{Principal, Scope};
 use crate::challenge::kinds::delivered::Prepared;
 use crate::challenge::kinds::{self, token, Field, Kind, PlanContext, Secrets};
 use crate::factors::Factor;
+use crate::delivery::cap::Reservation;
 use crate::model::{
     AnswerToken, Challenge, ChallengeId, ChallengeType, Details, Extras, FactorId, Idempotency,
     Lifecycle, Policy, PolicyRef, Properties, TenantId,
@@ -146,11 +147,18 @@ impl Engine {
             Secrets::Delivered(prepared) => (Vec::new(), Some(prepared)),
         };
         let one_active = policy.is_some_and(|p| p.spec.one_active_per_user);
-        match self
-            .registry
-            .create(challenge, one_active, prepared)
-            .await?
-        {
+        let reservation = self.reserve_recipients(&challenge)?;
+        let spawned = self.registry.create(challenge, one_active, prepared).await;
+        let recipients = &self.registry.services().recipients;
+        let spawned = match (spawned, reservation) {
+            (Ok(Spawned::New(view)), _) => Ok(Spawned::New(view)),
+            (spawned, Some(reservation)) => {
+                recipients.refund(reservation);
+                spawned
+            }
+            (spawned, None) => spawned,
+        };
+        match spawned? {
             Spawned::New(view) => Ok(Created {
                 view,
                 answer_tokens,
@@ -160,6 +168,27 @@ impl Engine {
                 view: self.registry.view(Some(tenant), &id).await?,
                 answer_tokens: Vec::new(),
                 replayed: true,
+            }),
+        }
+    }
+
+    /// Takes today's sends of a challenge sent at create from its recipients' daily caps;
+    /// `recipient_limit` at a cap.
+    fn reserve_recipients(&self, challenge: &Challenge) -> Result<Option<Reservation>, Error> {
+        let Some(plan) = challenge.delivery().filter(|p| p.last_sent_at.is_some()) else {
+            return Ok(None);
+        };
+        let services = self.registry.services();
+        let recipients = plan.actors.iter().map(|a| &*a.recipient);
+        match services
+            .recipients
+            .take(&challenge.tenant, recipients, services.clock.now_ms())
+        {
+            Some(reservation) => Ok(Some(reservation)),
+            None => Err(Error::Throttled {
+                code: "recipient_limit",
+                message: "the recipient has been sent the most messages allowed today".into(),
+                retry_after_seconds: 3600,
             }),
         }
     }

@@ -271,8 +271,13 @@ impl Engine {
     }
 
     /// The secret the tenant's webhooks are signed with (`challenge:configuration:get`).
+    /// Whether the principal may read the service's metrics (`challenge:metrics:get`).
+    pub fn authorize_metrics(&self, principal: &Principal) -> Result<(), Error> {
+        authorize(principal, Scope::MetricsGet)
+    }
+
     pub fn webhook_secret(&self, principal: &Principal) -> Result<String, Error> {
-        authorize(principal, Scope::ConfigurationGet)?;
+        authorize(principal, Scope::WebhookGet)?;
         Ok(crate::challenge::actor::webhook_secret(
             &self.registry.services().key,
             &principal.tenant,

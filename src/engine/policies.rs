@@ -244,6 +244,11 @@ pub fn check_spec(mut spec: PolicySpec, limits: &Limits) -> Result<PolicySpec, E
             spec.conditions.is_some(),
             PolicyField::Conditions,
         ),
+        (
+            "allowed_action_scopes",
+            spec.allowed_action_scopes.is_some(),
+            PolicyField::ActionScopes,
+        ),
     ];
     if let Some((field, ..)) = applicable
         .iter()
@@ -280,6 +285,9 @@ pub fn check_spec(mut spec: PolicySpec, limits: &Limits) -> Result<PolicySpec, E
     }
     if let Some(conditions) = &mut spec.conditions {
         check_conditions(kind, conditions)?;
+    }
+    if let Some(scopes) = &spec.allowed_action_scopes {
+        crate::challenge::kinds::action::check_allowed_scopes("allowed_action_scopes", scopes)?;
     }
     Ok(spec)
 }

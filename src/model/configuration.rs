@@ -17,6 +17,8 @@ pub const CODE_LENGTH: RangeInclusive<u32> = 4..=10;
 pub const MAX_RETENTION_SECONDS: u64 = 365 * 24 * 3600;
 /// Most failed anonymous answers per challenge per minute anyone may allow.
 pub const MAX_ANONYMOUS_FAILURES: u32 = 1000;
+/// Most entries of an allow-list of action scopes (a tenant's or a policy's).
+pub const MAX_ALLOWED_ACTION_SCOPES: usize = 64;
 
 /// Declares a struct that holds the tenant properties, followed by its own fields: the
 /// one list of the properties, their types and their meaning. [`Properties`] is exactly
@@ -49,6 +51,10 @@ macro_rules! with_tenant_properties {
             pub long_poll_max_seconds: u64,
             /// Anonymous answers with an unrecognized token tolerated per challenge per minute.
             pub anonymous_failures_per_challenge_per_minute: u32,
+            /// Scopes this tenant's one-time-use actions may ask for in their minted
+            /// tokens, besides the server's `actions.allowed_scopes` (and a policy's own).
+            #[serde(default)]
+            pub allowed_action_scopes: Vec<String>,
             $($field)*
         }
 
@@ -65,6 +71,7 @@ macro_rules! with_tenant_properties {
                     long_poll_max_seconds: p.long_poll_max_seconds,
                     anonymous_failures_per_challenge_per_minute: p
                         .anonymous_failures_per_challenge_per_minute,
+                    allowed_action_scopes: p.allowed_action_scopes.clone(),
                 }
             }
         }

@@ -159,6 +159,11 @@ pub struct PolicySpec {
     /// Delivered types.
     #[serde(default)]
     pub conditions: Option<Conditions>,
+    /// `one_time_use_action`: scopes its actions may ask for in their minted tokens,
+    /// besides the server's `actions.allowed_scopes` and the tenant's
+    /// `allowed_action_scopes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_action_scopes: Option<Vec<String>>,
     /// Where state changes of the policy's challenges are posted when a create names no
     /// `callback_url` of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]

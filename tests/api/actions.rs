@@ -180,7 +180,11 @@ async fn racing_actors_run_one_set_of_actions() {
 #[tokio::test]
 async fn an_action_with_scopes_carries_a_token_that_verifies_against_the_published_keys() {
     let receiver = HttpSink::scripted(always(200));
-    let server = start().await;
+    let server = TestServer::start_with(|s| {
+        allow_loopback(s);
+        s.actions.allowed_scopes = vec!["orders:approve".into(), "orders:read".into()];
+    })
+    .await;
     let created = server
         .create_ok(
             json!({"type": "one_time_use_action", "user_id": "requester",
@@ -566,4 +570,253 @@ async fn a_crash_mid_action_resumes_it_with_the_same_key_and_never_repeats_a_fin
         slow[0].header("idempotency-key"),
         Some(format!("{id}.approved.1").as_str())
     );
+}
+
+const OPERATOR_SCOPES: &str = "challenge:post challenge:get challenge:configuration:get \
+     challenge:configuration:put challenge:policy:post";
+
+#[tokio::test]
+async fn action_scopes_are_denied_unless_the_server_the_tenant_or_the_policy_allows_them() {
+    let server = start().await;
+    let acme = server.token("acme", OPERATOR_SCOPES);
+    let globex = server.token("globex", OPERATOR_SCOPES);
+    let with_scope = |scope: &str, policy: Option<&str>| {
+        let mut body = json!({"type": "one_time_use_action", "user_id": "u",
+            "actions": {"approved": [{"method": "POST", "uri": "https://api.example.com/x",
+                                      "scopes": [scope]}]}});
+        if let Some(alias) = policy {
+            body["policy"] = json!(alias);
+            body.as_object_mut().unwrap().remove("type");
+        }
+        body
+    };
+    let refused = |r: reqwest::Response| async move { error_code(r).await };
+    // Nothing allows anything by default.
+    let r = server
+        .create(&acme, with_scope("orders:approve", None))
+        .await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+
+    // The tenant allows a scope through its configuration API.
+    let config: Value = server
+        .http
+        .get(server.url("/api/v1/configuration"))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(config["allowed_action_scopes"], json!([]));
+    let mut body = config.clone();
+    body.as_object_mut().unwrap().remove("version");
+    body.as_object_mut().unwrap().remove("updated_at");
+    let put = |body: Value| {
+        server
+            .http
+            .put(server.url("/api/v1/configuration"))
+            .bearer_auth(&acme)
+            .header("If-Match", "\"0\"")
+            .json(&body)
+            .send()
+    };
+    body["allowed_action_scopes"] = json!(["orders approve"]);
+    assert_eq!(
+        error_code(put(body.clone()).await.unwrap()).await,
+        (400, "invalid_field".into())
+    );
+    body["allowed_action_scopes"] = json!(["orders:approve"]);
+    assert_eq!(put(body).await.unwrap().status(), 200);
+    let r = server
+        .create(&acme, with_scope("orders:approve", None))
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = server.create(&acme, with_scope("orders:read", None)).await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+    // Another tenant is not allowed what acme allowed itself.
+    let r = server
+        .create(&globex, with_scope("orders:approve", None))
+        .await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+
+    // A policy allows a scope for the challenges created from it only.
+    let policy = |body: Value| {
+        server
+            .http
+            .post(server.url("/api/v1/policies"))
+            .bearer_auth(&acme)
+            .json(&body)
+            .send()
+    };
+    let r = policy(json!({"alias": "approvals", "type": "token",
+        "allowed_action_scopes": ["orders:read"]}))
+    .await
+    .unwrap();
+    assert_eq!(error_code(r).await, (400, "not_applicable".into()));
+    let r = policy(json!({"alias": "approvals", "type": "one_time_use_action",
+        "allowed_action_scopes": ["orders:read"]}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = server
+        .create(&acme, with_scope("orders:read", Some("approvals")))
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = server.create(&acme, with_scope("orders:read", None)).await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+    let r = server
+        .create(&acme, with_scope("orders:delete", Some("approvals")))
+        .await;
+    assert_eq!(refused(r).await, (400, "scope_not_allowed".into()));
+
+    // Exactly the two accepted creates exist.
+    let list: Value = server
+        .http
+        .get(server.url("/api/v1/challenges"))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["challenges"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn actions_and_webhooks_never_go_through_an_environment_proxy() {
+    let proxy = HttpSink::scripted(always(200));
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let proxy_url = proxy.url("");
+    let server = ServerProcess::start(
+        data.path(),
+        logs.path(),
+        &[
+            ("HTTP_PROXY", &proxy_url),
+            ("http_proxy", &proxy_url),
+            ("HTTPS_PROXY", &proxy_url),
+            ("NO_PROXY", ""),
+            ("no_proxy", ""),
+            ("CHALLENGE_SERVER__ACTIONS__MAX_RETRIES", "0"),
+            ("CHALLENGE_SERVER__WEBHOOKS__MAX_RETRIES", "0"),
+            // The SMS gateway is the operator's own and may sit behind a proxy: it is the
+            // control that shows the proxy is in the server's environment.
+            (
+                "CHALLENGE_SERVER__SMS__GATEWAY_URL",
+                "http://sms-gateway.invalid/send",
+            ),
+        ],
+    )
+    .await;
+    let admin = token(&Settings::development(), "acme", ALL_SCOPES);
+    let http = reqwest::Client::new();
+    let create = |body: Value| {
+        http.post(server.url("/api/v1/challenges"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let created: Value = create(json!({"type": "one_time_use_action", "user_id": "u",
+        "callback_url": "http://hooks.invalid/hook",
+        "actions": {"approved": [{"method": "POST", "uri": "http://orders.invalid/approve"}]}}))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let answer = http
+        .post(server.url(&format!("/api/v1/challenges/{id}/answer")))
+        .json(&json!({"answer_token": created["actors"][0]["answer_token"], "allowed": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let result = eventually(Duration::from_secs(30), || async {
+        let c: Value = http
+            .get(server.url(&format!("/api/v1/challenges/{id}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let status = c["actions"]["results"][0]["status"].clone();
+        (status != "pending" && !status.is_null()).then_some(status)
+    })
+    .await;
+    assert_eq!(result, "failed", "the action resolved its host itself");
+    eventually(Duration::from_secs(30), || async {
+        let text = http
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("deliveries_total{channel=\"webhook\"")
+            .then_some(())
+    })
+    .await;
+    let sms =
+        create(json!({"type": "sms_otp", "user_id": "u", "recipient": {"phone": "+15551234567"}}))
+            .await
+            .unwrap();
+    assert_eq!(sms.status(), 201);
+    let seen = proxy.wait_for(1).await;
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the SMS gateway's request used the proxy"
+    );
+    assert_eq!(seen[0].header("host"), Some("sms-gateway.invalid"));
+}
+
+#[tokio::test]
+async fn metadata_and_special_purpose_addresses_are_refused_even_with_allow_private() {
+    let server = start().await;
+    for uri in [
+        "http://168.63.129.16/machine",
+        "http://100.100.100.200/latest/meta-data",
+        "http://[::ffff:10.0.0.1]/x",
+        "http://[::a9fe:a9fe]/x",
+        "http://[64:ff9b::a9fe:a9fe]/x",
+        "http://[2002:a9fe:a9fe::]/x",
+        "http://[fec0::1]:1/x",
+        "http://192.0.2.1/x",
+    ] {
+        let action = server
+            .create(
+                &server.admin(),
+                json!({"type": "one_time_use_action", "user_id": "u",
+                "actions": {"approved": [{"method": "POST", "uri": uri}]}}),
+            )
+            .await;
+        let callback = server
+            .create(
+                &server.admin(),
+                json!({"type": "token", "user_id": "u", "callback_url": uri}),
+            )
+            .await;
+        if uri.contains("fec0") {
+            // Site-local is a private range: allow_private opens it.
+            assert_eq!(action.status(), 201, "{uri}");
+            assert_eq!(callback.status(), 201, "{uri}");
+            continue;
+        }
+        assert_eq!(
+            error_code(action).await,
+            (400, "url_not_allowed".into()),
+            "{uri}"
+        );
+        assert_eq!(
+            error_code(callback).await,
+            (400, "url_not_allowed".into()),
+            "{uri}"
+        );
+    }
 }

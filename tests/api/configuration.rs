@@ -100,6 +100,7 @@ async fn a_tenant_starts_with_the_file_values() {
             "max_live_challenges": 500,
             "long_poll_max_seconds": l.long_poll_max_seconds,
             "anonymous_failures_per_challenge_per_minute": l.anonymous_failures_per_challenge_per_minute,
+            "allowed_action_scopes": [],
             "version": 0,
             "updated_at": null
         })

@@ -484,7 +484,7 @@ async fn state_changes_are_posted_signed_to_the_callback_url_with_retries() {
     let secret: Value = server
         .http
         .get(server.url("/api/v1/webhooks/secret"))
-        .bearer_auth(server.token("acme", "challenge:configuration:get"))
+        .bearer_auth(server.token("acme", "challenge:webhook:get"))
         .send()
         .await
         .unwrap()
@@ -514,7 +514,7 @@ async fn state_changes_are_posted_signed_to_the_callback_url_with_retries() {
     let other: Value = server
         .http
         .get(server.url("/api/v1/webhooks/secret"))
-        .bearer_auth(server.token("globex", "challenge:configuration:get"))
+        .bearer_auth(server.token("globex", "challenge:webhook:get"))
         .send()
         .await
         .unwrap()
@@ -741,4 +741,114 @@ async fn a_policys_callback_url_serves_challenges_that_name_none() {
     assert_eq!(requests[0].path, "/from-policy");
     let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(body["state"], "cancelled");
+}
+
+#[tokio::test]
+async fn the_daily_cap_counts_per_tenant_and_globally_normalized_and_only_what_is_created() {
+    let sink = SmtpSink::start().await;
+    let server = TestServer::start_with(|s| {
+        mail_to(s, sink.port);
+        s.delivery.per_recipient_daily_cap_per_tenant = 2;
+        s.delivery.per_recipient_daily_cap = 3;
+    })
+    .await;
+    let to =
+        |email: &str| json!({"type": "email_otp", "user_id": "u-1", "recipient": {"email": email}});
+    let acme = server.admin();
+    let globex = server.token("globex", ALL_SCOPES);
+    let mut keyed = to("Victim@Example.com");
+    keyed["idempotency_key"] = json!("k-1");
+    assert_eq!(server.create(&acme, keyed.clone()).await.status(), 201);
+    // An idempotent replay sends nothing and takes nothing.
+    let replay = server.create(&acme, keyed).await;
+    assert_eq!(replay.status(), 200);
+    // Case and a +tag do not make another recipient.
+    assert_eq!(
+        server
+            .create(&acme, to("victim+promo@EXAMPLE.com"))
+            .await
+            .status(),
+        201
+    );
+    let third = server.create(&acme, to("victim@example.com")).await;
+    assert_eq!(error_code(third).await, (429, "recipient_limit".into()));
+    // Another tenant has its own count, under the global one.
+    assert_eq!(
+        server
+            .create(&globex, to("victim@example.com"))
+            .await
+            .status(),
+        201
+    );
+    let global = server.create(&globex, to("victim@example.com")).await;
+    assert_eq!(error_code(global).await, (429, "recipient_limit".into()));
+    assert_eq!(sink.wait_for(3).await.len(), 3);
+    let list: Value = server
+        .http
+        .get(server.url("/api/v1/challenges"))
+        .bearer_auth(&acme)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["challenges"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_create_refused_by_the_quota_takes_nothing_from_the_daily_cap() {
+    let sink = SmtpSink::start().await;
+    let server = TestServer::start_with(|s| {
+        mail_to(s, sink.port);
+        s.delivery.per_recipient_daily_cap_per_tenant = 1;
+        s.limits.max_live_challenges = 1;
+    })
+    .await;
+    let to =
+        |email: &str| json!({"type": "email_otp", "user_id": "u-1", "recipient": {"email": email}});
+    let first = server.create_ok(to("a@example.com")).await;
+    let refused = server.create(&server.admin(), to("b@example.com")).await;
+    assert_eq!(error_code(refused).await, (429, "quota_exceeded".into()));
+    let id = first["id"].as_str().unwrap();
+    let cancelled = server
+        .http
+        .delete(server.url(&format!("/api/v1/challenges/{id}")))
+        .bearer_auth(server.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    // b's one send of the day is still there.
+    server.create_ok(to("b@example.com")).await;
+    assert_eq!(sink.wait_for(2).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_resend_counts_against_the_same_caps_as_a_create() {
+    let sink = SmtpSink::start().await;
+    let server = TestServer::start_with(|s| {
+        mail_to(s, sink.port);
+        s.delivery.per_recipient_daily_cap_per_tenant = 2;
+        s.delivery.resend_cooldown_seconds = 0;
+    })
+    .await;
+    let created = server
+        .create_ok(json!({"type": "email_otp", "user_id": "u-1",
+            "recipient": {"email": "a+login@example.com"}}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (admin, path) = (server.admin(), format!("/api/v1/challenges/{id}/resend"));
+    let resend = || server.post(Some(&admin), &path, json!({}));
+    assert_eq!(resend().await.status(), 202);
+    let refused = resend().await;
+    assert_eq!(error_code(refused).await, (429, "recipient_limit".into()));
+    assert_eq!(sink.wait_for(2).await.len(), 2);
+    let other = server
+        .create(
+            &server.admin(),
+            json!({"type": "email_otp", "user_id": "u-2", "recipient": {"email": "A@example.com"}}),
+        )
+        .await;
+    assert_eq!(error_code(other).await, (429, "recipient_limit".into()));
 }

@@ -24,6 +24,8 @@ pub fn token(settings: &Settings, tenant: &str, scopes: &str) -> String {
 
 pub struct TestServer {
     pub base: String,
+    /// The separate `/metrics` listener's origin, when `metrics.listen` configures one.
+    pub metrics_base: Option<String>,
     pub settings: Settings,
     pub http: reqwest::Client,
     pub data: tempfile::TempDir,
@@ -43,9 +45,10 @@ impl TestServer {
         settings.storage.data_dir = data.path().to_path_buf();
         settings.server.workers = 2;
         tweak(&mut settings);
-        let (handle, thread, port) = spawn(settings.clone());
+        let (handle, thread, port, metrics_port) = spawn(settings.clone());
         let server = TestServer {
             base: format!("http://127.0.0.1:{port}"),
+            metrics_base: metrics_port.map(|p| format!("http://127.0.0.1:{p}")),
             settings,
             http: reqwest::Client::new(),
             data,
@@ -160,7 +163,7 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(settings: Settings) -> (ServerHandle, std::thread::JoinHandle<()>, u16) {
+fn spawn(settings: Settings) -> (ServerHandle, std::thread::JoinHandle<()>, u16, Option<u16>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -169,14 +172,14 @@ fn spawn(settings: Settings) -> (ServerHandle, std::thread::JoinHandle<()>, u16)
             let app = Application::build(settings, listener)
                 .await
                 .expect("server builds");
-            tx.send(app.handle()).unwrap();
+            tx.send((app.handle(), app.metrics_port())).unwrap();
             app.run().await.expect("server runs");
         });
     });
-    let handle = rx
+    let (handle, metrics_port) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("server started");
-    (handle, thread, port)
+    (handle, thread, port, metrics_port)
 }
 
 /// The body's `error.code`.
@@ -288,4 +291,61 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the server binary with `args` and `env` and waits (up to `limit`) for it to exit
+/// by itself: its exit code (`None` if a signal ended it) and its standard error. Panics
+/// if it is still running at `limit` (after killing it).
+pub async fn run_binary_to_exit(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Option<i32>, String) {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stderr.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_challenge-server"));
+    command
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start the server binary");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the server binary") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the server did not exit within {limit:?}; stderr:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    (status.code(), std::fs::read_to_string(&log).unwrap())
+}
+
+/// A free port on 127.0.0.1 (bound and released: the caller binds it next).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `GET base/readyz` answers 200.
+pub async fn wait_ready(base: &str) {
+    let http = reqwest::Client::new();
+    let ready = format!("{base}/readyz");
+    eventually(Duration::from_secs(30), || {
+        let request = http.get(&ready).send();
+        async move { matches!(request.await, Ok(r) if r.status() == 200).then_some(()) }
+    })
+    .await;
 }

@@ -5,8 +5,10 @@
 mod actions;
 mod auth;
 mod bad_input;
+mod bounded;
 mod configuration;
 mod delivered_challenges;
+mod disclosure;
 mod durability;
 mod expiry;
 mod factors;
@@ -17,6 +19,7 @@ mod pages;
 mod policies;
 mod races;
 mod readiness;
+mod safe_defaults;
 mod secrets;
 mod sinks;
 mod transports;

@@ -143,3 +143,64 @@ async fn environment_overrides_and_layered_files_apply_and_the_dev_key_is_announ
     let log = std::fs::read_to_string(&server.stderr_log).unwrap();
     assert!(log.contains("DEVELOPMENT SIGNING KEY"), "{log}");
 }
+
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let server = TestServer::start_with(|s| {
+        s.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let metrics_base = server.metrics_base.clone().expect("a metrics listener");
+    let get = |url: String| server.http.get(url).send();
+    let on_api = get(server.url("/metrics")).await.unwrap();
+    assert_eq!(error_code(on_api).await, (404, "not_found".into()));
+    let on_metrics = get(format!("{metrics_base}/metrics")).await.unwrap();
+    assert_eq!(on_metrics.status(), 200);
+    assert!(on_metrics
+        .text()
+        .await
+        .unwrap()
+        .contains("http_request_duration_seconds"));
+    // The metrics listener serves nothing else; the API still answers on its own.
+    let api_on_metrics = server
+        .http
+        .get(format!("{metrics_base}/api/v1/challenges"))
+        .bearer_auth(server.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(api_on_metrics).await, (404, "not_found".into()));
+    let list = server
+        .http
+        .get(server.url("/api/v1/challenges"))
+        .bearer_auth(server.admin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_bearer_scope() {
+    let server = TestServer::start_with(|s| s.metrics.require_scope = true).await;
+    let get = |token: Option<String>| {
+        let mut request = server.http.get(server.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(
+        error_code(get(None).await.unwrap()).await,
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        error_code(get(Some(server.admin())).await.unwrap()).await,
+        (403, "forbidden".into())
+    );
+    let granted = get(Some(server.token("ops", "challenge:metrics:get")))
+        .await
+        .unwrap();
+    assert_eq!(granted.status(), 200);
+    assert!(granted.text().await.unwrap().contains("# TYPE"));
+}

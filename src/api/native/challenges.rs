@@ -156,7 +156,8 @@ pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiErr
 /// caller with `challenge:answer` on a user's behalf.
 #[utoipa::path(post, path = "/api/v1/challenges/{id}/answer", tag = "challenges",
     params(("id" = String, Path)), request_body = AnswerRequest,
-    responses((status = 200, body = ChallengeDto),
+    responses((status = 200, description = "a bearer caller gets the challenge; an anonymous one only its id, state, answered_at and its own actor id",
+            body = AnswerResponse),
         (status = 400, description = "wrong_answer (with attempts_left), answer_rejected (anonymous), invalid input", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "already_answered, expired, cancelled, failed", body = ErrorBody),
@@ -172,6 +173,7 @@ pub async fn answer(
     let anonymous = principal.is_none();
     let result = answer_as(&req, &path, payload, &state, principal).await;
     match result {
+        Ok(view) if anonymous => Ok(HttpResponse::Ok().json(AnonymousAnswerDto::new(&view))),
         Ok(view) => Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None))),
         Err(e) if anonymous => Err(e.for_anonymous()),
         Err(e) => Err(e),
@@ -284,7 +286,7 @@ pub async fn resend(
 /// The secret this tenant's webhooks are signed with.
 #[utoipa::path(get, path = "/api/v1/webhooks/secret", tag = "webhooks",
     responses((status = 200, body = WebhookSecret), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("bearer" = ["challenge:configuration:get"])))]
+    security(("bearer" = ["challenge:webhook:get"])))]
 pub async fn webhook_secret(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&req, &state)?;
     let secret = state.engine.webhook_secret(&principal)?;

@@ -355,6 +355,50 @@ pub struct ChallengeDto {
     pub policy: Option<PolicyRef>,
 }
 
+/// What an anonymous answerer (the holder of an answer token) is told about the
+/// challenge it answered: its id, its state, when it was answered and the id of the actor
+/// who did — its own. Never the details meant for the calling service
+/// (`hidden_details`, `callback_url`, actions and their scopes) nor other actors.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnonymousAnswerDto {
+    pub id: String,
+    pub state: State,
+    pub answered_at: Option<String>,
+    pub answered_by: Option<AnsweringActor>,
+}
+
+/// The answer route's reply (for the OpenAPI document): the challenge for a bearer
+/// caller, [`AnonymousAnswerDto`] for an anonymous one.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AnswerResponse {
+    Challenge(Box<ChallengeDto>),
+    Anonymous(AnonymousAnswerDto),
+}
+
+/// The answering actor, as its own answerer sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnsweringActor {
+    pub actor_id: String,
+}
+
+impl AnonymousAnswerDto {
+    pub fn new(c: &Challenge) -> Self {
+        AnonymousAnswerDto {
+            id: c.id.to_string(),
+            state: c.life.state,
+            answered_at: c.life.answered_at.map(rfc3339),
+            answered_by: c
+                .life
+                .answered_by
+                .and_then(|i| c.actors.get(usize::from(i)))
+                .map(|a| AnsweringActor {
+                    actor_id: a.id.to_string(),
+                }),
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChallengeList {
     pub challenges: Vec<ChallengeDto>,

@@ -5,7 +5,7 @@
 //! recording each result durably before the next starts.
 
 use super::token::{self, Attempt, AttemptError};
-use super::{Field, HashKey, Kind, KindPlan, PlanContext};
+use super::{Field, HashKey, Kind, KindPlan, PlanContext, PolicyField};
 use crate::challenge::state::Verdict;
 use crate::clock::Millis;
 use crate::engine::{input, ActionsRequest, CreateRequest, Error};
@@ -19,10 +19,14 @@ impl Kind for OneTimeUseAction {
         field == Field::Actions
     }
 
+    fn policy_applies(&self, field: PolicyField) -> bool {
+        field == PolicyField::ActionScopes
+    }
+
     fn plan(
         &self,
         request: &CreateRequest,
-        _policy: Option<&PolicySpec>,
+        policy: Option<&PolicySpec>,
         ctx: &PlanContext<'_>,
     ) -> Result<KindPlan, Error> {
         let spec = request.actions.as_ref().ok_or_else(|| {
@@ -31,9 +35,17 @@ impl Kind for OneTimeUseAction {
                 "actions is required for one_time_use_action",
             )
         })?;
+        let allowed = AllowedScopes {
+            server: &ctx.actions.allowed_scopes,
+            tenant: &ctx.config.allowed_action_scopes,
+            policy: policy
+                .and_then(|p| p.allowed_action_scopes.as_deref())
+                .unwrap_or_default(),
+        };
         Ok(KindPlan::Actions(parse_actions(
             spec,
             ctx.actions,
+            &allowed,
             ctx.services.actions.policy(),
         )?))
     }
@@ -53,10 +65,52 @@ pub const MAX_SCOPES: usize = 16;
 pub const MAX_SCOPE: usize = 511;
 pub const MAX_CONTENT_TYPE: usize = 256;
 
+/// The scopes an action may ask for: denied unless one of the three lists names it —
+/// the server's (`actions.allowed_scopes`), the tenant's configuration
+/// (`allowed_action_scopes`) or the challenge's policy (`allowed_action_scopes`).
+pub struct AllowedScopes<'a> {
+    pub server: &'a [String],
+    pub tenant: &'a [String],
+    pub policy: &'a [String],
+}
+
+impl AllowedScopes<'_> {
+    pub fn allows(&self, scope: &str) -> bool {
+        [self.server, self.tenant, self.policy]
+            .iter()
+            .any(|list| list.iter().any(|s| s == scope))
+    }
+}
+
+/// One entry of an allow-list of action scopes (a tenant's or a policy's) is a scope an
+/// action could name: 1 to [`MAX_SCOPE`] characters, no whitespace.
+pub fn check_allowed_scopes(field: &str, scopes: &[String]) -> Result<(), Error> {
+    if scopes.len() > crate::model::configuration::MAX_ALLOWED_ACTION_SCOPES {
+        return Err(Error::invalid(
+            "too_many_items",
+            format!(
+                "{field} holds more than {} entries",
+                crate::model::configuration::MAX_ALLOWED_ACTION_SCOPES
+            ),
+        ));
+    }
+    for (i, scope) in scopes.iter().enumerate() {
+        input::check_text(&format!("{field}[{i}]"), scope, MAX_SCOPE)?;
+        if scope.contains(char::is_whitespace) {
+            return Err(Error::invalid(
+                "invalid_field",
+                format!("{field}[{i}] contains whitespace; scopes contain no spaces"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Validates the two action lists into the plan a challenge keeps.
 pub fn parse_actions(
     spec: &ActionsRequest,
     settings: &crate::config::ActionSettings,
+    allowed: &AllowedScopes<'_>,
     policy: &crate::outbound::OutboundPolicy,
 ) -> Result<crate::model::ActionPlan, Error> {
     if spec.approved.is_empty() && spec.declined.is_empty() {
@@ -123,10 +177,14 @@ pub fn parse_actions(
                         format!("{field}.scopes entries contain no spaces"),
                     ));
                 }
-                if !settings.allowed_scopes.is_empty() && !settings.allowed_scopes.contains(scope) {
+                if !allowed.allows(scope) {
                     return Err(Error::invalid(
                         "scope_not_allowed",
-                        format!("{field}.scopes: {scope:?} is not in actions.allowed_scopes"),
+                        format!(
+                            "{field}.scopes: {scope:?} is allowed neither by the server \
+                             (actions.allowed_scopes), nor by the tenant's configuration \
+                             (allowed_action_scopes), nor by the policy (allowed_action_scopes)"
+                        ),
                     ));
                 }
             }

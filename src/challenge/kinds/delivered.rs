@@ -156,19 +156,8 @@ pub fn issue(challenge: &mut Challenge, ctx: &PlanContext<'_>) -> Result<Prepare
             .map_err(|e| Error::invalid("template_error", e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let sent_now = plan.last_sent_at.is_some();
-    if sent_now
-        && !plan
-            .actors
-            .iter()
-            .all(|a| services.recipients.take(&a.recipient, ctx.now))
-    {
-        return Err(Error::Throttled {
-            code: "recipient_limit",
-            message: "the recipient has been sent the most messages allowed today".into(),
-            retry_after_seconds: 3600,
-        });
-    }
+    // The recipients' daily caps are taken by the engine, around the spawn, so that only
+    // a create that happens counts.
     Ok(Prepared {
         secrets: secrets.into_boxed_slice(),
         messages,

@@ -67,6 +67,7 @@ pub trait Kind: Sync {
             PolicyField::SmsTemplate | PolicyField::PhonePrefixes => {
                 delivery.channel == DeliveryChannel::Sms
             }
+            PolicyField::ActionScopes => false,
         }
     }
 
@@ -185,6 +186,8 @@ pub enum PolicyField {
     Conditions,
     EmailDomains,
     PhonePrefixes,
+    /// `allowed_action_scopes`.
+    ActionScopes,
 }
 
 /// What a create is planned with besides the request and the policy.
