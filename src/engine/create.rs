@@ -14,8 +14,8 @@ use super::{Engine, Error, View};
 use crate::auth::{Principal, Scope};
 use crate::challenge::kinds::delivered::Prepared;
 use crate::challenge::kinds::{self, token, Field, Kind, PlanContext, Secrets};
-use crate::factors::Factor;
 use crate::delivery::cap::Reservation;
+use crate::factors::Factor;
 use crate::model::{
     AnswerToken, Challenge, ChallengeId, ChallengeType, Details, Extras, FactorId, Idempotency,
     Lifecycle, Policy, PolicyRef, Properties, TenantId,
