@@ -6,8 +6,7 @@
 //! - request bodies have their own schemas: what the server sets (`version`,
 //!   `created_at`, `updated_at`) is optional there and of any value, since it is ignored;
 //! - a create must name a `type` this server has enabled, or a `policy`;
-//! - a policy alias has its pattern; `If-Match` is optional in the schema (a `PUT`
-//!   without it is answered `428 precondition_required`, documented);
+//! - a policy alias has its pattern, and optional query parameters are never `null`;
 //! - operation ids are unique (`<tag>_<name>`), and the responses of a create link to the
 //!   operations that take its id, so that a client (or a fuzzer) can follow them.
 //!
@@ -58,7 +57,8 @@ fn exact(mut doc: Value) -> Value {
     request_bodies(&mut doc);
     create_needs_type_or_policy(&mut doc);
     policy_alias_pattern(&mut doc);
-    if_match_is_optional(&mut doc);
+    query_parameters_are_not_null(&mut doc);
+    close_response_shapes(&mut doc);
     unique_operation_ids(&mut doc);
     links(&mut doc);
     doc
@@ -151,6 +151,9 @@ fn request_bodies(doc: &mut Value) {
 }
 
 /// A create names a `type` this server has enabled, or a `policy` that gives one.
+/// A policy alias: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit.
+const ALIAS_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
+
 fn create_needs_type_or_policy(doc: &mut Value) {
     let enabled: Vec<Value> = doc["components"]["schemas"]["ChallengeType"]["enum"]
         .as_array()
@@ -174,13 +177,17 @@ fn create_needs_type_or_policy(doc: &mut Value) {
     });
     create["anyOf"] = json!([
         {"required": ["type"], "properties": {"type": {"type": "string", "enum": enabled}}},
-        {"required": ["policy"], "properties": {"policy": {"type": "string"}}},
+        {"required": ["policy"], "properties": {"policy": {"type": "string", "pattern": ALIAS_PATTERN}}},
     ]);
 }
 
-/// What `PolicyAlias::parse` takes.
+/// What `PolicyAlias::parse` takes, wherever an alias is given.
 fn policy_alias_pattern(doc: &mut Value) {
-    let alias = json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$"});
+    let alias = json!({"type": "string", "pattern": ALIAS_PATTERN});
+    let create = &mut schemas(doc)["CreateChallenge"]["properties"];
+    if create.get("policy").is_some() {
+        create["policy"] = json!({"type": ["string", "null"], "pattern": ALIAS_PATTERN});
+    }
     for name in ["PolicyDto", "PolicyCreate"] {
         let props = &mut schemas(doc)[name]["properties"];
         if props.get("alias").is_some() {
@@ -189,9 +196,9 @@ fn policy_alias_pattern(doc: &mut Value) {
     }
 }
 
-/// `If-Match` is declared required where a write needs it; the schema says optional,
-/// since its absence has its own documented answer (`428`), not a generic 400.
-fn if_match_is_optional(doc: &mut Value) {
+/// An optional query parameter is absent or a value, never `null` (a query string
+/// cannot carry one): `Option<T>` fields are declared as `T`, not required.
+fn query_parameters_are_not_null(doc: &mut Value) {
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
@@ -203,11 +210,24 @@ fn if_match_is_optional(doc: &mut Value) {
         let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
             continue;
         };
-        for param in params {
-            if param["name"] == "If-Match" {
-                param["required"] = Value::Bool(false);
+        for param in params.iter_mut().filter(|p| p["in"] == "query") {
+            let schema = &mut param["schema"];
+            if let Some(types) = schema.get_mut("type").and_then(Value::as_array_mut) {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    schema["type"] = only;
+                }
             }
         }
+    }
+}
+
+/// Shapes that are one of several replies say exactly which fields they hold, so that a
+/// reply matches exactly one of them.
+fn close_response_shapes(doc: &mut Value) {
+    if let Some(anonymous) = schemas(doc).get_mut("AnonymousAnswerDto") {
+        anonymous["additionalProperties"] = Value::Bool(false);
     }
 }
 
@@ -275,6 +295,22 @@ mod tests {
             }
         }
         assert!(ids.contains("challenges_get") && ids.contains("policies_delete"));
+    }
+
+    #[test]
+    fn query_parameters_are_in_the_query_with_their_bounds() {
+        let params = document()["paths"]["/api/v1/challenges"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        let page_size = params.iter().find(|p| p["name"] == "page_size").unwrap();
+        assert_eq!(page_size["in"], "query");
+        assert_eq!(page_size["required"], false);
+        assert_eq!(page_size["schema"]["type"], "integer");
+        assert_eq!(page_size["schema"]["minimum"], 1);
+        assert_eq!(page_size["schema"]["maximum"], 1000);
+        for param in params {
+            assert_eq!(param["in"], "query", "{}", param["name"]);
+        }
     }
 
     #[test]

@@ -278,26 +278,32 @@ pub struct AnswerRequest {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GetQuery {
     /// Long-poll: wait up to this many seconds (≤ limits.long_poll_max_seconds) for the
     /// state to differ from `state`.
     pub wait: Option<u64>,
     /// The state the caller knows; default: the state when the request arrives.
+    #[param(value_type = Option<crate::model::State>)]
     pub state: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub user_id: Option<String>,
+    #[param(value_type = Option<crate::model::State>)]
     pub state: Option<String>,
     #[serde(rename = "type")]
-    #[param(rename = "type")]
+    #[param(rename = "type", value_type = Option<crate::model::ChallengeType>)]
     pub kind: Option<String>,
     /// 1..=1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<usize>,
     /// `next_page_token` of the previous page.
+    #[param(pattern = "^ch_[A-Za-z0-9_-]{21}[AQgw]$")]
     pub page_token: Option<String>,
 }
 

@@ -115,11 +115,14 @@ pub struct FactorList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FactorListQuery {
     /// 1..=1000, default 50.
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<usize>,
     /// `next_page_token` of the previous page.
+    #[param(pattern = "^fac_[A-Za-z0-9_-]{21}[AQgw]$")]
     pub page_token: Option<String>,
 }
 

@@ -54,11 +54,14 @@ pub struct PolicyList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyListQuery {
     /// 1..=100, default 20.
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<usize>,
     /// `next_page_token` of the previous page.
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
     pub page_token: Option<String>,
 }
 
