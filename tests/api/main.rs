@@ -15,6 +15,7 @@ mod lifecycle;
 mod operations;
 mod pages;
 mod policies;
+mod push;
 mod races;
 mod readiness;
 mod secrets;
