@@ -375,7 +375,7 @@ async fn a_bad_signature_another_device_or_a_bad_token_is_refused_and_changes_no
     let stranger = Device::key();
     let cases = [
         (device.jwt(-5), "device_token_expired"),
-        (device.jwt(301), "device_token_lifetime_too_long"),
+        (device.jwt(330), "device_token_lifetime_too_long"),
         (
             jwt(&stranger, &device.factor_id, unix_now() + 60),
             "invalid_device_token",
@@ -611,4 +611,27 @@ async fn bad_enrollments_and_bad_push_challenges_are_refused_with_nothing_stored
         error_code(response).await,
         (401, "invalid_device_token".into())
     );
+}
+
+#[tokio::test]
+async fn a_policy_may_name_push() {
+    let server = TestServer::start().await;
+    let device = enrolled_device(&server, "alice", "none").await;
+    let response = server
+        .post(
+            Some(&server.token("acme", "challenge:policy:post")),
+            "/api/v1/policies",
+            json!({"alias": "approve-login", "type": "push", "ttl_seconds": 120}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let mut body = push_body("alice", &device.factor_id);
+    body.as_object_mut().unwrap().remove("type");
+    body["policy"] = json!("approve-login");
+    let response = server.create(&admin(&server), body).await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["type"], "push");
+    assert_eq!(created["policy"]["alias"], "approve-login");
+    assert_eq!(open_challenges(&server, &device).await.len(), 1);
 }
