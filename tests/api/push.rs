@@ -314,6 +314,64 @@ async fn a_push_challenge_reaches_the_gateway_signed_and_the_device_approves_it(
         .await
         .unwrap();
     assert!(factor["last_used_at"].is_string());
+
+    // Counted by type and outcome.
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = |name: &str, labels: &[&str]| {
+        metrics.lines().any(|l| {
+            l.starts_with(&format!("{name}{{")) && labels.iter().all(|label| l.contains(label))
+        })
+    };
+    assert!(counted("factors_enrolled_total", &[r#"type="push""#]));
+    assert!(counted(
+        "factor_verifications_total",
+        &[r#"type="push""#, r#"outcome="verified""#]
+    ));
+    assert!(counted(
+        "challenges_answered_total",
+        &[r#"type="push""#, r#"outcome="verified""#]
+    ));
+}
+
+#[tokio::test]
+async fn of_concurrent_signed_answers_exactly_one_wins() {
+    let server = TestServer::start().await;
+    let device = enrolled_device(&server, "alice", "none").await;
+    let created = server
+        .create(&admin(&server), push_body("alice", &device.factor_id))
+        .await;
+    assert_eq!(created.status(), 201);
+    let open = open_challenges(&server, &device).await;
+    let id = open[0]["id"].as_str().unwrap().to_string();
+    let payload = open[0]["signing_payload"].as_str().unwrap().to_string();
+    let token = device.jwt(60);
+    let answers = (0..10).map(|i| {
+        let decision = if i % 2 == 0 { "approved" } else { "denied" };
+        let signature = device.sign(&format!("{payload}.{decision}"));
+        let (server, token, id) = (&server, &token, &id);
+        async move {
+            let response = device_answer(server, token, id, decision, &signature).await;
+            response.status().as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(answers).await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
