@@ -48,7 +48,7 @@ impl Engine {
         push::check_token(&key.public_key, &factor.id, token, now).map_err(refused)?;
         if factor.status != FactorStatus::Verified {
             return Err(Error::DeviceUnauthorized {
-                code: "factor_not_verified",
+                code: "device_not_verified",
                 message: "the device's enrollment has not been verified",
             });
         }

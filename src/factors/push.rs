@@ -80,13 +80,19 @@ pub fn parse_public_key(base64: &str) -> Option<Vec<u8>> {
 /// True when `signature` (base64url, unpadded or padded, of a DER ECDSA signature) is
 /// the key's ECDSA-P256-SHA256 signature of `message`.
 pub fn verify_der(public_key: &[u8], message: &[u8], signature: &str) -> bool {
+    match URL_SAFE_NO_PAD.decode(signature.trim().trim_end_matches('=')) {
+        Ok(der) => verify_der_bytes(public_key, message, &der),
+        Err(_) => false,
+    }
+}
+
+/// True when `der` (a DER ECDSA signature) is the key's (SPKI DER) ECDSA-P256-SHA256
+/// signature of `message`.
+pub fn verify_der_bytes(public_key: &[u8], message: &[u8], der: &[u8]) -> bool {
     let Ok(key) = VerifyingKey::from_public_key_der(public_key) else {
         return false;
     };
-    let Ok(bytes) = URL_SAFE_NO_PAD.decode(signature.trim().trim_end_matches('=')) else {
-        return false;
-    };
-    let Ok(signature) = Signature::from_der(&bytes) else {
+    let Ok(signature) = Signature::from_der(der) else {
         return false;
     };
     key.verify(message, &signature).is_ok()

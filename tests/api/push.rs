@@ -542,10 +542,11 @@ async fn bad_enrollments_and_bad_push_challenges_are_refused_with_nothing_stored
     assert_eq!(listed["factors"], json!([]));
 
     let device = enrolled_device(&server, "alice", "none").await;
+    let unverified_key = Device::key();
     let unverified: Value = enroll(
         &server,
         "alice",
-        json!({"type": "push", "public_key": Device::spki(&Device::key())}),
+        json!({"type": "push", "public_key": Device::spki(&unverified_key)}),
     )
     .await
     .json()
@@ -663,6 +664,17 @@ async fn bad_enrollments_and_bad_push_challenges_are_refused_with_nothing_stored
         .unwrap();
     assert_eq!(listed["challenges"], json!([]));
     assert!(open_challenges(&server, &device).await.is_empty());
+    // An unverified device's token does not authenticate yet.
+    let token = jwt(
+        &unverified_key,
+        unverified["id"].as_str().unwrap(),
+        unix_now() + 60,
+    );
+    let response = device_list(&server, &token).await;
+    assert_eq!(
+        error_code(response).await,
+        (401, "device_not_verified".into())
+    );
     // A deleted factor's token no longer authenticates.
     let response = device_list(&server, &deleted.jwt(60)).await;
     assert_eq!(

@@ -93,7 +93,7 @@ async fn device(req: &HttpRequest, state: &State) -> Result<Device, ApiError> {
 #[utoipa::path(get, path = "/api/v1/devices/challenges", tag = "devices",
     params(DeviceListQuery),
     responses((status = 200, body = DeviceChallengeList), (status = 400, description = "invalid_query", body = ErrorBody),
-        (status = 401, description = "unauthorized, invalid_device_token, device_token_expired, device_token_lifetime_too_long, factor_not_verified", body = ErrorBody)),
+        (status = 401, description = "unauthorized, invalid_device_token, device_token_expired, device_token_lifetime_too_long, device_not_verified", body = ErrorBody)),
     security(("device_jwt" = [])))]
 pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiError> {
     let device = device(&req, &state).await?;
@@ -128,7 +128,7 @@ pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiErr
     params(("id" = String, Path)), request_body = DeviceAnswer,
     responses((status = 200, description = "verified (approved) or declined (denied)", body = DeviceChallenge),
         (status = 400, description = "invalid_signature, invalid_field", body = ErrorBody),
-        (status = 401, description = "unauthorized, invalid_device_token, device_token_expired, device_token_lifetime_too_long, factor_not_verified", body = ErrorBody),
+        (status = 401, description = "unauthorized, invalid_device_token, device_token_expired, device_token_lifetime_too_long, device_not_verified", body = ErrorBody),
         (status = 404, description = "challenge_not_found: no such challenge, or another device's", body = ErrorBody),
         (status = 409, description = "already_answered, expired, cancelled, failed", body = ErrorBody)),
     security(("device_jwt" = [])))]

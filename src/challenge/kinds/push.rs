@@ -6,8 +6,8 @@
 //! The device signs `signing_payload + "." + decision` ([`signing_payload`],
 //! [`verify_decision`]); the payload is built from the challenge as the device is shown
 //! it, so a signature approves exactly what the device displayed. [`verify_decision`]
-//! is pure over the key and the signing string, so another face can check a signature
-//! over its own signing string with it.
+//! and [`verify_signed`] are pure over the key and the signing string, so another face
+//! can check a signature over its own signing string with them.
 //!
 //! A signature that does not verify is refused (`invalid_signature`) and changes
 //! nothing: it costs no attempt, since only the device's key can produce a valid one.
@@ -95,6 +95,13 @@ pub fn verify_decision(
 ) -> bool {
     let message = format!("{signing_string}.{}", decision.as_str());
     push::verify_der(public_key, message.as_bytes(), signature)
+}
+
+/// True when `signature_der` is the key's ECDSA-P256-SHA256 signature of the UTF-8 of
+/// `signing_string` as it stands: for a face whose devices sign their own string (with
+/// the decision inside it, or beside it) and encode the signature their own way.
+pub fn verify_signed(public_key: &[u8], signing_string: &str, signature_der: &[u8]) -> bool {
+    push::verify_der_bytes(public_key, signing_string.as_bytes(), signature_der)
 }
 
 fn check_hidden(request: &CreateRequest) -> Result<(), Error> {
