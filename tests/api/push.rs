@@ -705,3 +705,42 @@ async fn a_policy_may_name_push() {
     assert_eq!(created["policy"]["alias"], "approve-login");
     assert_eq!(open_challenges(&server, &device).await.len(), 1);
 }
+
+#[tokio::test]
+async fn after_a_restart_the_device_still_authenticates_and_a_used_challenge_stays_used() {
+    let server = TestServer::start().await;
+    let device = enrolled_device(&server, "alice", "none").await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let created: Value = server
+            .create(&admin(&server), push_body("alice", &device.factor_id))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    let open = open_challenges(&server, &device).await;
+    let first = open.iter().find(|c| c["id"] == ids[0].as_str()).unwrap();
+    let payload = first["signing_payload"].as_str().unwrap().to_string();
+    let approve = device.sign(&format!("{payload}.approved"));
+    let response = device_answer(&server, &device.jwt(60), &ids[0], "approved", &approve).await;
+    assert_eq!(response.status(), 200);
+
+    let (settings, data) = server.stop().await;
+    let restarted = TestServer::start_with(|s| {
+        *s = settings.clone();
+        s.storage.data_dir = data.path().to_path_buf();
+    })
+    .await;
+    let again = device_answer(&restarted, &device.jwt(60), &ids[0], "approved", &approve).await;
+    assert_eq!(error_code(again).await, (409, "already_answered".into()));
+    assert_eq!(restarted.state_of(&ids[0]).await["state"], "verified");
+    let open = open_challenges(&restarted, &device).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["id"], ids[1].as_str());
+    let payload = open[0]["signing_payload"].as_str().unwrap();
+    let deny = device.sign(&format!("{payload}.denied"));
+    let response = device_answer(&restarted, &device.jwt(60), &ids[1], "denied", &deny).await;
+    assert_eq!(response.json::<Value>().await.unwrap()["state"], "declined");
+}
