@@ -14,8 +14,9 @@
 //!    next code (a code is accepted once per step, so every answer needs its own factor);
 //! 5. `push answer` — a device's `POST /api/v1/devices/challenges/{id}/answer`: `BENCH_PUSH`
 //!    users each enroll and verify a P-256 device key and get one `push` challenge, which
-//!    the device lists (untimed); then each is approved once with the device's own JWT
-//!    and signature, both made beforehand so the client's signing is not timed;
+//!    the device lists (untimed, in a tenant of their own, `bench-push`); then each is
+//!    approved once with the device's own JWT and signature, both made beforehand so
+//!    the client's signing is not timed;
 //! 6. `get` — `GET /api/v1/challenges/{id}` of challenges picked at random;
 //! 7. `flow` — create → answer → get in sequence on one connection; its rate is in flows
 //!    per second and its latency is that of the whole flow.
@@ -62,7 +63,8 @@ use tokio::net::TcpStream;
 
 mod support;
 use support::{
-    env_or, free_local_addr, mint_token, nearest_rank, ReleaseServer, POLL_INTERVAL, READY_TIMEOUT,
+    env_or, free_local_addr, mint_token, mint_token_for, nearest_rank, ReleaseServer,
+    POLL_INTERVAL, READY_TIMEOUT,
 };
 
 const SCOPES: &str = "challenge:post challenge:get challenge:answer challenge:delete \
@@ -124,9 +126,15 @@ async fn run(settings: &Settings) {
         "totp answer",
         flush_stats(&target).await.since(&before_totp),
     ));
-    let push_pool = prepare_push(&target, settings).await;
+    // Push challenges go to a tenant of their own: a device's list examines its tenant's
+    // challenges, and the earlier scenarios left tens of thousands in `bench`.
+    let push_target = Target::new(
+        server.addr,
+        mint_token_for("bench-push", SCOPES, 86_400).into(),
+    );
+    let push_pool = prepare_push(&push_target, settings).await;
     let before_push = flush_stats(&target).await;
-    let push = push_answer_scenario(&target, settings, push_pool).await;
+    let push = push_answer_scenario(&push_target, settings, push_pool).await;
     flushes.push((
         "push answer",
         flush_stats(&target).await.since(&before_push),
@@ -745,6 +753,7 @@ impl Client {
             .await?;
         let listed: serde_json::Value = serde_json::from_slice(&listed)
             .map_err(|_| "device list: body is not JSON".to_owned())?;
+        // The first page holds it: the tenant has fewer challenges than a list examines.
         let open = &listed["challenges"][0];
         let (Some(id), Some(payload)) = (open["id"].as_str(), open["signing_payload"].as_str())
         else {
