@@ -744,3 +744,54 @@ async fn after_a_restart_the_device_still_authenticates_and_a_used_challenge_sta
     let response = device_answer(&restarted, &device.jwt(60), &ids[1], "denied", &deny).await;
     assert_eq!(response.json::<Value>().await.unwrap()["state"], "declined");
 }
+
+#[tokio::test]
+async fn a_device_pages_through_its_challenges() {
+    let server = TestServer::start().await;
+    let device = enrolled_device(&server, "alice", "none").await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let created: Value = server
+            .create(&admin(&server), push_body("alice", &device.factor_id))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..10 {
+        let mut path = "/api/v1/devices/challenges?state=issued&page_size=2".to_string();
+        if let Some(t) = &token {
+            path.push_str(&format!("&page_token={t}"));
+        }
+        let page: Value = server
+            .http
+            .get(server.url(&path))
+            .bearer_auth(device.jwt(60))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for c in page["challenges"].as_array().unwrap() {
+            seen.push(c["id"].as_str().unwrap().to_string());
+        }
+        match page["next_page_token"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    let response = server
+        .http
+        .get(server.url("/api/v1/devices/challenges?state=nope"))
+        .bearer_auth(device.jwt(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(response).await, (400, "invalid_query".into()));
+}
