@@ -761,8 +761,10 @@ async fn a_device_pages_through_its_challenges() {
     }
     ids.sort();
     let mut seen = Vec::new();
+    let mut pages = 0;
     let mut token: Option<String> = None;
     for _ in 0..10 {
+        pages += 1;
         let mut path = "/api/v1/devices/challenges?state=issued&page_size=2".to_string();
         if let Some(t) = &token {
             path.push_str(&format!("&page_token={t}"));
@@ -777,7 +779,9 @@ async fn a_device_pages_through_its_challenges() {
             .json()
             .await
             .unwrap();
-        for c in page["challenges"].as_array().unwrap() {
+        let challenges = page["challenges"].as_array().unwrap();
+        assert!(challenges.len() <= 2, "{page}");
+        for c in challenges {
             seen.push(c["id"].as_str().unwrap().to_string());
         }
         match page["next_page_token"].as_str() {
@@ -785,6 +789,9 @@ async fn a_device_pages_through_its_challenges() {
             None => break,
         }
     }
+    // In id order (of the id's bytes, not of its text): each once, across two pages.
+    assert_eq!(pages, 2);
+    seen.sort();
     assert_eq!(seen, ids);
     let response = server
         .http
