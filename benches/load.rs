@@ -1,7 +1,7 @@
 //! Load benchmark: challenge-server measured over real HTTP, as a client sees it.
 //!
 //! It starts the release server binary on a fresh data directory, waits for
-//! `GET /readyz` to answer 200, and drives five scenarios in turn, each for a fixed
+//! `GET /readyz` to answer 200, and drives seven scenarios in turn, each for a fixed
 //! time over keep-alive HTTP/1.1 connections on 127.0.0.1:
 //!
 //! 1. `healthz` — `GET /healthz`: the ceiling of the HTTP stack, no engine involved;
@@ -12,8 +12,13 @@
 //!    `BENCH_TOTP` users each enroll and verify a factor and get one `totp` challenge
 //!    beforehand (not timed), then each challenge is answered once with the factor's
 //!    next code (a code is accepted once per step, so every answer needs its own factor);
-//! 5. `get` — `GET /api/v1/challenges/{id}` of challenges picked at random;
-//! 6. `flow` — create → answer → get in sequence on one connection; its rate is in flows
+//! 5. `push answer` — a device's `POST /api/v1/devices/challenges/{id}/answer`: `BENCH_PUSH`
+//!    users each enroll and verify a P-256 device key and get one `push` challenge, which
+//!    the device lists (untimed, in a tenant of their own, `bench-push`); then each is
+//!    approved once with the device's own JWT and signature, both made beforehand so
+//!    the client's signing is not timed;
+//! 6. `get` — `GET /api/v1/challenges/{id}` of challenges picked at random;
+//! 7. `flow` — create → answer → get in sequence on one connection; its rate is in flows
 //!    per second and its latency is that of the whole flow.
 //!
 //! For each it prints, as a markdown table, the rate, p50/p99/p99.9 latency, the errors
@@ -34,6 +39,7 @@
 //! | `BENCH_MEMORY` | 1 | `0` skips the memory and restore measurement |
 //! | `BENCH_LIVE` | 1000000 | live challenges created for the memory measurement |
 //! | `BENCH_TOTP` | 20000 | factors (and `totp` challenges) prepared for `totp answer` |
+//! | `BENCH_PUSH` | 5000 | device keys (and `push` challenges) prepared for `push answer`; their device tokens last 5 minutes, so preparing must take less |
 //!
 //! The client is deliberately small — a raw HTTP/1.1 client on tokio with two worker
 //! threads — because it shares the machine's cores with the server it measures. The
@@ -57,7 +63,8 @@ use tokio::net::TcpStream;
 
 mod support;
 use support::{
-    env_or, free_local_addr, mint_token, nearest_rank, ReleaseServer, POLL_INTERVAL, READY_TIMEOUT,
+    env_or, free_local_addr, mint_token, mint_token_for, nearest_rank, ReleaseServer,
+    POLL_INTERVAL, READY_TIMEOUT,
 };
 
 const SCOPES: &str = "challenge:post challenge:get challenge:answer challenge:delete \
@@ -119,6 +126,19 @@ async fn run(settings: &Settings) {
         "totp answer",
         flush_stats(&target).await.since(&before_totp),
     ));
+    // Push challenges go to a tenant of their own: a device's list examines its tenant's
+    // challenges, and the earlier scenarios left tens of thousands in `bench`.
+    let push_target = Target::new(
+        server.addr,
+        mint_token_for("bench-push", SCOPES, 86_400).into(),
+    );
+    let push_pool = prepare_push(&push_target, settings).await;
+    let before_push = flush_stats(&target).await;
+    let push = push_answer_scenario(&push_target, settings, push_pool).await;
+    flushes.push((
+        "push answer",
+        flush_stats(&target).await.since(&before_push),
+    ));
     let get = get_scenario(&target, settings, &pool).await;
     let before_flow = flush_stats(&target).await;
     let flow = flow_scenario(&target, settings).await;
@@ -127,7 +147,7 @@ async fn run(settings: &Settings) {
     drop(server);
     drop(data_dir);
 
-    print_scenarios(settings, &[healthz, create, answer, totp, get, flow]);
+    print_scenarios(settings, &[healthz, create, answer, totp, push, get, flow]);
     println!();
     println!("Group commit (from the server's /metrics): where a durable request waits.");
     println!();
@@ -162,6 +182,7 @@ struct Settings {
     memory: bool,
     live: usize,
     totp: usize,
+    push: usize,
 }
 
 impl Settings {
@@ -180,6 +201,7 @@ impl Settings {
             memory: !matches!(std::env::var("BENCH_MEMORY").as_deref(), Ok("0")),
             live,
             totp: env_or("BENCH_TOTP", 20_000),
+            push: env_or("BENCH_PUSH", 5_000),
         }
     }
 }
@@ -510,6 +532,13 @@ struct TotpChallenge {
     code: String,
 }
 
+/// A `push` challenge, its device's token and the signed approval that answers it.
+struct PushChallenge {
+    id: String,
+    device_token: String,
+    body: String,
+}
+
 /// One API client over one connection, reconnecting after a failure or a server close.
 /// Each call returns `Err(key)` on failure, the key naming the step and what went wrong
 /// (`create 429 quota_exceeded`, `answer io ConnectionReset`, …) for the error tally.
@@ -647,6 +676,114 @@ impl Client {
         Ok(())
     }
 
+    /// Enrolls and verifies a push factor (a P-256 key made here) for a new user,
+    /// creates a `push` challenge for it and lists it as the device; returns the
+    /// device's token and its signed approval, ready to send.
+    async fn push_challenge(&mut self) -> Result<PushChallenge, String> {
+        use base64::Engine as _;
+        use p256::ecdsa::signature::Signer;
+        use p256::pkcs8::EncodePublicKey;
+        let b64url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
+        let sign_der = |text: &str| {
+            let signature: p256::ecdsa::Signature = key.sign(text.as_bytes());
+            b64url.encode(signature.to_der().as_bytes())
+        };
+        let spki = key
+            .verifying_key()
+            .to_public_key_der()
+            .map_err(|_| "enroll: key does not encode".to_owned())?;
+        let user = self.target.next_user.fetch_add(1, Ordering::Relaxed);
+        let enroll = format!(
+            r#"{{"type":"push","public_key":"{}","notification":{{"platform":"none"}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(spki.as_bytes())
+        );
+        let path = format!("/api/v1/users/u-{user}/factors");
+        let reply = self
+            .call("enroll", "POST", &path, true, Some(&enroll), 201)
+            .await?;
+        let reply: serde_json::Value =
+            serde_json::from_slice(&reply).map_err(|_| "enroll: body is not JSON".to_owned())?;
+        let factor = reply["id"]
+            .as_str()
+            .ok_or_else(|| "enroll: body lacks id".to_owned())?
+            .to_owned();
+        let verify = format!(
+            r#"{{"signature":"{}"}}"#,
+            sign_der(&format!("verify.{factor}"))
+        );
+        self.call(
+            "verify",
+            "POST",
+            &format!("{path}/{factor}/verify"),
+            true,
+            Some(&verify),
+            200,
+        )
+        .await?;
+        let create = format!(
+            r#"{{"type":"push","user_id":"u-{user}","factor_id":"{factor}","details":{{"message":"Approve login?"}},"ttl_seconds":{CHALLENGE_TTL_SECONDS}}}"#
+        );
+        self.call(
+            "create",
+            "POST",
+            "/api/v1/challenges",
+            true,
+            Some(&create),
+            201,
+        )
+        .await?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let header = b64url.encode(r#"{"alg":"ES256","typ":"JWT"}"#);
+        let claims = b64url.encode(format!(r#"{{"sub":"{factor}","exp":{}}}"#, now + 295));
+        let signed = format!("{header}.{claims}");
+        let signature: p256::ecdsa::Signature = key.sign(signed.as_bytes());
+        let device_token = format!("{signed}.{}", b64url.encode(signature.to_bytes()));
+        let listed = self
+            .call_as(
+                "device list",
+                "GET",
+                "/api/v1/devices/challenges?state=issued",
+                Some(&device_token),
+                None,
+                200,
+            )
+            .await?;
+        let listed: serde_json::Value = serde_json::from_slice(&listed)
+            .map_err(|_| "device list: body is not JSON".to_owned())?;
+        // The first page holds it: the tenant has fewer challenges than a list examines.
+        let open = &listed["challenges"][0];
+        let (Some(id), Some(payload)) = (open["id"].as_str(), open["signing_payload"].as_str())
+        else {
+            return Err("device list: no open challenge".to_owned());
+        };
+        Ok(PushChallenge {
+            id: id.to_owned(),
+            device_token,
+            body: format!(
+                r#"{{"decision":"approved","signature":"{}"}}"#,
+                sign_der(&format!("{payload}.approved"))
+            ),
+        })
+    }
+
+    /// Approves a `push` challenge as its device.
+    async fn answer_push(&mut self, challenge: &PushChallenge) -> Result<(), String> {
+        let path = format!("/api/v1/devices/challenges/{}/answer", challenge.id);
+        self.call_as(
+            "push answer",
+            "POST",
+            &path,
+            Some(&challenge.device_token),
+            Some(&challenge.body),
+            200,
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn get(&mut self, id: &str) -> Result<Vec<u8>, String> {
         let path = format!("/api/v1/challenges/{id}");
         self.call("get", "GET", &path, true, None, 200).await
@@ -669,6 +806,22 @@ impl Client {
         body: Option<&str>,
         expected: u16,
     ) -> Result<Vec<u8>, String> {
+        let target = self.target.clone();
+        let bearer = authorized.then_some(&*target.bearer);
+        self.call_as(step, method, path, bearer, body, expected)
+            .await
+    }
+
+    /// [`Client::call`] with `bearer` as the token, if any (a push device's own JWT).
+    async fn call_as(
+        &mut self,
+        step: &str,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+        expected: u16,
+    ) -> Result<Vec<u8>, String> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
             None => match Conn::connect(self.target.addr).await {
@@ -680,7 +833,6 @@ impl Client {
                 }
             },
         };
-        let bearer = authorized.then_some(&*self.target.bearer);
         let sent = tokio::time::timeout(REQUEST_TIMEOUT, conn.send(method, path, bearer, body));
         let response = match sent.await {
             Ok(Ok(response)) => response,
@@ -974,6 +1126,84 @@ async fn totp_answer_scenario(
     if next.load(Ordering::Relaxed) >= pool.len() {
         outcome.note = Some(format!(
             "all {} prepared challenges answered after {:.3} s (raise BENCH_TOTP for a longer run)",
+            pool.len(),
+            outcome.elapsed.as_secs_f64()
+        ));
+    }
+    outcome
+}
+
+/// The `push answer` scenario's challenges, each with its own verified device key: made
+/// over the scenario's connections, untimed. Device tokens live at most five minutes,
+/// so the preparation must not take longer than that (see `BENCH_PUSH`).
+async fn prepare_push(target: &Target, settings: &Settings) -> Vec<PushChallenge> {
+    eprintln!("preparing {} push factors and challenges…", settings.push);
+    let started = Instant::now();
+    let claimed = Arc::new(AtomicUsize::new(0));
+    let count = settings.push;
+    let results = on_connections(settings.connections, |_| {
+        let mut client = Client::new(target);
+        let claimed = Arc::clone(&claimed);
+        async move {
+            let mut made = Vec::new();
+            let mut failures = 0u32;
+            while claimed.fetch_add(1, Ordering::Relaxed) < count {
+                match client.push_challenge().await {
+                    Ok(challenge) => made.push(challenge),
+                    Err(key) => {
+                        failures += 1;
+                        eprintln!("push preparation: {key}");
+                        if failures >= MAX_CONSECUTIVE_ERRORS {
+                            break;
+                        }
+                    }
+                }
+            }
+            made
+        }
+    })
+    .await;
+    let pool: Vec<PushChallenge> = results.into_iter().flatten().collect();
+    eprintln!(
+        "prepared {} in {:.1} s",
+        pool.len(),
+        started.elapsed().as_secs_f64()
+    );
+    pool
+}
+
+async fn push_answer_scenario(
+    target: &Target,
+    settings: &Settings,
+    pool: Vec<PushChallenge>,
+) -> Outcome {
+    announce("push answer", settings);
+    let pool = Arc::new(pool);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let deadline = started + settings.duration;
+    let tallies = on_connections(settings.connections, |_| {
+        let mut client = Client::new(target);
+        let pool = Arc::clone(&pool);
+        let next = Arc::clone(&next);
+        async move {
+            let mut tally = Tally::default();
+            while Instant::now() < deadline {
+                let Some(challenge) = pool.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let sent = Instant::now();
+                let result = client.answer_push(challenge).await;
+                tally.record(sent, result);
+            }
+            tally
+        }
+    })
+    .await;
+    let mut outcome = Outcome::new("push answer", "req/s", started.elapsed(), tallies);
+    if next.load(Ordering::Relaxed) >= pool.len() {
+        outcome.note = Some(format!(
+            "all {} prepared challenges answered after {:.3} s (raise BENCH_PUSH for a longer run)",
             pool.len(),
             outcome.elapsed.as_secs_f64()
         ));

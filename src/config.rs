@@ -35,6 +35,16 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub totp: TotpSettings,
     pub metrics: MetricsSettings,
+    pub push: PushSettings,
+}
+
+/// Push factors; see `[push]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSettings {
+    /// Where each new push challenge of a `webhook` factor is POSTed, signed as status
+    /// webhooks are; empty: none is sent (devices poll).
+    pub gateway_url: String,
 }
 
 /// The service's TOTP defaults; an enrollment may override each within its bounds
@@ -413,6 +423,12 @@ impl Settings {
         }
         if t.issuer.is_empty() || t.issuer.chars().count() > 64 {
             return invalid("totp.issuer", "must be 1 to 64 characters");
+        }
+        let gateway = &self.push.gateway_url;
+        if !gateway.is_empty()
+            && crate::engine::input::check_url("push.gateway_url", gateway).is_err()
+        {
+            return invalid("push.gateway_url", "must be an http or https URL, or empty");
         }
         let a = &self.actions;
         if a.token_ttl_seconds == 0 || a.token_ttl_seconds > 300 {

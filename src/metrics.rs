@@ -145,6 +145,8 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/users/{user_id}/factors",
     "/api/v1/users/{user_id}/factors/{factor_id}",
     "/api/v1/users/{user_id}/factors/{factor_id}/verify",
+    "/api/v1/devices/challenges",
+    "/api/v1/devices/challenges/{id}/answer",
 ];
 
 /// The `route` label: the template in [`ROUTES`] that `path` matches (a `{…}` segment

@@ -38,6 +38,7 @@ pub enum ApiError {
 pub fn status(error: &Error) -> StatusCode {
     match error {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::DeviceUnauthorized { .. } => StatusCode::UNAUTHORIZED,
         Error::ChallengeNotFound | Error::PolicyNotFound | Error::FactorNotFound => {
             StatusCode::NOT_FOUND
         }

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::native::{challenges, configuration, dto, factors, policies};
+use super::native::{challenges, configuration, devices, dto, factors, policies};
 use super::{authenticate, ApiError, State};
 use crate::model::policy::{CodeAlphabet, Conditions, ResendMode, Template, Templates};
 use crate::model::{
@@ -101,12 +101,19 @@ impl Modify for BearerScheme {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.bearer_format = Some("JWT".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(http));
+        let mut device = Http::new(HttpAuthScheme::Bearer);
+        device.bearer_format = Some("JWT".into());
+        device.description = Some(
+            "A push device's own JWT: ES256, signed by its enrolled key, sub = the factor id, exp at most 300 s ahead"
+                .into(),
+        );
+        components.add_security_scheme("device_jwt", SecurityScheme::Http(device));
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "challenge-server", description = "Native API v1: challenges for login and approval flows, their policies, each tenant's runtime configuration and users' enrolled factors."),
+    info(title = "challenge-server", description = "Native API v1: challenges for login and approval flows, their policies, each tenant's runtime configuration and users' enrolled factors, and the push device routes."),
     paths(
         challenges::create,
         challenges::get,
@@ -127,7 +134,9 @@ impl Modify for BearerScheme {
         factors::list,
         factors::get,
         factors::verify,
-        factors::delete
+        factors::delete,
+        devices::list,
+        devices::answer
     ),
     components(schemas(
         dto::CreateChallenge,
@@ -164,6 +173,12 @@ impl Modify for BearerScheme {
         factors::FactorDto,
         factors::FactorList,
         factors::TotpView,
+        factors::PushView,
+        factors::NotificationConfig,
+        devices::DeviceChallenge,
+        devices::DeviceChallengeList,
+        devices::DeviceAnswer,
+        crate::factors::push::Platform,
         crate::factors::FactorType,
         crate::factors::FactorStatus,
         crate::factors::totp::Algorithm,

@@ -300,6 +300,7 @@ async fn answer(
         actor_id: None,
         allowed,
         on_behalf: false,
+        device: None,
     };
     match state.engine.answer(None, &id, attempt).await {
         Ok(_) if allowed => message_page(

@@ -33,6 +33,8 @@ pub struct Services {
     pub seal: crate::factors::SealKey,
     /// The service's TOTP defaults.
     pub totp: crate::config::TotpSettings,
+    /// `[push] gateway_url`, if set.
+    pub push_gateway: Option<String>,
     pub limits: Limits,
 }
 
@@ -82,6 +84,7 @@ impl Services {
             key,
             seal: crate::factors::SealKey::new(&seal_key),
             totp: settings.totp.clone(),
+            push_gateway: Some(settings.push.gateway_url.clone()).filter(|u| !u.is_empty()),
             limits: settings.limits.clone(),
         })
     }

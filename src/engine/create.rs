@@ -159,11 +159,16 @@ impl Engine {
             (spawned, None) => spawned,
         };
         match spawned? {
-            Spawned::New(view) => Ok(Created {
-                view,
-                answer_tokens,
-                replayed: false,
-            }),
+            Spawned::New(view) => {
+                if let Some(factor) = &factor {
+                    self.announce(&view, factor).await;
+                }
+                Ok(Created {
+                    view,
+                    answer_tokens,
+                    replayed: false,
+                })
+            }
             Spawned::Existing(id) => Ok(Created {
                 view: self.registry.view(Some(tenant), &id).await?,
                 answer_tokens: Vec::new(),
@@ -190,6 +195,31 @@ impl Engine {
                 message: "the recipient has been sent the most messages allowed today".into(),
                 retry_after_seconds: 3600,
             }),
+        }
+    }
+
+    /// Sends what the kind announces of a new, durable challenge to the push gateway,
+    /// signed and retried from the outbox like a status webhook. The create stands
+    /// whatever happens here: a device can always poll for its challenges.
+    async fn announce(&self, view: &View, factor: &Factor) {
+        let services = self.registry.services();
+        let (Some(url), Some(rules)) = (services.push_gateway.as_deref(), kinds::of(view.kind))
+        else {
+            return;
+        };
+        let Some(body) = rules.announce(view, factor) else {
+            return;
+        };
+        let event = services.outbox.event(&view.tenant, view.id, url, body);
+        let stored = event.clone();
+        let written = self
+            .blocking(move |store| store.outbox().put(&stored))
+            .await;
+        match written {
+            Ok(()) => services.outbox.dispatch(event),
+            Err(e) => {
+                tracing::error!(challenge = %view.id, error = %e, "cannot store the push gateway notification; the device must poll");
+            }
         }
     }
 

@@ -78,6 +78,12 @@ pub enum Error {
     /// A challenge's actor could not take the message.
     #[error("the service is not ready")]
     Unavailable,
+    /// A device token refused (`factors::push::TokenRefusal` says which code).
+    #[error("{message}")]
+    DeviceUnauthorized {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("internal error")]
     Internal,
 }
@@ -118,6 +124,7 @@ impl Error {
             Error::NotReady => "not_ready",
             Error::StorageUnavailable => "storage_unavailable",
             Error::Unavailable => "unavailable",
+            Error::DeviceUnauthorized { code, .. } => code,
             Error::Internal => "internal",
         }
     }
@@ -237,6 +244,14 @@ impl From<ChallengeError> for Error {
             ChallengeError::Attempt(AttemptError::CodeNotAccepted) => Error::invalid(
                 "invalid_field",
                 "code answers one-time-code challenges; this one takes answer_token or actor_id",
+            ),
+            ChallengeError::Attempt(AttemptError::DeviceRequired) => Error::invalid(
+                "device_answer_required",
+                "a push challenge is answered by its device, at /api/v1/devices/challenges/{id}/answer",
+            ),
+            ChallengeError::Attempt(AttemptError::BadSignature) => Error::invalid(
+                "invalid_signature",
+                "signature is not the device key's signature of signing_payload.decision",
             ),
             ChallengeError::RateLimited => Error::RateLimited {
                 retry_after_seconds: 60,

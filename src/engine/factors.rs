@@ -8,6 +8,7 @@
 use super::input::{check_text, MAX_USER_ID};
 use super::{authorize, error, Engine, Error};
 use crate::auth::{Principal, Scope};
+use crate::factors::push::{self, Platform, PushFactor};
 use crate::factors::totp::{self, Algorithm, Params};
 use crate::factors::{self, Factor, FactorData, FactorStatus, FactorType, TotpFactor};
 use crate::metrics as m;
@@ -23,6 +24,24 @@ pub struct EnrollRequest {
     pub kind: String,
     pub friendly_name: Option<String>,
     pub totp: TotpOptions,
+    pub push: PushOptions,
+}
+
+/// A push enrollment's options: the device key and how the device hears of challenges.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// base64 of the SPKI DER of a P-256 key.
+    pub public_key: Option<String>,
+    /// `webhook` or `none`; default `none`.
+    pub platform: Option<String>,
+}
+
+/// What finishes an enrollment: a TOTP code, or a push device's signature of
+/// `verify.<factor id>`.
+#[derive(Debug, Clone)]
+pub enum Proof {
+    Code(String),
+    Signature(String),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -34,10 +53,11 @@ pub struct TotpOptions {
     pub skew_steps: Option<u64>,
 }
 
-/// A new factor and what is shown of its secret this once.
+/// A new factor and what is shown of its secret this once (TOTP; a push factor has
+/// none).
 pub struct Enrolled {
     pub factor: Factor,
-    pub secret: EnrolledSecret,
+    pub secret: Option<EnrolledSecret>,
 }
 
 /// A TOTP factor's secret, for the enrollment response only.
@@ -46,6 +66,15 @@ pub struct EnrolledSecret {
     pub secret: zeroize::Zeroizing<String>,
     pub otpauth_uri: zeroize::Zeroizing<String>,
     pub qr_svg: zeroize::Zeroizing<String>,
+}
+
+/// Why a verification was refused, inside the store's compare-and-swap.
+enum Refused {
+    Verified,
+    Code(factors::CodeMiss),
+    Signature,
+    /// The other kind of proof was given; the one this factor takes.
+    Proof(&'static str),
 }
 
 impl Engine {
@@ -69,8 +98,101 @@ impl Engine {
             .friendly_name
             .unwrap_or_else(|| kind.as_str().to_string());
         check_text("friendly_name", &friendly_name, MAX_FRIENDLY_NAME)?;
-        let defaults = &self.registry.services().totp;
-        let options = request.totp;
+        let services = self.registry.services();
+        let now = services.clock.now_ms();
+        let id = FactorId::random();
+        let (data, secret) = match kind {
+            FactorType::Push => {
+                let t = &request.totp;
+                let given = [
+                    ("issuer", t.issuer.is_some()),
+                    ("algorithm", t.algorithm.is_some()),
+                    ("digits", t.digits.is_some()),
+                    ("period_seconds", t.period_seconds.is_some()),
+                    ("skew_steps", t.skew_steps.is_some()),
+                ];
+                if let Some((field, _)) = given.iter().find(|(_, given)| *given) {
+                    return Err(Error::invalid(
+                        "invalid_field",
+                        format!("{field} is not used by push factors"),
+                    ));
+                }
+                (Self::push_data(request.push)?, None)
+            }
+            _ => {
+                if request.push.public_key.is_some() || request.push.platform.is_some() {
+                    return Err(Error::invalid(
+                        "invalid_field",
+                        "public_key and notification are used by push factors only",
+                    ));
+                }
+                let (data, secret) =
+                    self.totp_data(request.totp, &principal.tenant, &id, &user_id)?;
+                (data, Some(secret))
+            }
+        };
+        let factor = Factor {
+            id,
+            tenant: principal.tenant.clone(),
+            user_id: user_id.as_str().into(),
+            friendly_name: friendly_name.into(),
+            status: FactorStatus::Unverified,
+            created_at: now,
+            updated_at: now,
+            last_used_at: None,
+            data,
+        };
+        let stored = factor.clone();
+        self.blocking(move |store| {
+            store
+                .factors()
+                .insert(&stored)
+                // A fresh 128-bit id taken already would be a broken random source.
+                .map_err(|e| error::write_error(e, || Error::Internal, Error::Internal))
+        })
+        .await?;
+        self.durable().await?;
+        metrics::counter!(m::FACTORS_ENROLLED, "type" => kind.as_str()).increment(1);
+        Ok(Enrolled { factor, secret })
+    }
+
+    /// A push factor's data from its options: a P-256 key, a known platform.
+    fn push_data(options: PushOptions) -> Result<FactorData, Error> {
+        let raw = options.public_key.ok_or_else(|| {
+            Error::invalid("invalid_field", "public_key is required for push factors")
+        })?;
+        let public_key = push::parse_public_key(&raw).ok_or_else(|| {
+            Error::invalid(
+                "invalid_public_key",
+                "public_key must be base64 of the SPKI DER of a P-256 (ES256) key",
+            )
+        })?;
+        let platform = match options.platform.as_deref() {
+            None => Platform::None,
+            Some(p) => Platform::parse(p).ok_or_else(|| {
+                Error::invalid(
+                    "invalid_field",
+                    "notification.platform must be one of webhook, none",
+                )
+            })?,
+        };
+        Ok(FactorData::Push(PushFactor {
+            public_key,
+            platform,
+        }))
+    }
+
+    /// A TOTP factor's data and the secret shown once, from its options and the
+    /// service's defaults.
+    fn totp_data(
+        &self,
+        options: TotpOptions,
+        tenant: &crate::model::TenantId,
+        id: &FactorId,
+        user_id: &str,
+    ) -> Result<(FactorData, EnrolledSecret), Error> {
+        let services = self.registry.services();
+        let defaults = &services.totp;
         let issuer = options.issuer.unwrap_or_else(|| defaults.issuer.clone());
         check_text("issuer", &issuer, MAX_ISSUER)?;
         let algorithm = match options.algorithm.as_deref() {
@@ -92,44 +214,19 @@ impl Engine {
             number(options.skew_steps, defaults.skew_steps),
         )
         .map_err(|e| Error::invalid("out_of_range", e.to_string()))?;
-
-        let services = self.registry.services();
-        let now = services.clock.now_ms();
-        let id = FactorId::random();
         let seed = totp::new_seed(algorithm);
-        let factor = Factor {
-            id,
-            tenant: principal.tenant.clone(),
-            user_id: user_id.as_str().into(),
-            friendly_name: friendly_name.into(),
-            status: FactorStatus::Unverified,
-            created_at: now,
-            updated_at: now,
-            last_used_at: None,
-            data: FactorData::Totp(TotpFactor {
-                params,
-                sealed_seed: services.seal.seal(&principal.tenant, &id, &seed),
-                last_step: None,
-            }),
-        };
-        let otpauth_uri = totp::key_uri(&params, &seed, &issuer, &user_id);
+        let data = FactorData::Totp(TotpFactor {
+            params,
+            sealed_seed: services.seal.seal(tenant, id, &seed),
+            last_step: None,
+        });
+        let otpauth_uri = totp::key_uri(&params, &seed, &issuer, user_id);
         let secret = EnrolledSecret {
             secret: totp::base32(&seed),
             qr_svg: totp::qr_svg(&otpauth_uri),
             otpauth_uri,
         };
-        let stored = factor.clone();
-        self.blocking(move |store| {
-            store
-                .factors()
-                .insert(&stored)
-                // A fresh 128-bit id taken already would be a broken random source.
-                .map_err(|e| error::write_error(e, || Error::Internal, Error::Internal))
-        })
-        .await?;
-        self.durable().await?;
-        metrics::counter!(m::FACTORS_ENROLLED, "type" => kind.as_str()).increment(1);
-        Ok(Enrolled { factor, secret })
+        Ok((data, secret))
     }
 
     /// A page of the user's factors in id order, after `after`, and the id to continue
@@ -177,19 +274,23 @@ impl Engine {
             .ok_or(Error::FactorNotFound)
     }
 
-    /// Finishes an enrollment with a code from the user's authenticator
-    /// (`challenge:enrollment:post`): `verified`, or `wrong_answer` and still
-    /// `unverified`. The code's time step counts as used, as a challenge's would.
+    /// Finishes an enrollment (`challenge:enrollment:post`): a TOTP factor with a code
+    /// from the user's authenticator (the code's time step counts as used, as a
+    /// challenge's would), a push factor with the device's signature of
+    /// `verify.<factor id>`. `verified`, or `wrong_answer` and still `unverified`.
     pub async fn verify_factor(
         &self,
         principal: &Principal,
         user_id: String,
         id: FactorId,
-        code: String,
+        proof: Proof,
     ) -> Result<Factor, Error> {
         authorize(principal, Scope::EnrollmentPost)?;
         check_text("user_id", &user_id, MAX_USER_ID)?;
-        check_text("code", &code, super::input::MAX_CODE)?;
+        match &proof {
+            Proof::Code(code) => check_text("code", code, super::input::MAX_CODE)?,
+            Proof::Signature(signature) => check_text("signature", signature, 512)?,
+        }
         let services = self.registry.services().clone();
         let tenant = principal.tenant.clone();
         let now = services.clock.now_ms();
@@ -200,12 +301,33 @@ impl Engine {
                     .factors()
                     .update(&tenant, &user_id, &id, |factor| {
                         if factor.status == FactorStatus::Verified {
-                            return Err(None);
+                            return Err(Refused::Verified);
                         }
-                        let step =
-                            factors::accept_totp(&services.seal, factor, &code, unix_seconds)
-                                .map_err(Some)?;
-                        let mut next = factors::with_step(factor, step);
+                        let mut next = match (&proof, &factor.data) {
+                            (Proof::Code(code), FactorData::Totp(_)) => {
+                                let step = factors::accept_totp(
+                                    &services.seal,
+                                    factor,
+                                    code,
+                                    unix_seconds,
+                                )
+                                .map_err(Refused::Code)?;
+                                factors::with_step(factor, step)
+                            }
+                            (Proof::Signature(signature), FactorData::Push(device)) => {
+                                let message = push::enrollment_message(&factor.id);
+                                if !push::verify_der(
+                                    &device.public_key,
+                                    message.as_bytes(),
+                                    signature,
+                                ) {
+                                    return Err(Refused::Signature);
+                                }
+                                factor.clone()
+                            }
+                            (Proof::Code(_), _) => return Err(Refused::Proof("signature")),
+                            (Proof::Signature(_), _) => return Err(Refused::Proof("code")),
+                        };
                         next.status = FactorStatus::Verified;
                         next.updated_at = now;
                         Ok(next)
@@ -213,21 +335,28 @@ impl Engine {
                     .map_err(|e| error::write_error(e, || Error::Internal, Error::FactorNotFound))
             })
             .await?;
-        let kind = FactorType::Totp.as_str();
         match outcome {
             Ok(factor) => {
                 self.durable().await?;
-                factors::count_code(kind, Ok(()));
+                factors::count_code(factor.kind().as_str(), Ok(()));
                 Ok(factor)
             }
-            Err(None) => Err(Error::conflict(
+            Err(Refused::Verified) => Err(Error::conflict(
                 "factor_already_verified",
                 "the factor is verified already",
             )),
-            Err(Some(miss)) => {
-                factors::count_code(kind, Err(miss));
+            Err(Refused::Code(miss)) => {
+                factors::count_code(FactorType::Totp.as_str(), Err(miss));
                 Err(Error::WrongCode)
             }
+            Err(Refused::Signature) => {
+                factors::count_code(FactorType::Push.as_str(), Err(factors::CodeMiss::Wrong));
+                Err(Error::WrongCode)
+            }
+            Err(Refused::Proof(needed)) => Err(Error::invalid(
+                "invalid_field",
+                format!("this factor is verified with {needed}"),
+            )),
         }
     }
 

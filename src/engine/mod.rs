@@ -7,11 +7,13 @@
 //! or a challenge's actor).
 //!
 //! - `create.rs`: planning a create; the kind's part is asked of `challenge::kinds`.
-//! - `policies.rs`, `configuration.rs`: the management plane; `factors.rs`: enrollment.
+//! - `policies.rs`, `configuration.rs`: the management plane; `factors.rs`: enrollment;
+//!   `devices.rs`: what a push device does with its own token.
 //! - `input.rs`: the bounds every request string is held to; `error.rs`: the errors.
 
 pub mod configuration;
 pub mod create;
+pub mod devices;
 pub mod error;
 pub mod factors;
 pub mod input;
@@ -247,6 +249,7 @@ impl Engine {
             actor_id: None,
             allowed: true,
             on_behalf: false,
+            device: None,
         };
         match token::verify(&self.registry.services().key, &view.actors, &attempt) {
             Ok(Verdict::Accepted { .. }) => Ok(view),

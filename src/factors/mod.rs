@@ -4,6 +4,7 @@
 //!
 //! - `totp.rs`: RFC 6238 codes, seeds, key URIs and QR codes.
 //! - `seal.rs`: the AEAD that keeps secrets (TOTP seeds) encrypted at rest.
+//! - `push.rs`: device keys (P-256), their signatures and the device's own JWT.
 //!
 //! The store (`store::factors`) keeps them, keyed by tenant and user; the engine
 //! (`engine::factors`) runs enrollment, and `challenge::kinds::totp` judges a challenge's
@@ -11,6 +12,7 @@
 //! [`FactorData`] variant with its data, and its enrollment and verification in the
 //! engine.
 
+pub mod push;
 pub mod seal;
 pub mod totp;
 
@@ -21,7 +23,7 @@ use crate::metrics as m;
 use crate::model::{FactorId, TenantId};
 pub use seal::SealKey;
 
-/// Every factor type the model knows; only `totp` can be enrolled on this build.
+/// Every factor type the model knows; `totp` and `push` can be enrolled on this build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FactorType {
@@ -47,7 +49,7 @@ impl FactorType {
 
     /// Whether this build can enroll the type.
     pub fn enabled(self) -> bool {
-        matches!(self, FactorType::Totp)
+        matches!(self, FactorType::Totp | FactorType::Push)
     }
 }
 
@@ -89,6 +91,7 @@ impl Factor {
     pub fn kind(&self) -> FactorType {
         match self.data {
             FactorData::Totp(_) => FactorType::Totp,
+            FactorData::Push(_) => FactorType::Push,
         }
     }
 }
@@ -97,6 +100,7 @@ impl Factor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FactorData {
     Totp(TotpFactor),
+    Push(push::PushFactor),
 }
 
 /// A TOTP factor: its parameters, its sealed seed, and the last time step a code was
@@ -138,7 +142,9 @@ pub fn accept_totp(
     code: &str,
     unix_seconds: u64,
 ) -> Result<u64, CodeMiss> {
-    let FactorData::Totp(totp) = &factor.data;
+    let FactorData::Totp(totp) = &factor.data else {
+        return Err(CodeMiss::Wrong);
+    };
     let seed = key
         .open(&factor.tenant, &factor.id, &totp.sealed_seed)
         .ok_or(CodeMiss::Unreadable)?;
@@ -153,8 +159,9 @@ pub fn accept_totp(
 /// `factor` with a code of `step` accepted.
 pub fn with_step(factor: &Factor, step: u64) -> Factor {
     let mut next = factor.clone();
-    let FactorData::Totp(totp) = &mut next.data;
-    totp.last_step = Some(step);
+    if let FactorData::Totp(totp) = &mut next.data {
+        totp.last_step = Some(step);
+    }
     next
 }
 

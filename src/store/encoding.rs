@@ -934,6 +934,19 @@ mod tests {
         }
     }
 
+    /// A `push` challenge needs no format of its own: its factor and its details are
+    /// what format 4 already keeps.
+    #[test]
+    fn a_push_challenge_round_trips_in_format_4() {
+        let mut c = totp_fixture_challenge();
+        c.kind = ChallengeType::Push;
+        c.extras.as_mut().unwrap().details =
+            Some(r#"{"message":"Approve login?","fields":[{"label":"IP","value":"x"}]}"#.into());
+        let bytes = encode(&c);
+        assert_eq!(bytes[0], 4);
+        assert_eq!(decode(&bytes).unwrap(), c);
+    }
+
     #[test]
     fn a_factor_beside_another_kinds_plan_is_a_format_error() {
         let mut c = fixture_challenges()[1].1.clone();

@@ -6,6 +6,11 @@
 //! sealed by the caller. Every change is a compare-and-swap on the stored bytes, so of
 //! two writers that read the same record exactly one wins; durable once
 //! [`SnapshotStore::durable`](super::SnapshotStore::durable) returns.
+//!
+//! Push factors are also found by id alone (a device names only its factor): the
+//! `factor_ids` tree maps a push factor's id to its key. The index entry is written
+//! before the factor and removed after it, so an entry without its factor may exist
+//! (and finds nothing), never a push factor without its entry.
 
 use serde::de::DeserializeOwned;
 
@@ -20,11 +25,25 @@ const FORMAT_VERSION: u8 = 1;
 #[derive(Clone)]
 pub struct FactorStore {
     tree: sled::Tree,
+    /// Push factor id → its key in `tree`.
+    ids: sled::Tree,
 }
 
 impl FactorStore {
-    pub(super) fn new(tree: sled::Tree) -> Self {
-        FactorStore { tree }
+    pub(super) fn new(tree: sled::Tree, ids: sled::Tree) -> Self {
+        FactorStore { tree, ids }
+    }
+
+    /// A push factor, by its id alone.
+    pub fn find_push(&self, id: &FactorId) -> Result<Option<Factor>, StoreError> {
+        let Some(key) = self.ids.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        self.tree
+            .get(key)?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+            .map(|found| found.filter(|f| f.id == *id))
     }
 
     pub fn get(
@@ -41,12 +60,14 @@ impl FactorStore {
 
     /// Stores a new factor; [`WriteError::Exists`] if its id is taken.
     pub fn insert(&self, factor: &Factor) -> Result<(), WriteError> {
+        let key = key(&factor.tenant, &factor.user_id, &factor.id);
+        if factor.kind() == crate::factors::FactorType::Push {
+            self.ids
+                .compare_and_swap(factor.id.as_bytes(), None::<&[u8]>, Some(key.as_slice()))?
+                .map_err(|_| WriteError::Exists)?;
+        }
         self.tree
-            .compare_and_swap(
-                key(&factor.tenant, &factor.user_id, &factor.id),
-                None::<&[u8]>,
-                Some(encode(factor)),
-            )?
+            .compare_and_swap(key, None::<&[u8]>, Some(encode(factor)))?
             .map_err(|_| WriteError::Exists)
     }
 
@@ -87,7 +108,10 @@ impl FactorStore {
         id: &FactorId,
     ) -> Result<(), WriteError> {
         match self.tree.remove(key(tenant, user_id, id))? {
-            Some(_) => Ok(()),
+            Some(_) => {
+                self.ids.remove(id.as_bytes())?;
+                Ok(())
+            }
             None => Err(WriteError::NotFound),
         }
     }
@@ -168,6 +192,7 @@ mod v1 {
     use serde::{Deserialize, Serialize};
 
     use crate::clock::Millis;
+    use crate::factors::push::{Platform, PushFactor};
     use crate::factors::totp::{Algorithm, Params};
     use crate::factors::{Factor, FactorData, FactorStatus, TotpFactor};
     use crate::model::{FactorId, TenantId};
@@ -192,10 +217,25 @@ mod v1 {
         Verified = 1,
     }
 
-    /// Variant 0: `Totp`. New types go after it, in the order they are added.
+    /// Variant 0: `Totp`, 1: `Push`. New types go after them, in the order they are
+    /// added.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub enum DataRecord {
         Totp(TotpRecord),
+        Push(PushRecord),
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct PushRecord {
+        /// SPKI DER of the device's P-256 key (public).
+        pub public_key: Vec<u8>,
+        pub platform: PlatformRecord,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum PlatformRecord {
+        Webhook = 0,
+        None = 1,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,6 +283,13 @@ mod v1 {
                         sealed_seed: t.sealed_seed.clone(),
                         last_step: t.last_step,
                     }),
+                    FactorData::Push(p) => DataRecord::Push(PushRecord {
+                        public_key: p.public_key.clone(),
+                        platform: match p.platform {
+                            Platform::Webhook => PlatformRecord::Webhook,
+                            Platform::None => PlatformRecord::None,
+                        },
+                    }),
                 },
             }
         }
@@ -274,6 +321,13 @@ mod v1 {
                         last_step: t.last_step,
                     })
                 }
+                DataRecord::Push(p) => FactorData::Push(PushFactor {
+                    public_key: p.public_key,
+                    platform: match p.platform {
+                        PlatformRecord::Webhook => Platform::Webhook,
+                        PlatformRecord::None => Platform::None,
+                    },
+                }),
             };
             Ok(Factor {
                 id: FactorId::from_bytes(r.id),
@@ -302,7 +356,13 @@ mod tests {
     fn store() -> (tempfile::TempDir, FactorStore) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        (dir, FactorStore::new(db.open_tree("factors").unwrap()))
+        (
+            dir,
+            FactorStore::new(
+                db.open_tree("factors").unwrap(),
+                db.open_tree("factor_ids").unwrap(),
+            ),
+        )
     }
 
     fn factor(tenant: &str, user: &str) -> Factor {
@@ -360,6 +420,24 @@ mod tests {
         let (page, next) = store.list(&tenant, "al", next.as_ref(), 2).unwrap();
         assert_eq!(page, mine[2..]);
         assert_eq!(next, None);
+    }
+
+    #[test]
+    fn a_push_factor_is_found_by_its_id_alone_until_removed() {
+        let (_dir, store) = store();
+        let mut f = factor("acme", "al");
+        f.data = FactorData::Push(crate::factors::push::PushFactor {
+            public_key: vec![4, 5, 6],
+            platform: crate::factors::push::Platform::Webhook,
+        });
+        store.insert(&f).unwrap();
+        assert_eq!(store.find_push(&f.id).unwrap(), Some(f.clone()));
+        // TOTP factors are not indexed.
+        let totp = factor("acme", "al");
+        store.insert(&totp).unwrap();
+        assert_eq!(store.find_push(&totp.id).unwrap(), None);
+        store.remove(&f.tenant, "al", &f.id).unwrap();
+        assert_eq!(store.find_push(&f.id).unwrap(), None);
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct ListFilter {
     pub user_id: Option<String>,
     pub state: Option<State>,
     pub kind: Option<ChallengeType>,
+    /// Challenges answered by this enrolled factor only (a device's own).
+    pub factor: Option<crate::model::FactorId>,
 }
 
 impl ListFilter {
@@ -94,6 +96,7 @@ impl ListFilter {
             .is_none_or(|u| *challenge.user_id == *u)
             && self.state.is_none_or(|s| challenge.life.state == s)
             && self.kind.is_none_or(|k| challenge.kind == k)
+            && self.factor.is_none_or(|f| challenge.factor() == Some(f))
     }
 }
 
@@ -149,7 +152,7 @@ impl SnapshotStore {
             db.open_tree("outbox")?,
             db.open_tree("dead_letters")?,
         ));
-        let factors = FactorStore::new(db.open_tree("factors")?);
+        let factors = FactorStore::new(db.open_tree("factors")?, db.open_tree("factor_ids")?);
         db.flush()?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
         Ok(SnapshotStore {

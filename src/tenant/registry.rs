@@ -535,6 +535,7 @@ mod tests {
             actor_id: None,
             allowed: true,
             on_behalf: false,
+            device: None,
         }
     }
 
@@ -586,6 +587,7 @@ mod tests {
             actor_id: None,
             allowed: true,
             on_behalf: false,
+            device: None,
         };
         let answered = registry
             .send(Some(&tenant), &id, Answer(attempt.clone()))

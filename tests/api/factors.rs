@@ -478,7 +478,7 @@ async fn every_bad_enrollment_is_refused_with_its_code_and_nothing_is_stored() {
             "type_not_enabled",
             "webauthn",
         ),
-        (json!({"type": "push"}), 400, "type_not_enabled", "push"),
+        (json!({"type": "push"}), 400, "invalid_field", "public_key"),
         (
             json!({"type": "totp", "digits": 5}),
             400,

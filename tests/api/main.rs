@@ -17,6 +17,7 @@ mod lifecycle;
 mod operations;
 mod pages;
 mod policies;
+mod push;
 mod races;
 mod readiness;
 mod safe_defaults;

@@ -141,6 +141,7 @@ pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiErr
                 })
             })
             .transpose()?,
+        factor: None,
     };
     let (page, next) = state
         .engine
@@ -219,6 +220,7 @@ async fn answer_as(
         actor_id,
         allowed: request.allowed.unwrap_or(true),
         on_behalf: principal.is_some(),
+        device: None,
     };
     Ok(state
         .engine

@@ -10,8 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::dto::rfc3339;
 use crate::api::error::ErrorBody;
 use crate::api::{authenticate, json_body, parse_json, query, ApiError, State};
-use crate::engine::factors::{EnrollRequest, TotpOptions};
+use crate::engine::factors::{EnrollRequest, Proof, PushOptions, TotpOptions};
 use crate::engine::Error;
+use crate::factors::push::Platform;
 use crate::factors::totp::Algorithm;
 use crate::factors::{Factor, FactorData, FactorStatus, FactorType};
 use crate::model::FactorId;
@@ -23,7 +24,7 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollFactor {
-    /// `totp`; `webauthn` and `push` answer `type_not_enabled` on this server.
+    /// `totp` or `push`; `webauthn` answers `type_not_enabled` on this server.
     #[serde(rename = "type")]
     pub kind: String,
     /// 1–64 characters; default: the type's name.
@@ -38,14 +39,38 @@ pub struct EnrollFactor {
     pub period_seconds: Option<u64>,
     /// TOTP: 0–2 steps either side of the current one; default `[totp] skew_steps`.
     pub skew_steps: Option<u64>,
+    /// Push (required): base64 of the SPKI DER of the device's P-256 (ES256) key.
+    pub public_key: Option<String>,
+    /// Push: how the device hears of new challenges; default `{"platform": "none"}`.
+    pub notification: Option<NotificationConfig>,
+}
+
+/// A push factor's notification config.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationConfig {
+    /// `webhook` (the server POSTs each new challenge to `[push] gateway_url`) or
+    /// `none` (the device polls).
+    pub platform: String,
 }
 
 /// `POST …/factors/{factor_id}/verify`
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyFactor {
-    /// A current code from the authenticator.
-    pub code: String,
+    /// TOTP: a current code from the authenticator.
+    pub code: Option<String>,
+    /// Push: base64url of the device's DER ECDSA-P256-SHA256 signature of the UTF-8
+    /// text `verify.` followed by the factor id.
+    pub signature: Option<String>,
+}
+
+/// A push factor's device (never anything secret: the key is public).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushView {
+    /// `SHA256:` and the unpadded base64 of the SHA-256 of the key's SPKI DER.
+    pub public_key_fingerprint: String,
+    pub platform: Platform,
 }
 
 /// A TOTP factor's parameters (never its secret).
@@ -72,6 +97,8 @@ pub struct FactorDto {
     pub last_used_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub totp: Option<TotpView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushView>,
     /// Enrollment response only: the seed, base32 (RFC 4648, unpadded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -85,7 +112,24 @@ pub struct FactorDto {
 
 impl FactorDto {
     pub fn new(f: &Factor) -> Self {
-        let FactorData::Totp(totp) = &f.data;
+        let (totp, push) = match &f.data {
+            FactorData::Totp(totp) => (
+                Some(TotpView {
+                    algorithm: totp.params.algorithm,
+                    digits: totp.params.digits,
+                    period_seconds: totp.params.period_seconds,
+                    skew_steps: totp.params.skew_steps,
+                }),
+                None,
+            ),
+            FactorData::Push(device) => (
+                None,
+                Some(PushView {
+                    public_key_fingerprint: device.fingerprint(),
+                    platform: device.platform,
+                }),
+            ),
+        };
         FactorDto {
             id: f.id.to_string(),
             kind: f.kind(),
@@ -95,12 +139,8 @@ impl FactorDto {
             created_at: rfc3339(f.created_at),
             updated_at: rfc3339(f.updated_at),
             last_used_at: f.last_used_at.map(rfc3339),
-            totp: Some(TotpView {
-                algorithm: totp.params.algorithm,
-                digits: totp.params.digits,
-                period_seconds: totp.params.period_seconds,
-                skew_steps: totp.params.skew_steps,
-            }),
+            totp,
+            push,
             secret: None,
             otpauth_uri: None,
             qr_svg: None,
@@ -135,7 +175,7 @@ fn factor_id(raw: &str) -> Result<FactorId, ApiError> {
 #[utoipa::path(post, path = "/api/v1/users/{user_id}/factors", tag = "factors",
     params(("user_id" = String, Path)), request_body = EnrollFactor,
     responses((status = 201, description = "enrolled, unverified; secret, otpauth_uri and qr_svg appear here only", body = FactorDto),
-        (status = 400, description = "invalid_field, out_of_range, type_not_enabled", body = ErrorBody),
+        (status = 400, description = "invalid_field, invalid_public_key, out_of_range, type_not_enabled", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = ["challenge:enrollment:post"])))]
 pub async fn enroll(
@@ -157,15 +197,21 @@ pub async fn enroll(
             period_seconds: request.period_seconds,
             skew_steps: request.skew_steps,
         },
+        push: PushOptions {
+            public_key: request.public_key,
+            platform: request.notification.map(|n| n.platform),
+        },
     };
     let enrolled = state
         .engine
         .enroll(&principal, path.into_inner(), request)
         .await?;
     let mut dto = FactorDto::new(&enrolled.factor);
-    dto.secret = Some(enrolled.secret.secret.to_string());
-    dto.otpauth_uri = Some(enrolled.secret.otpauth_uri.to_string());
-    dto.qr_svg = Some(enrolled.secret.qr_svg.to_string());
+    if let Some(secret) = &enrolled.secret {
+        dto.secret = Some(secret.secret.to_string());
+        dto.otpauth_uri = Some(secret.otpauth_uri.to_string());
+        dto.qr_svg = Some(secret.qr_svg.to_string());
+    }
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(dto))
@@ -239,10 +285,20 @@ pub async fn verify(
     let principal = authenticate(&req, &state)?;
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
     let request: VerifyFactor = parse_json(&body)?;
+    let proof = match (request.code, request.signature) {
+        (Some(code), None) => Proof::Code(code),
+        (None, Some(signature)) => Proof::Signature(signature),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid_field",
+                "give code (totp) or signature (push)",
+            ))
+        }
+    };
     let (user_id, raw) = path.into_inner();
     let factor = state
         .engine
-        .verify_factor(&principal, user_id, factor_id(&raw)?, request.code)
+        .verify_factor(&principal, user_id, factor_id(&raw)?, proof)
         .await?;
     Ok(HttpResponse::Ok().json(FactorDto::new(&factor)))
 }

@@ -1,10 +1,11 @@
 //! The native API, `/api/v1` (see `spec/native-api.md`): `challenges.rs` has the
 //! challenge handlers and `dto.rs` their request and response shapes; `policies.rs` and
 //! `configuration.rs` are the management plane, each with its own shapes; `factors.rs`
-//! is enrollment, with its own shapes.
+//! is enrollment, with its own shapes; `devices.rs` is what a push device calls.
 
 pub mod challenges;
 pub mod configuration;
+pub mod devices;
 pub mod dto;
 pub mod factors;
 pub mod policies;
@@ -79,6 +80,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(
                 resource("/users/{user_id}/factors/{factor_id}/verify")
                     .route(web::post().to(factors::verify)),
+            )
+            .service(resource("/devices/challenges").route(web::get().to(devices::list)))
+            .service(
+                resource("/devices/challenges/{id}/answer").route(web::post().to(devices::answer)),
             ),
     );
 }

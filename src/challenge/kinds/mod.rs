@@ -12,6 +12,7 @@ pub mod action;
 pub mod code;
 pub mod delivered;
 pub mod link;
+pub mod push;
 pub mod token;
 pub mod totp;
 
@@ -94,6 +95,17 @@ pub trait Kind: Sync {
         Ok(Secrets::AnswerTokens(tokens))
     }
 
+    /// What the kind announces of a new challenge once it is durable: the body the
+    /// server POSTs to the push gateway (`[push] gateway_url`), if any. `factor` is the
+    /// one the challenge names.
+    fn announce(
+        &self,
+        _challenge: &Challenge,
+        _factor: &crate::factors::Factor,
+    ) -> Option<serde_json::Value> {
+        None
+    }
+
     /// Turns a presented answer into a verdict: constant-time, no side effects.
     fn judge(
         &self,
@@ -127,7 +139,8 @@ pub fn of(kind: ChallengeType) -> Option<&'static dyn Kind> {
         ChallengeType::SmsOtp => Some(&code::SMS_OTP),
         ChallengeType::EmailLink => Some(&link::EmailLink),
         ChallengeType::Totp => Some(&totp::Totp),
-        ChallengeType::Webauthn | ChallengeType::Push => None,
+        ChallengeType::Push => Some(&push::Push),
+        ChallengeType::Webauthn => None,
     }
 }
 
@@ -259,9 +272,12 @@ mod tests {
             }
             assert_eq!(rules.accepts(Field::Actions), actions, "{kind:?}");
         }
-        for kind in [ChallengeType::Webauthn, ChallengeType::Push] {
-            assert!(of(kind).is_none(), "{kind:?} is not enabled");
-        }
+        assert!(
+            of(ChallengeType::Webauthn).is_none(),
+            "webauthn is not enabled"
+        );
+        let push = of(ChallengeType::Push).expect("enabled");
+        assert!(push.accepts(Field::Factor) && !push.accepts(Field::Recipient));
     }
 
     #[test]

@@ -43,6 +43,17 @@ pub struct Attempt {
     pub allowed: bool,
     /// A bearer caller with `challenge:answer` (true) or an anonymous holder of a token.
     pub on_behalf: bool,
+    /// A device's signed decision (`push`); the device was authenticated by its own
+    /// token, and the engine checked the challenge is its own.
+    pub device: Option<DeviceProof>,
+}
+
+/// What a device presents to answer a push challenge.
+#[derive(Clone)]
+pub struct DeviceProof {
+    pub factor_id: crate::model::FactorId,
+    /// base64url of a DER ECDSA-P256-SHA256 signature of `signing_payload.decision`.
+    pub signature: String,
 }
 
 /// Input a verdict cannot be reached from.
@@ -56,6 +67,10 @@ pub enum AttemptError {
     CodeRequired,
     /// A code presented to a challenge that is not answered with codes.
     CodeNotAccepted,
+    /// A push challenge answered other than by its device's signed decision.
+    DeviceRequired,
+    /// A device's signature that is not its key's signature of the decision.
+    BadSignature,
 }
 
 /// Issues one actor record and one token per actor user id.
@@ -142,6 +157,7 @@ mod tests {
             actor_id: actor,
             allowed: true,
             on_behalf,
+            device: None,
         }
     }
 

@@ -1,0 +1,141 @@
+//! The device face of push factors: a device authenticates with a JWT signed by its own
+//! enrolled key ([`Engine::device`]), lists the push challenges sent to it, and answers
+//! them with its signed decision. A device sees only challenges that name its factor;
+//! any other id is not found. Answers go to the challenge's actor like every answer, so
+//! first-answer-wins and durability hold as for any other kind.
+
+use std::time::Instant;
+
+use super::{Engine, Error, View};
+use crate::challenge::kinds::push::Decision;
+use crate::challenge::kinds::token::{Attempt, DeviceProof};
+use crate::challenge::messages::Answer;
+use crate::factors::push::{self, TokenRefusal};
+use crate::factors::{FactorData, FactorStatus};
+use crate::metrics as m;
+use crate::model::{Challenge, ChallengeId, ChallengeType, FactorId, State, TenantId};
+use crate::store::ListFilter;
+
+/// An authenticated device: the push factor whose key signed its token.
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub tenant: TenantId,
+    pub user_id: Box<str>,
+    pub factor_id: FactorId,
+}
+
+fn refused(why: TokenRefusal) -> Error {
+    Error::DeviceUnauthorized {
+        code: why.code(),
+        message: why.message(),
+    }
+}
+
+impl Engine {
+    /// The device whose enrolled push factor signed `token` (see
+    /// [`push::check_token`]); 401 with the refusal's code otherwise. An unknown or
+    /// deleted factor is `invalid_device_token`, as a bad signature is.
+    pub async fn device(&self, token: &str) -> Result<Device, Error> {
+        let id = push::token_subject(token).ok_or(refused(TokenRefusal::Invalid))?;
+        let factor = self
+            .blocking(move |store| store.factors().find_push(&id))
+            .await?
+            .ok_or(refused(TokenRefusal::Invalid))?;
+        let FactorData::Push(key) = &factor.data else {
+            return Err(refused(TokenRefusal::Invalid));
+        };
+        let now = self.now_ms().div_euclid(1000);
+        push::check_token(&key.public_key, &factor.id, token, now).map_err(refused)?;
+        if factor.status != FactorStatus::Verified {
+            return Err(Error::DeviceUnauthorized {
+                code: "device_not_verified",
+                message: "the device's enrollment has not been verified",
+            });
+        }
+        Ok(Device {
+            tenant: factor.tenant,
+            user_id: factor.user_id,
+            factor_id: factor.id,
+        })
+    }
+
+    /// A page of the push challenges that name the device's factor, in id order, in
+    /// `state` if given.
+    pub async fn device_challenges(
+        &self,
+        device: &Device,
+        state: Option<State>,
+        after: Option<ChallengeId>,
+        limit: usize,
+    ) -> Result<(Vec<Challenge>, Option<ChallengeId>), Error> {
+        let filter = ListFilter {
+            user_id: Some(device.user_id.to_string()),
+            state,
+            kind: Some(ChallengeType::Push),
+            factor: Some(device.factor_id),
+        };
+        Ok(self
+            .registry
+            .list(device.tenant.clone(), after, filter, limit)
+            .await?)
+    }
+
+    /// Answers one of the device's push challenges with its signed decision: `verified`
+    /// (approved) or `declined` (denied). Another device's challenge, or any other id,
+    /// is `challenge_not_found`; a bad signature `invalid_signature`; a challenge no
+    /// longer issued is refused by its state (`already_answered`, `expired`, …). A
+    /// refusal changes nothing. Acknowledged once the outcome is durable.
+    pub async fn device_answer(
+        &self,
+        device: &Device,
+        id: &ChallengeId,
+        decision: Decision,
+        signature: String,
+    ) -> Result<View, Error> {
+        let started = Instant::now();
+        let result = self
+            .try_device_answer(device, id, decision, signature)
+            .await;
+        let outcome = match &result {
+            Ok(view) if view.life.state == State::Declined => "declined",
+            Ok(_) => "verified",
+            Err(Error::Invalid {
+                code: "invalid_signature",
+                ..
+            }) => "invalid_signature",
+            Err(_) => "rejected",
+        };
+        metrics::counter!(m::ANSWERED, "type" => ChallengeType::Push.as_str(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(m::ANSWER_SECONDS, "outcome" => outcome)
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn try_device_answer(
+        &self,
+        device: &Device,
+        id: &ChallengeId,
+        decision: Decision,
+        signature: String,
+    ) -> Result<View, Error> {
+        super::input::check_text("signature", &signature, 512)?;
+        let tenant = Some(&device.tenant);
+        let view = self.registry.view(tenant, id).await?;
+        if view.kind != ChallengeType::Push || view.factor() != Some(device.factor_id) {
+            return Err(Error::ChallengeNotFound);
+        }
+        let attempt = Attempt {
+            token: None,
+            code: None,
+            actor_id: None,
+            allowed: decision.allowed(),
+            on_behalf: false,
+            device: Some(DeviceProof {
+                factor_id: device.factor_id,
+                signature,
+            }),
+        };
+        Ok(self.registry.send(tenant, id, Answer(attempt)).await??)
+    }
+}
