@@ -254,7 +254,7 @@ async fn a_push_challenge_reaches_the_gateway_signed_and_the_device_approves_it(
     let secret: Value = server
         .http
         .get(server.url("/api/v1/webhooks/secret"))
-        .bearer_auth(server.token("acme", "challenge:configuration:get"))
+        .bearer_auth(server.token("acme", "challenge:webhook:get"))
         .send()
         .await
         .unwrap()
