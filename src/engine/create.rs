@@ -20,6 +20,7 @@ use crate::model::{
     AnswerToken, Challenge, ChallengeId, ChallengeType, Details, Extras, FactorId, Idempotency,
     Lifecycle, Policy, PolicyRef, Properties, TenantId,
 };
+use crate::store::WebhookEvent;
 use crate::tenant::supervisor::Spawned;
 
 /// A request to create a challenge, as every face hands it to the engine.
@@ -148,7 +149,13 @@ impl Engine {
         };
         let one_active = policy.is_some_and(|p| p.spec.one_active_per_user);
         let reservation = self.reserve_recipients(&challenge)?;
-        let spawned = self.registry.create(challenge, one_active, prepared).await;
+        let announce = factor
+            .as_ref()
+            .and_then(|factor| self.announcement(&challenge, factor));
+        let spawned = self
+            .registry
+            .create(challenge, one_active, prepared, announce)
+            .await;
         let recipients = &self.registry.services().recipients;
         let spawned = match (spawned, reservation) {
             (Ok(Spawned::New(view)), _) => Ok(Spawned::New(view)),
@@ -159,16 +166,11 @@ impl Engine {
             (spawned, None) => spawned,
         };
         match spawned? {
-            Spawned::New(view) => {
-                if let Some(factor) = &factor {
-                    self.announce(&view, factor).await;
-                }
-                Ok(Created {
-                    view,
-                    answer_tokens,
-                    replayed: false,
-                })
-            }
+            Spawned::New(view) => Ok(Created {
+                view,
+                answer_tokens,
+                replayed: false,
+            }),
             Spawned::Existing(id) => Ok(Created {
                 view: self.registry.view(Some(tenant), &id).await?,
                 answer_tokens: Vec::new(),
@@ -198,29 +200,18 @@ impl Engine {
         }
     }
 
-    /// Sends what the kind announces of a new, durable challenge to the push gateway,
-    /// signed and retried from the outbox like a status webhook. The create stands
-    /// whatever happens here: a device can always poll for its challenges.
-    async fn announce(&self, view: &View, factor: &Factor) {
+    /// What the kind announces of a new challenge to the push gateway (`[push]
+    /// gateway_url`), as an outbox event: stored with the create, before the same flush,
+    /// and sent (signed and retried like a status webhook) once both are durable.
+    fn announcement(&self, challenge: &Challenge, factor: &Factor) -> Option<WebhookEvent> {
         let services = self.registry.services();
-        let (Some(url), Some(rules)) = (services.push_gateway.as_deref(), kinds::of(view.kind))
-        else {
-            return;
-        };
-        let Some(body) = rules.announce(view, factor) else {
-            return;
-        };
-        let event = services.outbox.event(&view.tenant, view.id, url, body);
-        let stored = event.clone();
-        let written = self
-            .blocking(move |store| store.outbox().put(&stored))
-            .await;
-        match written {
-            Ok(()) => services.outbox.dispatch(event),
-            Err(e) => {
-                tracing::error!(challenge = %view.id, error = %e, "cannot store the push gateway notification; the device must poll");
-            }
-        }
+        let url = services.push_gateway.as_deref()?;
+        let body = kinds::of(challenge.kind)?.announce(challenge, factor)?;
+        Some(
+            services
+                .outbox
+                .event(&challenge.tenant, challenge.id, url, body),
+        )
     }
 
     /// The challenge record and its secrets, with defaults and bounds from the tenant's

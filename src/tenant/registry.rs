@@ -307,6 +307,7 @@ impl Registry {
         challenge: Challenge,
         one_active_per_user: bool,
         prepared: Option<crate::challenge::kinds::delivered::Prepared>,
+        announce: Option<crate::store::WebhookEvent>,
     ) -> Result<Spawned, SpawnError> {
         let tenant = self.tenant(&challenge.tenant);
         tenant
@@ -315,6 +316,7 @@ impl Registry {
                 challenge,
                 one_active_per_user,
                 prepared,
+                announce,
             })
             .await
             .map_err(|e| SpawnError::Store(e.to_string()))?
@@ -578,7 +580,7 @@ mod tests {
         let (c, answer_token) = challenge(&services, &tenant);
         let id = c.id;
         assert!(matches!(
-            registry.create(c, false, None).await,
+            registry.create(c, false, None, None).await,
             Ok(Spawned::New(_))
         ));
         let attempt = Attempt {
@@ -698,7 +700,7 @@ mod tests {
         let (id, soon_id) = (c.id, soon.id);
         for c in [c, soon] {
             assert!(matches!(
-                registry.create(c, false, None).await,
+                registry.create(c, false, None, None).await,
                 Ok(Spawned::New(_))
             ));
         }
@@ -733,9 +735,20 @@ mod tests {
 
         let (c, _) = challenge(&services, &tenant);
         let new_id = c.id;
+        let announce = services.outbox.event(
+            &tenant,
+            new_id,
+            "https://push.example/notify",
+            serde_json::json!({"id": new_id.to_string()}),
+        );
         assert_eq!(
-            registry.create(c, false, None).await.err(),
+            registry.create(c, false, None, Some(announce)).await.err(),
             Some(SpawnError::Store("storage: injected flush failure".into()))
+        );
+        assert_eq!(
+            services.store.outbox().pending().unwrap(),
+            vec![],
+            "no push notification for a create that was refused"
         );
         assert_eq!(
             registry.view(Some(&tenant), &new_id).await.unwrap_err(),
@@ -766,7 +779,7 @@ mod tests {
         c.retention_ms = 400;
         let id = c.id;
         assert!(matches!(
-            registry.create(c, false, None).await,
+            registry.create(c, false, None, None).await,
             Ok(Spawned::New(_))
         ));
         let cancelled = registry

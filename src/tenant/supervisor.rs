@@ -116,6 +116,9 @@ pub struct Spawn {
     pub one_active_per_user: bool,
     /// Delivery kinds: each actor's plain code or link token and first message.
     pub prepared: Option<crate::challenge::kinds::delivered::Prepared>,
+    /// What the push gateway is told of the new challenge: stored with it, before the
+    /// same flush, and sent once both are durable.
+    pub announce: Option<crate::store::WebhookEvent>,
 }
 
 pub enum Spawned {
@@ -148,6 +151,7 @@ impl Handler<Spawn> for TenantSupervisor {
             challenge,
             one_active_per_user,
             prepared,
+            announce,
         }: Spawn,
         _: &mut Context<Self>,
     ) -> Self::Result {
@@ -188,7 +192,14 @@ impl Handler<Spawn> for TenantSupervisor {
         if tenant.stored() >= kept {
             return Box::pin(fut::ready(Err(SpawnError::StoredQuotaExceeded(kept))));
         }
-        if let Err(e) = store.put(&challenge) {
+        let written = store.put(&challenge).and_then(|()| match &announce {
+            Some(event) => store.outbox().put(event),
+            None => Ok(()),
+        });
+        if let Err(e) = written {
+            if let Err(e) = store.delete(&tenant.id, &challenge.id) {
+                tracing::error!(error = %e, challenge = %challenge.id, "cannot remove a refused create's snapshot");
+            }
             return Box::pin(fut::ready(Err(SpawnError::Store(e.to_string()))));
         }
         if let Some(idem) = challenge.idempotency() {
@@ -211,10 +222,19 @@ impl Handler<Spawn> for TenantSupervisor {
                                 .increment(1);
                             act.registry
                                 .start_actor_with(view.clone(), tenant.clone(), prepared);
+                            if let Some(event) = announce {
+                                act.registry.services().outbox.dispatch(event);
+                            }
                             Ok(())
                         }
                         Err(e) => {
                             tracing::error!(error = %e, challenge = %view.id, "create not durable; refused");
+                            if let Some(event) = &announce {
+                                let outbox = act.registry.services().store.outbox();
+                                if let Err(e) = outbox.remove(&event.id) {
+                                    tracing::error!(error = %e, challenge = %view.id, "cannot take back a refused create's push notification");
+                                }
+                            }
                             act.roll_back(&view, &tenant);
                             Err(SpawnError::Store(e.to_string()))
                         }
