@@ -76,7 +76,13 @@ impl Engine {
         };
         Ok(self
             .registry
-            .list(device.tenant.clone(), after, filter, limit)
+            .list_for_factor(
+                device.tenant.clone(),
+                device.factor_id,
+                after,
+                filter,
+                limit,
+            )
             .await?)
     }
 

@@ -6,6 +6,8 @@
 //! tenant) can find its challenge; every tenant-scoped lookup checks the owner and says
 //! "not found" for anybody else's challenge.
 
+use std::collections::BTreeSet;
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -23,7 +25,7 @@ use crate::challenge::messages::{as_of, Settled, View};
 use crate::challenge::state::{self, Event};
 use crate::challenge::{ChallengeActor, SharedServices};
 use crate::metrics as m;
-use crate::model::{Challenge, ChallengeId, TenantConfig, TenantId};
+use crate::model::{Challenge, ChallengeId, ChallengeType, FactorId, TenantConfig, TenantId};
 use crate::store::{ListFilter, StoreError};
 
 /// A challenge with an actor.
@@ -64,6 +66,9 @@ pub struct Registry {
     /// many kept ones cost as little as can be: the final view is the last snapshot,
     /// durable by then, and read from the store when asked for.
     settled: DashMap<ChallengeId, TenantId>,
+    /// Push challenges (live and settled) by the factor that answers them, in id order:
+    /// what a device lists, without walking its tenant.
+    by_factor: DashMap<FactorId, BTreeSet<ChallengeId>>,
     tenants: DashMap<TenantId, Arc<Tenant>>,
     /// Threads that run challenge actors and supervisors: dedicated ones, or the HTTP
     /// workers' own (adopted as they start), so that a request and the actor it talks to
@@ -84,6 +89,7 @@ impl Registry {
             services,
             live: DashMap::new(),
             settled: DashMap::new(),
+            by_factor: DashMap::new(),
             tenants: DashMap::new(),
             arbiters: RwLock::new(arbiters),
             dedicated: dedicated > 0,
@@ -199,6 +205,7 @@ impl Registry {
         prepared: Option<crate::challenge::kinds::delivered::Prepared>,
     ) -> Addr<ChallengeActor> {
         let id = challenge.id;
+        self.index_factor(&challenge);
         let view = Arc::new(ArcSwap::new(challenge));
         let published = view.clone();
         let services = self.services.clone();
@@ -288,10 +295,37 @@ impl Registry {
     /// Settled before it leaves the live map, so that a lookup that misses one map
     /// finds it in the other.
     pub(super) fn settle(&self, view: &Challenge) {
+        self.index_factor(view);
         if self.settled.insert(view.id, view.tenant.clone()).is_none() {
             metrics::gauge!(m::SETTLED).increment(1.0);
         }
         self.live.remove(&view.id);
+    }
+
+    /// Indexes a push challenge under its factor (again is harmless).
+    fn index_factor(&self, challenge: &Challenge) {
+        if challenge.kind != ChallengeType::Push {
+            return;
+        }
+        if let Some(factor) = challenge.factor() {
+            self.by_factor
+                .entry(factor)
+                .or_default()
+                .insert(challenge.id);
+        }
+    }
+
+    /// Takes a retired push challenge out of its factor's index.
+    pub(super) fn unindex_factor(&self, challenge: &Challenge) {
+        let Some(factor) = challenge.factor() else {
+            return;
+        };
+        if let dashmap::mapref::entry::Entry::Occupied(mut ids) = self.by_factor.entry(factor) {
+            ids.get_mut().remove(&challenge.id);
+            if ids.get().is_empty() {
+                ids.remove();
+            }
+        }
     }
 
     pub(super) fn forget(&self, id: &ChallengeId) {
@@ -397,15 +431,8 @@ impl Registry {
                     return Ok((page, examined));
                 }
                 examined = Some(id);
-                let view = match registry.published(Some(&tenant), &id) {
-                    Ok(Ok(view)) => as_of(view, now),
-                    // Settled: its snapshot is its final, durable view.
-                    Ok(Err(_)) => match store.load(&tenant, &id)? {
-                        Some(challenge) => Arc::new(challenge),
-                        None => continue,
-                    },
-                    // Being created, or retired meanwhile.
-                    Err(_) => continue,
+                let Some(view) = registry.listed(&tenant, &id, now)? else {
+                    continue;
                 };
                 if !filter.matches(&view) {
                     continue;
@@ -420,6 +447,60 @@ impl Registry {
         })
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    /// One page of the push challenges a factor answers, in id order after `after`: read
+    /// from the factor's index, so a device's list costs what it holds, not what its
+    /// tenant holds. Shown as [`Registry::list`] shows them.
+    pub async fn list_for_factor(
+        self: &Arc<Self>,
+        tenant: TenantId,
+        factor: FactorId,
+        after: Option<ChallengeId>,
+        filter: ListFilter,
+        limit: usize,
+    ) -> Result<(Vec<Challenge>, Option<ChallengeId>), StoreError> {
+        let ids: Vec<ChallengeId> = self.by_factor.get(&factor).map_or_else(Vec::new, |ids| {
+            let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+            ids.range((from, Bound::Unbounded)).copied().collect()
+        });
+        let registry = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut page = Vec::with_capacity(limit.min(1024));
+            let now = registry.services.clock.now_ms();
+            for id in ids {
+                let Some(view) = registry.listed(&tenant, &id, now)? else {
+                    continue;
+                };
+                if !filter.matches(&view) {
+                    continue;
+                }
+                if page.len() == limit {
+                    let last = page.last().map(|c: &Challenge| c.id);
+                    return Ok((page, last));
+                }
+                page.push((*view).clone());
+            }
+            Ok((page, None))
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    /// A challenge as a list shows it: a live one's published view as of `now`, a settled
+    /// one's final snapshot; `None` for one being created or retired meanwhile. Blocking.
+    fn listed(
+        &self,
+        tenant: &TenantId,
+        id: &ChallengeId,
+        now: crate::clock::Millis,
+    ) -> Result<Option<View>, StoreError> {
+        Ok(match self.published(Some(tenant), id) {
+            Ok(Ok(view)) => Some(as_of(view, now)),
+            // Settled: its snapshot is its final, durable view.
+            Ok(Err(_)) => self.services.store.load(tenant, id)?.map(Arc::new),
+            Err(_) => None,
+        })
     }
 
     /// Restores every challenge from its snapshot: live ones with their remaining TTL

@@ -343,6 +343,7 @@ impl TenantSupervisor {
         match store.load(&tenant.id, &id) {
             Ok(Some(view)) => {
                 self.untrack(&view);
+                self.registry.unindex_factor(&view);
                 if let Some(idem) = view.idempotency() {
                     self.idempotency.remove(&idem.key);
                 }

@@ -802,3 +802,34 @@ async fn a_device_pages_through_its_challenges() {
         .unwrap();
     assert_eq!(error_code(response).await, (400, "invalid_query".into()));
 }
+
+#[tokio::test]
+async fn a_device_lists_its_challenges_without_walking_its_tenant() {
+    // A list examines at most two of the tenant's challenges; a device's list must not.
+    let server = TestServer::start_with(|s| s.limits.list_scan_budget = 2).await;
+    let device = enrolled_device(&server, "alice", "none").await;
+    for user in ["bob", "carol", "dave", "erin", "frank"] {
+        server
+            .create_ok(json!({"type": "token", "user_id": user}))
+            .await;
+    }
+    let created: Value = server
+        .create(&admin(&server), push_body("alice", &device.factor_id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let page: Value = device_list(&server, &device.jwt(60))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(ids, vec![created["id"].as_str().unwrap()]);
+    assert!(page["next_page_token"].is_null(), "{page}");
+}
