@@ -56,6 +56,7 @@ fn exact(mut doc: Value) -> Value {
     flatten_all_of(&mut doc);
     request_bodies(&mut doc);
     create_needs_type_or_policy(&mut doc);
+    enrollable_factor_types(&mut doc);
     policy_alias_pattern(&mut doc);
     query_parameters_are_not_null(&mut doc);
     close_response_shapes(&mut doc);
@@ -181,6 +182,22 @@ fn create_needs_type_or_policy(doc: &mut Value) {
     ]);
 }
 
+/// An enrollment names a factor type this server can enroll.
+fn enrollable_factor_types(doc: &mut Value) {
+    let enabled: Vec<Value> = crate::factors::FactorType::ALL
+        .into_iter()
+        .filter(|t| t.enabled())
+        .map(|t| Value::String(t.as_str().to_string()))
+        .collect();
+    if let Some(enroll) = schemas(doc).get_mut("EnrollFactor") {
+        enroll["properties"]["type"] = json!({
+            "type": "string",
+            "enum": enabled,
+            "description": "a factor type this server can enroll",
+        });
+    }
+}
+
 /// What `PolicyAlias::parse` takes, wherever an alias is given.
 fn policy_alias_pattern(doc: &mut Value) {
     let alias = json!({"type": "string", "pattern": ALIAS_PATTERN});
@@ -295,6 +312,8 @@ mod tests {
             }
         }
         assert!(ids.contains("challenges_get") && ids.contains("policies_delete"));
+        let enrollable = &doc["components"]["schemas"]["EnrollFactor"]["properties"]["type"];
+        assert_eq!(enrollable["enum"], json!(["totp", "push"]));
     }
 
     #[test]
