@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{record, webhook::after_attempts, Channel, DeliveryError, WebhookSender};
+use super::{record, Channel, DeliveryError, WebhookSender};
 use crate::challenge::HashKey;
 use crate::clock::SharedClock;
 use crate::metrics as m;
@@ -109,41 +109,36 @@ impl Outbox {
         }
     }
 
-    /// Attempts until one succeeds, the failure is final, or the attempts run out;
-    /// each failed attempt is written back with when the next is due.
+    /// Waits until the event is due, then runs the sender's retry loop from the attempts
+    /// already made, writing each failed attempt back with when the next is due.
     async fn deliver(&self, event: &mut WebhookEvent) -> Result<(), DeliveryError> {
-        let url = match reqwest::Url::parse(&event.url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => url,
-            _ => {
-                return Err(DeliveryError::InvalidRecipient(
-                    "the webhook URL is not an http(s) URL".to_string(),
-                ))
-            }
-        };
+        let wait = event.next_attempt_at - self.clock.now_ms();
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
         let secret = crate::challenge::actor::webhook_secret(&self.key, &event.tenant);
         let id = event.id.to_string();
-        loop {
-            let wait = event.next_attempt_at - self.clock.now_ms();
-            if wait > 0 {
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-            }
-            let failure = match self
-                .sender
-                .attempt(&url, event.body.as_bytes(), secret.as_bytes(), Some(&id))
-                .await
-            {
-                Ok(()) => return Ok(()),
-                Err(failure) => failure,
-            };
-            event.attempts += 1;
-            if !failure.retry || event.attempts >= self.sender.max_attempts() {
-                return Err(after_attempts(failure.error, event.attempts));
-            }
-            let delay = self.sender.delay_before_retry(event.attempts);
+        let (url, body) = (event.url.clone(), event.body.clone());
+        let made = event.attempts;
+        let outbox = self.store.outbox();
+        let record_attempt = |attempts, delay: Duration| {
+            event.attempts = attempts;
             event.next_attempt_at = self.clock.now_ms() + delay.as_millis() as i64;
-            if let Err(e) = self.store.outbox().put(event) {
+            if let Err(e) = outbox.put(event) {
                 tracing::error!(error = %e, event = %event.id, "cannot record a webhook attempt");
             }
-        }
+        };
+        let secret = secret.as_bytes();
+        self.sender
+            .deliver_from(
+                &url,
+                body.as_bytes(),
+                secret,
+                Some(&id),
+                made,
+                record_attempt,
+            )
+            .await
+            .map(drop)
     }
 }

@@ -94,9 +94,9 @@ pub struct WebhookSender {
 pub const EVENT_ID_HEADER: &str = "X-Challenge-Event-Id";
 
 /// One attempt's failure, and whether another attempt may fare better.
-pub(crate) struct Failure {
-    pub error: DeliveryError,
-    pub retry: bool,
+struct Failure {
+    error: DeliveryError,
+    retry: bool,
 }
 
 impl WebhookSender {
@@ -146,16 +146,25 @@ impl WebhookSender {
         secret: &[u8],
     ) -> Result<u32, DeliveryError> {
         let started = Instant::now();
-        let outcome = self.deliver_with_retries(url, &body, secret).await;
+        let outcome = self
+            .deliver_from(url, &body, secret, None, 0, |_, _| {})
+            .await;
         record(Channel::Webhook, started, outcome.as_ref().err());
         outcome
     }
 
-    async fn deliver_with_retries(
+    /// The retry loop every webhook goes through: attempts (carrying `event_id` when
+    /// given) until one succeeds, the failure is final, or the attempts run out, counting
+    /// from `made` attempts already made (an outbox event resumed after a restart). Before
+    /// each wait it calls `before_retry(attempts made, delay)`. Returns the attempts made.
+    pub(crate) async fn deliver_from(
         &self,
         url: &str,
         body: &[u8],
         secret: &[u8],
+        event_id: Option<&str>,
+        made: u32,
+        mut before_retry: impl FnMut(u32, Duration),
     ) -> Result<u32, DeliveryError> {
         let url = match reqwest::Url::parse(url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => url,
@@ -166,28 +175,25 @@ impl WebhookSender {
             }
         };
         let attempts = self.max_retries.saturating_add(1);
-        let mut attempt = 0;
+        let mut attempt = made;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&url, body, secret, None).await {
+            let failure = match self.attempt(&url, body, secret, event_id).await {
                 Ok(()) => return Ok(attempt),
                 Err(failure) => failure,
             };
             if !failure.retry || attempt >= attempts {
                 return Err(after_attempts(failure.error, attempt));
             }
-            tokio::time::sleep(self.delay_before_retry(attempt)).await;
+            let delay = self.delay_before_retry(attempt);
+            before_retry(attempt, delay);
+            tokio::time::sleep(delay).await;
         }
-    }
-
-    /// Attempts made at most for one webhook: the first and its retries.
-    pub(crate) fn max_attempts(&self) -> u32 {
-        self.max_retries.saturating_add(1)
     }
 
     /// One POST of `body` to `url`, signed with `secret` (none when empty), carrying
     /// `event_id` in [`EVENT_ID_HEADER`] when given.
-    pub(crate) async fn attempt(
+    async fn attempt(
         &self,
         url: &reqwest::Url,
         body: &[u8],
@@ -232,7 +238,7 @@ impl WebhookSender {
 
     /// `backoff × 2^(retry − 1)`, capped at [`MAX_BACKOFF`], less up to a quarter at random
     /// so that webhooks failing together do not retry together.
-    pub(crate) fn delay_before_retry(&self, attempt: u32) -> Duration {
+    fn delay_before_retry(&self, attempt: u32) -> Duration {
         let doubled = self
             .backoff
             .saturating_mul(1u32 << (attempt - 1).min(20))
@@ -242,7 +248,7 @@ impl WebhookSender {
     }
 }
 
-pub(crate) fn after_attempts(error: DeliveryError, attempts: u32) -> DeliveryError {
+fn after_attempts(error: DeliveryError, attempts: u32) -> DeliveryError {
     if attempts == 1 {
         return error;
     }
