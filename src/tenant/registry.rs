@@ -420,30 +420,9 @@ impl Registry {
     ) -> Result<(Vec<Challenge>, Option<ChallengeId>), StoreError> {
         let registry = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut page = Vec::with_capacity(limit.min(1024));
-            let now = registry.services.clock.now_ms();
-            let store = &registry.services.store;
+            let ids = registry.services.store.ids(&tenant, after.as_ref());
             let budget = registry.services.limits.list_scan_budget;
-            let mut examined = None;
-            for (n, id) in store.ids(&tenant, after.as_ref()).enumerate() {
-                let id = id?;
-                if n == budget {
-                    return Ok((page, examined));
-                }
-                examined = Some(id);
-                let Some(view) = registry.listed(&tenant, &id, now)? else {
-                    continue;
-                };
-                if !filter.matches(&view) {
-                    continue;
-                }
-                if page.len() == limit {
-                    let last = page.last().map(|c: &Challenge| c.id);
-                    return Ok((page, last));
-                }
-                page.push((*view).clone());
-            }
-            Ok((page, None))
+            registry.page(&tenant, ids, budget, &filter, limit)
         })
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
@@ -466,25 +445,45 @@ impl Registry {
         });
         let registry = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut page = Vec::with_capacity(limit.min(1024));
-            let now = registry.services.clock.now_ms();
-            for id in ids {
-                let Some(view) = registry.listed(&tenant, &id, now)? else {
-                    continue;
-                };
-                if !filter.matches(&view) {
-                    continue;
-                }
-                if page.len() == limit {
-                    let last = page.last().map(|c: &Challenge| c.id);
-                    return Ok((page, last));
-                }
-                page.push((*view).clone());
-            }
-            Ok((page, None))
+            let ids = ids.into_iter().map(Ok);
+            registry.page(&tenant, ids, usize::MAX, &filter, limit)
         })
         .await
         .map_err(|e| StoreError::Io(std::io::Error::other(e)))?
+    }
+
+    /// Up to `limit` of `ids` (in id order) that `filter` takes, examining at most
+    /// `budget`; the token to resume after, if there may be more. Blocking.
+    fn page(
+        &self,
+        tenant: &TenantId,
+        ids: impl Iterator<Item = Result<ChallengeId, StoreError>>,
+        budget: usize,
+        filter: &ListFilter,
+        limit: usize,
+    ) -> Result<(Vec<Challenge>, Option<ChallengeId>), StoreError> {
+        let mut page = Vec::with_capacity(limit.min(1024));
+        let now = self.services.clock.now_ms();
+        let mut examined = None;
+        for (n, id) in ids.enumerate() {
+            let id = id?;
+            if n == budget {
+                return Ok((page, examined));
+            }
+            examined = Some(id);
+            let Some(view) = self.listed(tenant, &id, now)? else {
+                continue;
+            };
+            if !filter.matches(&view) {
+                continue;
+            }
+            if page.len() == limit {
+                let last = page.last().map(|c: &Challenge| c.id);
+                return Ok((page, last));
+            }
+            page.push((*view).clone());
+        }
+        Ok((page, None))
     }
 
     /// A challenge as a list shows it: a live one's published view as of `now`, a settled
