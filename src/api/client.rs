@@ -14,7 +14,8 @@
 //! beyond that, new addresses share one allowance.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::RwLock;
 
 use actix_web::http::header::HeaderMap;
 use actix_web::HttpRequest;
@@ -138,9 +139,9 @@ pub struct AnonymousLimiter {
     per_minute: u32,
     max_tracked: usize,
     /// This minute and its counts; the map is replaced when the minute turns.
-    window: RwLock<(u64, Arc<DashMap<IpAddr, u32>>)>,
+    window: RwLock<(u64, DashMap<IpAddr, u32>)>,
     /// Requests this minute from addresses beyond the tracked ones.
-    overflow: DashMap<u64, u32>,
+    overflow: AtomicU32,
 }
 
 impl AnonymousLimiter {
@@ -152,8 +153,8 @@ impl AnonymousLimiter {
         AnonymousLimiter {
             per_minute,
             max_tracked,
-            window: RwLock::new((0, Arc::new(DashMap::new()))),
-            overflow: DashMap::new(),
+            window: RwLock::new((0, DashMap::new())),
+            overflow: AtomicU32::new(0),
         }
     }
 
@@ -163,41 +164,36 @@ impl AnonymousLimiter {
             return true;
         };
         let minute = (now_ms / 60_000) as u64;
-        let counts = self.counts(minute);
         let key = limit_key(ip);
-        let count = match counts.get_mut(&key) {
-            Some(mut n) => {
-                *n += 1;
-                *n
+        loop {
+            {
+                let window = self.window.read().expect("limiter lock");
+                if window.0 == minute {
+                    return self.count(&window.1, key) <= self.per_minute;
+                }
             }
-            None if counts.len() < self.max_tracked => {
-                let mut n = counts.entry(key).or_insert(0);
-                *n += 1;
-                *n
+            // The minute turned: start a new map, dropping the last one.
+            let mut window = self.window.write().expect("limiter lock");
+            if window.0 != minute {
+                *window = (minute, DashMap::new());
+                self.overflow.store(0, Ordering::Relaxed);
             }
-            None => {
-                let mut n = self.overflow.entry(minute).or_insert(0);
-                *n += 1;
-                *n
-            }
-        };
-        count <= self.per_minute
+        }
     }
 
-    /// This minute's counts, starting a new map (and dropping the last) when it turned.
-    fn counts(&self, minute: u64) -> Arc<DashMap<IpAddr, u32>> {
-        {
-            let window = self.window.read().expect("limiter lock");
-            if window.0 == minute {
-                return window.1.clone();
-            }
+    /// Counts one request under `key` in this minute's `counts`, or in the shared
+    /// allowance once the map tracks as many addresses as it may.
+    fn count(&self, counts: &DashMap<IpAddr, u32>, key: IpAddr) -> u32 {
+        if let Some(mut n) = counts.get_mut(&key) {
+            *n += 1;
+            return *n;
         }
-        let mut window = self.window.write().expect("limiter lock");
-        if window.0 != minute {
-            *window = (minute, Arc::new(DashMap::new()));
-            self.overflow.retain(|m, _| *m == minute);
+        if counts.len() >= self.max_tracked {
+            return self.overflow.fetch_add(1, Ordering::Relaxed) + 1;
         }
-        window.1.clone()
+        let mut n = counts.entry(key).or_insert(0);
+        *n += 1;
+        *n
     }
 }
 
