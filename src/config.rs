@@ -689,6 +689,37 @@ mod tests {
     }
 
     #[test]
+    fn an_unusable_proxy_list_or_scan_budget_is_refused_naming_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (body, key) in [
+            (
+                "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+                "server.trusted_proxies",
+            ),
+            (
+                "[server]\ntrusted_proxies = [\"proxy.example\"]",
+                "server.trusted_proxies",
+            ),
+            ("[limits]\nlist_scan_budget = 0", "limits.list_scan_budget"),
+        ] {
+            let file = dir.path().join("site.toml");
+            writeln!(std::fs::File::create(&file).unwrap(), "{body}").unwrap();
+            let err = Settings::load_with_env(&[file], false)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{body}: {err}");
+        }
+        let file = dir.path().join("site.toml");
+        writeln!(
+            std::fs::File::create(&file).unwrap(),
+            "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]"
+        )
+        .unwrap();
+        let s = Settings::load_with_env(&[file], false).unwrap();
+        assert_eq!(s.server.trusted_proxies.len(), 2);
+    }
+
+    #[test]
     fn a_bad_value_names_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.toml");
