@@ -14,7 +14,7 @@
 //!    next code (a code is accepted once per step, so every answer needs its own factor);
 //! 5. `push answer` — a device's `POST /api/v1/devices/challenges/{id}/answer`: `BENCH_PUSH`
 //!    users each enroll and verify a P-256 device key and get one `push` challenge, which
-//!    the device lists (untimed, in a tenant of their own, `bench-push`); then each is
+//!    the device lists (untimed); then each is
 //!    approved once with the device's own JWT and signature, both made beforehand so
 //!    the client's signing is not timed;
 //! 6. `get` — `GET /api/v1/challenges/{id}` of challenges picked at random;
@@ -63,8 +63,7 @@ use tokio::net::TcpStream;
 
 mod support;
 use support::{
-    env_or, free_local_addr, mint_token, mint_token_for, nearest_rank, ReleaseServer,
-    POLL_INTERVAL, READY_TIMEOUT,
+    env_or, free_local_addr, mint_token, nearest_rank, ReleaseServer, POLL_INTERVAL, READY_TIMEOUT,
 };
 
 const SCOPES: &str = "challenge:post challenge:get challenge:answer challenge:delete \
@@ -119,22 +118,16 @@ async fn run(settings: &Settings) {
     let answer = answer_scenario(&target, settings, &pool).await;
     let after_answer = flush_stats(&target).await;
     flushes.push(("answer", after_answer.since(&after_create)));
-    let totp_pool = prepare_totp(&target, settings).await;
+    let totp_pool: Vec<TotpChallenge> = prepare(&target, settings, settings.totp).await;
     let before_totp = flush_stats(&target).await;
-    let totp = totp_answer_scenario(&target, settings, totp_pool).await;
+    let totp = prepared_answer_scenario(&target, settings, totp_pool).await;
     flushes.push((
         "totp answer",
         flush_stats(&target).await.since(&before_totp),
     ));
-    // Push challenges go to a tenant of their own: a device's list examines its tenant's
-    // challenges, and the earlier scenarios left tens of thousands in `bench`.
-    let push_target = Target::new(
-        server.addr,
-        mint_token_for("bench-push", SCOPES, 86_400).into(),
-    );
-    let push_pool = prepare_push(&push_target, settings).await;
+    let push_pool: Vec<PushChallenge> = prepare(&target, settings, settings.push).await;
     let before_push = flush_stats(&target).await;
-    let push = push_answer_scenario(&push_target, settings, push_pool).await;
+    let push = prepared_answer_scenario(&target, settings, push_pool).await;
     flushes.push((
         "push answer",
         flush_stats(&target).await.since(&before_push),
@@ -1056,91 +1049,50 @@ async fn answer_scenario(
     outcome
 }
 
-/// The `totp answer` scenario's challenges, each with its own verified factor: made over
-/// the scenario's connections, untimed.
-async fn prepare_totp(target: &Target, settings: &Settings) -> Vec<TotpChallenge> {
-    eprintln!("preparing {} TOTP factors and challenges…", settings.totp);
-    let started = Instant::now();
-    let claimed = Arc::new(AtomicUsize::new(0));
-    let count = settings.totp;
-    let results = on_connections(settings.connections, |_| {
-        let mut client = Client::new(target);
-        let claimed = Arc::clone(&claimed);
-        async move {
-            let mut made = Vec::new();
-            let mut failures = 0u32;
-            while claimed.fetch_add(1, Ordering::Relaxed) < count {
-                match client.totp_challenge().await {
-                    Ok(challenge) => made.push(challenge),
-                    Err(key) => {
-                        failures += 1;
-                        eprintln!("totp preparation: {key}");
-                        if failures >= MAX_CONSECUTIVE_ERRORS {
-                            break;
-                        }
-                    }
-                }
-            }
-            made
-        }
-    })
-    .await;
-    let pool: Vec<TotpChallenge> = results.into_iter().flatten().collect();
-    eprintln!(
-        "prepared {} in {:.1} s",
-        pool.len(),
-        started.elapsed().as_secs_f64()
-    );
-    pool
+/// A challenge prepared, untimed, for a timed answer scenario: a `totp` one with the
+/// code that answers it, or a `push` one with its device's signed decision.
+trait Prepared: Send + Sync + Sized + 'static {
+    /// The scenario's name in the table.
+    const SCENARIO: &'static str;
+    /// What is prepared, for the progress line.
+    const WHAT: &'static str;
+    /// The knob that sets how many are prepared.
+    const KNOB: &'static str;
+    fn make(client: &mut Client) -> impl Future<Output = Result<Self, String>> + Send;
+    fn answer(&self, client: &mut Client) -> impl Future<Output = Result<(), String>> + Send;
 }
 
-async fn totp_answer_scenario(
-    target: &Target,
-    settings: &Settings,
-    pool: Vec<TotpChallenge>,
-) -> Outcome {
-    announce("totp answer", settings);
-    let pool = Arc::new(pool);
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let deadline = started + settings.duration;
-    let tallies = on_connections(settings.connections, |_| {
-        let mut client = Client::new(target);
-        let pool = Arc::clone(&pool);
-        let next = Arc::clone(&next);
-        async move {
-            let mut tally = Tally::default();
-            while Instant::now() < deadline {
-                let Some(challenge) = pool.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                let sent = Instant::now();
-                let result = client.answer_totp(challenge).await;
-                tally.record(sent, result);
-            }
-            tally
-        }
-    })
-    .await;
-    let mut outcome = Outcome::new("totp answer", "req/s", started.elapsed(), tallies);
-    if next.load(Ordering::Relaxed) >= pool.len() {
-        outcome.note = Some(format!(
-            "all {} prepared challenges answered after {:.3} s (raise BENCH_TOTP for a longer run)",
-            pool.len(),
-            outcome.elapsed.as_secs_f64()
-        ));
+impl Prepared for TotpChallenge {
+    const SCENARIO: &'static str = "totp answer";
+    const WHAT: &'static str = "TOTP factors and challenges";
+    const KNOB: &'static str = "BENCH_TOTP";
+    fn make(client: &mut Client) -> impl Future<Output = Result<Self, String>> + Send {
+        client.totp_challenge()
     }
-    outcome
+    fn answer(&self, client: &mut Client) -> impl Future<Output = Result<(), String>> + Send {
+        client.answer_totp(self)
+    }
 }
 
-/// The `push answer` scenario's challenges, each with its own verified device key: made
-/// over the scenario's connections, untimed. Device tokens live at most five minutes,
-/// so the preparation must not take longer than that (see `BENCH_PUSH`).
-async fn prepare_push(target: &Target, settings: &Settings) -> Vec<PushChallenge> {
-    eprintln!("preparing {} push factors and challenges…", settings.push);
+impl Prepared for PushChallenge {
+    const SCENARIO: &'static str = "push answer";
+    const WHAT: &'static str = "push factors and challenges";
+    const KNOB: &'static str = "BENCH_PUSH";
+    fn make(client: &mut Client) -> impl Future<Output = Result<Self, String>> + Send {
+        client.push_challenge()
+    }
+    fn answer(&self, client: &mut Client) -> impl Future<Output = Result<(), String>> + Send {
+        client.answer_push(self)
+    }
+}
+
+/// `count` challenges of a scenario, each with its own verified factor, made over the
+/// scenario's connections, untimed. (Push device tokens live at most five minutes, so a
+/// push preparation must not take longer than that; see `BENCH_PUSH`.)
+async fn prepare<P: Prepared>(target: &Target, settings: &Settings, count: usize) -> Vec<P> {
+    eprintln!("preparing {count} {}…", P::WHAT);
     let started = Instant::now();
     let claimed = Arc::new(AtomicUsize::new(0));
-    let count = settings.push;
     let results = on_connections(settings.connections, |_| {
         let mut client = Client::new(target);
         let claimed = Arc::clone(&claimed);
@@ -1148,11 +1100,11 @@ async fn prepare_push(target: &Target, settings: &Settings) -> Vec<PushChallenge
             let mut made = Vec::new();
             let mut failures = 0u32;
             while claimed.fetch_add(1, Ordering::Relaxed) < count {
-                match client.push_challenge().await {
+                match P::make(&mut client).await {
                     Ok(challenge) => made.push(challenge),
                     Err(key) => {
                         failures += 1;
-                        eprintln!("push preparation: {key}");
+                        eprintln!("{} preparation: {key}", P::SCENARIO);
                         if failures >= MAX_CONSECUTIVE_ERRORS {
                             break;
                         }
@@ -1163,7 +1115,7 @@ async fn prepare_push(target: &Target, settings: &Settings) -> Vec<PushChallenge
         }
     })
     .await;
-    let pool: Vec<PushChallenge> = results.into_iter().flatten().collect();
+    let pool: Vec<P> = results.into_iter().flatten().collect();
     eprintln!(
         "prepared {} in {:.1} s",
         pool.len(),
@@ -1172,12 +1124,13 @@ async fn prepare_push(target: &Target, settings: &Settings) -> Vec<PushChallenge
     pool
 }
 
-async fn push_answer_scenario(
+/// Answers the prepared challenges, each once, until the time is up or they run out.
+async fn prepared_answer_scenario<P: Prepared>(
     target: &Target,
     settings: &Settings,
-    pool: Vec<PushChallenge>,
+    pool: Vec<P>,
 ) -> Outcome {
-    announce("push answer", settings);
+    announce(P::SCENARIO, settings);
     let pool = Arc::new(pool);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -1193,19 +1146,20 @@ async fn push_answer_scenario(
                     break;
                 };
                 let sent = Instant::now();
-                let result = client.answer_push(challenge).await;
+                let result = challenge.answer(&mut client).await;
                 tally.record(sent, result);
             }
             tally
         }
     })
     .await;
-    let mut outcome = Outcome::new("push answer", "req/s", started.elapsed(), tallies);
+    let mut outcome = Outcome::new(P::SCENARIO, "req/s", started.elapsed(), tallies);
     if next.load(Ordering::Relaxed) >= pool.len() {
         outcome.note = Some(format!(
-            "all {} prepared challenges answered after {:.3} s (raise BENCH_PUSH for a longer run)",
+            "all {} prepared challenges answered after {:.3} s (raise {} for a longer run)",
             pool.len(),
-            outcome.elapsed.as_secs_f64()
+            outcome.elapsed.as_secs_f64(),
+            P::KNOB
         ));
     }
     outcome

@@ -159,13 +159,8 @@ pub fn free_local_addr() -> SocketAddr {
 
 /// Mints a bearer JWT for tenant `bench` with the `challenge-server token` command.
 pub fn mint_token(scopes: &str, ttl_seconds: u64) -> String {
-    mint_token_for("bench", scopes, ttl_seconds)
-}
-
-/// Mints a bearer JWT for `tenant` with the `challenge-server token` command.
-pub fn mint_token_for(tenant: &str, scopes: &str, ttl_seconds: u64) -> String {
     let output = Command::new(SERVER_BIN)
-        .args(["token", "--tenant", tenant, "--scope", scopes])
+        .args(["token", "--tenant", "bench", "--scope", scopes])
         .args(["--ttl", &ttl_seconds.to_string()])
         .env("CHALLENGE_SERVER__LOG__LEVEL", "warn")
         .stdin(Stdio::null())
