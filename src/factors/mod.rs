@@ -134,8 +134,9 @@ pub enum CodeMiss {
     Unreadable,
 }
 
-/// The step `code` is for, if it is later than the factor's last accepted one: what an
-/// accepted code advances `last_step` to.
+/// The step `code` is for, if it is later than the factor's last accepted one (the
+/// earliest such when steps of the window share a code): what an accepted code
+/// advances `last_step` to.
 pub fn accept_totp(
     key: &SealKey,
     factor: &Factor,
@@ -148,12 +149,11 @@ pub fn accept_totp(
     let seed = key
         .open(&factor.tenant, &factor.id, &totp.sealed_seed)
         .ok_or(CodeMiss::Unreadable)?;
-    let step =
-        totp::matching_step(&totp.params, &seed, code, unix_seconds).ok_or(CodeMiss::Wrong)?;
-    if totp.last_step.is_some_and(|last| step <= last) {
-        return Err(CodeMiss::Replayed);
+    match totp::matching_step(&totp.params, &seed, code, unix_seconds, totp.last_step) {
+        totp::Matched::Fresh(step) => Ok(step),
+        totp::Matched::Spent => Err(CodeMiss::Replayed),
+        totp::Matched::Nothing => Err(CodeMiss::Wrong),
     }
-    Ok(step)
 }
 
 /// `factor` with a code of `step` accepted.

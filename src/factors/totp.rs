@@ -144,7 +144,20 @@ pub fn base32(seed: &[u8]) -> Zeroizing<String> {
     Zeroizing::new(params.totp(seed, None, String::new()).get_secret_base32())
 }
 
-/// The step within `skew_steps` of `unix_seconds` whose code `presented` is, if any.
+/// What a presented code is within `skew_steps` of the current step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matched {
+    /// The code of this step, the earliest of the window after the last accepted one.
+    Fresh(u64),
+    /// Only the code of a step at or before the last accepted one.
+    Spent,
+    /// The code of no step of the window.
+    Nothing,
+}
+
+/// Which step of the window around `unix_seconds` the code `presented` is for. When two
+/// steps of the window share a code, the earliest one after `last_step` is taken, so an
+/// accepted code never advances the factor past a step whose own code is still to come.
 /// Every step of the window is compared, each in constant time, so the time taken does
 /// not say which matched. Spaces and dashes a person typed are ignored.
 pub fn matching_step(
@@ -152,7 +165,8 @@ pub fn matching_step(
     seed: &[u8],
     presented: &str,
     unix_seconds: u64,
-) -> Option<u64> {
+    last_step: Option<u64>,
+) -> Matched {
     let presented: String = presented
         .chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
@@ -160,15 +174,24 @@ pub fn matching_step(
     let totp = params.totp(seed, None, String::new());
     let current = params.step_at(unix_seconds);
     let skew = u64::from(params.skew_steps);
-    let mut matched = None;
+    let mut fresh = None;
+    let mut spent = false;
     for step in current.saturating_sub(skew)..=current + skew {
         let code = Zeroizing::new(totp.generate(step * u64::from(params.period_seconds)));
         let equal: bool = code.as_bytes().ct_eq(presented.as_bytes()).into();
         if equal {
-            matched = Some(step);
+            if last_step.is_some_and(|last| step <= last) {
+                spent = true;
+            } else if fresh.is_none() {
+                fresh = Some(step);
+            }
         }
     }
-    matched
+    match (fresh, spent) {
+        (Some(step), _) => Matched::Fresh(step),
+        (None, true) => Matched::Spent,
+        (None, false) => Matched::Nothing,
+    }
 }
 
 /// The key URI an authenticator app imports (Google's key-URI format): label
@@ -207,8 +230,18 @@ mod tests {
     fn the_rfc_test_vector_matches_its_step() {
         let p = Params::check(Algorithm::Sha1, 8, 30, 0).unwrap();
         let seed = b"12345678901234567890";
-        assert_eq!(matching_step(&p, seed, "94287082", 59), Some(1));
-        assert_eq!(matching_step(&p, seed, "94287083", 59), None);
+        assert_eq!(
+            matching_step(&p, seed, "94287082", 59, None),
+            Matched::Fresh(1)
+        );
+        assert_eq!(
+            matching_step(&p, seed, "94287083", 59, None),
+            Matched::Nothing
+        );
+        assert_eq!(
+            matching_step(&p, seed, "94287082", 59, Some(1)),
+            Matched::Spent
+        );
     }
 
     #[test]
@@ -219,11 +252,52 @@ mod tests {
         let now = 1_700_000_000;
         let next = totp.generate(now + 30);
         assert_eq!(
-            matching_step(&p, &seed, &next, now),
-            Some(p.step_at(now) + 1)
+            matching_step(&p, &seed, &next, now, None),
+            Matched::Fresh(p.step_at(now) + 1)
         );
         let later = totp.generate(now + 60);
-        assert_eq!(matching_step(&p, &seed, &later, now), None);
+        assert_eq!(
+            matching_step(&p, &seed, &later, now, None),
+            Matched::Nothing
+        );
+    }
+
+    /// Two steps of one window sharing a code, made likely by 1-digit codes: the
+    /// earliest fresh step wins, and a step at or before the last accepted one never does.
+    #[test]
+    fn of_two_steps_sharing_a_code_the_earliest_fresh_one_is_taken() {
+        let p = Params {
+            algorithm: Algorithm::Sha1,
+            digits: 1,
+            period_seconds: 30,
+            skew_steps: 2,
+        };
+        let seed = b"12345678901234567890";
+        let totp = p.totp(seed, None, String::new());
+        let (now, first, second) = (1000..2000u64)
+            .find_map(|current| {
+                let window: Vec<String> = (current - 2..=current + 2)
+                    .map(|step| totp.generate(step * 30))
+                    .collect();
+                (0..5)
+                    .flat_map(|i| (i + 1..5).map(move |j| (i, j)))
+                    .find(|&(i, j)| window[i] == window[j])
+                    .map(|(i, j)| (current * 30, current - 2 + i as u64, current - 2 + j as u64))
+            })
+            .expect("some window of five 1-digit codes repeats one");
+        let code = totp.generate(first * 30);
+        assert_eq!(
+            matching_step(&p, seed, &code, now, None),
+            Matched::Fresh(first)
+        );
+        assert_eq!(
+            matching_step(&p, seed, &code, now, Some(first)),
+            Matched::Fresh(second)
+        );
+        assert_eq!(
+            matching_step(&p, seed, &code, now, Some(second)),
+            Matched::Spent
+        );
     }
 
     #[test]
