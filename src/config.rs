@@ -142,6 +142,19 @@ pub struct StorageSettings {
     pub secret: Secret,
     /// The key that encrypts enrolled factors' secrets; empty: `<data_dir>/secrets.key`.
     pub secrets_key_file: PathBuf,
+    /// A log segment older than this is closed and sled checkpointed behind it.
+    pub checkpoint_interval_ms: u64,
+    /// A log segment larger than this is closed and sled checkpointed behind it.
+    pub log_segment_bytes: u64,
+}
+
+impl StorageSettings {
+    pub fn checkpoints(&self) -> crate::store::Checkpoints {
+        crate::store::Checkpoints {
+            interval: std::time::Duration::from_millis(self.checkpoint_interval_ms),
+            segment_bytes: self.log_segment_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -66,7 +66,11 @@ impl Application {
         }
         let data_dir = settings.data_dir().to_path_buf();
         let secret = store::server_secret(&data_dir, settings.storage.secret.expose())?;
-        let store = SnapshotStore::open(&data_dir, settings.storage.cache_capacity_bytes)?;
+        let store = SnapshotStore::open_with(
+            &data_dir,
+            settings.storage.cache_capacity_bytes,
+            settings.storage.checkpoints(),
+        )?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let services = Services::build(&settings, store.clone(), clock, HashKey::new(secret))
             .map_err(StartError::Config)?;

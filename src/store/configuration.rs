@@ -13,11 +13,11 @@ const FORMAT_VERSION: u8 = 1;
 
 #[derive(Clone)]
 pub struct ConfigurationStore {
-    tree: sled::Tree,
+    tree: super::Tree,
 }
 
 impl ConfigurationStore {
-    pub(super) fn new(tree: sled::Tree) -> Self {
+    pub(super) fn new(tree: super::Tree) -> Self {
         ConfigurationStore { tree }
     }
 
@@ -92,7 +92,9 @@ mod tests {
     fn the_first_write_expects_version_0_and_later_ones_the_current_version() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let store = ConfigurationStore::new(db.open_tree("configuration").unwrap());
+        let store = ConfigurationStore::new(crate::store::Tree::unlogged(
+            db.open_tree("configuration").unwrap(),
+        ));
         let acme = TenantId::parse("acme").unwrap();
         let properties = Properties::from_limits(&Settings::development().limits);
         assert_eq!(store.get(&acme).unwrap(), None);

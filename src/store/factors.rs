@@ -24,13 +24,13 @@ const FORMAT_VERSION: u8 = 1;
 
 #[derive(Clone)]
 pub struct FactorStore {
-    tree: sled::Tree,
+    tree: super::Tree,
     /// Push factor id → its key in `tree`.
-    ids: sled::Tree,
+    ids: super::Tree,
 }
 
 impl FactorStore {
-    pub(super) fn new(tree: sled::Tree, ids: sled::Tree) -> Self {
+    pub(super) fn new(tree: super::Tree, ids: super::Tree) -> Self {
         FactorStore { tree, ids }
     }
 
@@ -359,8 +359,8 @@ mod tests {
         (
             dir,
             FactorStore::new(
-                db.open_tree("factors").unwrap(),
-                db.open_tree("factor_ids").unwrap(),
+                crate::store::Tree::unlogged(db.open_tree("factors").unwrap()),
+                crate::store::Tree::unlogged(db.open_tree("factor_ids").unwrap()),
             ),
         )
     }

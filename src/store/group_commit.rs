@@ -1,26 +1,60 @@
-//! `GroupCommit`: durability without a disk flush per request. Writers insert into sled,
-//! then wait here. One flusher thread runs one `flush` at a time; every writer that
-//! arrived while a flush was running rides the next one. There is no timer delay: an
-//! idle store flushes the moment the first writer arrives.
+//! `GroupCommit`: durability without a disk flush per request. Writers write through the
+//! logged trees (which apply each write to sled and record it in the log's buffer; see
+//! [`super::log`]), then wait here. One flusher thread appends the buffer to the log's
+//! current segment and `fdatasync`s it, one sync at a time; every writer that arrived
+//! while a sync was running rides the next one. There is no timer delay: an idle store
+//! syncs the moment the first writer arrives.
 //!
-//! Why it is correct: a writer registers only after its insert returned, and the flusher
-//! takes the batch before it calls `flush`, so each flush covers every insert of the
+//! Why it is correct: a writer registers only after its write returned, and the flusher
+//! takes the batch before it takes the buffer, so each sync covers every write of the
 //! writers in its batch.
 //!
-//! A failed flush is final. sled makes an I/O error sticky (every later write fails
-//! until the database is reopened), so the first failure is kept: every waiter of that
-//! batch and every later one is told, [`GroupCommit::failure`] says why, and `/readyz`
-//! answers 503 so that an orchestrator restarts the node. Nothing a failed flush covered
+//! The same thread starts a new segment once the current one is older than the
+//! checkpoint interval or larger than the segment size, and hands the older one to the
+//! checkpoint thread, which flushes sled and deletes it. Neither waits for the other.
+//!
+//! A failed sync (or checkpoint) is final: a write may have reached sled but not the
+//! log, so the first failure is kept: every waiter of that batch and every later one is
+//! told, [`GroupCommit::failure`] says why, and `/readyz` answers 503 so that an
+//! orchestrator restarts the node, which replays the log. Nothing a failed sync covered
 //! was acknowledged.
 
-use std::sync::{Condvar, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
+use super::log::{Log, Segments, Writer};
 use super::StoreError;
 use crate::metrics as m;
+
+/// When the log starts a new segment, and so when sled is checkpointed.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpoints {
+    /// A segment older than this is closed and checkpointed at the next sync.
+    pub interval: Duration,
+    /// A segment larger than this is closed and checkpointed at the next sync.
+    pub segment_bytes: u64,
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Checkpoints {
+            interval: Duration::from_secs(1),
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+/// What the flusher thread owns.
+struct Flusher {
+    db: sled::Db,
+    log: Arc<Log>,
+    segments: Arc<Segments>,
+    writer: Writer,
+    checkpoints: Checkpoints,
+}
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
@@ -46,15 +80,28 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn start(db: sled::Db) -> Self {
+    pub(super) fn start(
+        db: sled::Db,
+        log: Arc<Log>,
+        segments: Segments,
+        writer: Writer,
+        checkpoints: Checkpoints,
+    ) -> Self {
         let shared = std::sync::Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
         });
         let worker = shared.clone();
+        let flusher = Flusher {
+            db,
+            log,
+            segments: Arc::new(segments),
+            writer,
+            checkpoints,
+        };
         let thread = std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || flusher(db, worker))
+            .spawn(move || flusher.run(worker))
             .expect("spawn the group-commit thread");
         GroupCommit {
             shared,
@@ -116,58 +163,128 @@ impl Drop for GroupCommit {
     }
 }
 
-fn flusher(db: sled::Db, shared: std::sync::Arc<Shared>) {
-    loop {
-        let batch = {
-            let mut queue = shared.queue.lock().expect("group-commit lock");
-            while queue.waiters.is_empty() && !queue.closed {
-                queue = shared.wake.wait(queue).expect("group-commit lock");
-            }
-            if queue.waiters.is_empty() && queue.closed {
-                break;
-            }
-            // Give writers that are already running a chance to join this flush: a
-            // yield, not a timer, so an idle store still flushes at once.
-            drop(queue);
-            std::thread::yield_now();
-            let mut queue = shared.queue.lock().expect("group-commit lock");
-            let batch = std::mem::take(&mut queue.waiters);
-            if let Some(reason) = &queue.failed {
-                for waiter in batch {
-                    let _ = waiter.send(Err(reason.clone()));
+impl Flusher {
+    fn run(mut self, shared: Arc<Shared>) {
+        let (checkpoint, closed_segments) = mpsc::channel::<u64>();
+        let checkpointer = {
+            let (db, segments, shared) = (self.db.clone(), self.segments.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("checkpoint".into())
+                .spawn(move || checkpointer(db, &segments, closed_segments, &shared))
+                .expect("spawn the checkpoint thread")
+        };
+        let mut records = Vec::new();
+        let mut segment_started = Instant::now();
+        loop {
+            let batch = {
+                let mut queue = shared.queue.lock().expect("group-commit lock");
+                while queue.waiters.is_empty() && !queue.closed {
+                    queue = shared.wake.wait(queue).expect("group-commit lock");
                 }
-                continue;
+                if queue.waiters.is_empty() && queue.closed {
+                    break;
+                }
+                // Give writers that are already running a chance to join this sync: a
+                // yield, not a timer, so an idle store still syncs at once.
+                drop(queue);
+                std::thread::yield_now();
+                let mut queue = shared.queue.lock().expect("group-commit lock");
+                let batch = std::mem::take(&mut queue.waiters);
+                if let Some(reason) = &queue.failed {
+                    for waiter in batch {
+                        let _ = waiter.send(Err(reason.clone()));
+                    }
+                    continue;
+                }
+                #[cfg(test)]
+                let injected = queue.inject_failure;
+                #[cfg(not(test))]
+                let injected = false;
+                (batch, injected)
+            };
+            let (batch, injected) = batch;
+            let started = Instant::now();
+            self.log.take(&mut records);
+            let result = if injected {
+                Err("injected flush failure".to_string())
+            } else {
+                self.writer
+                    .write_durably(&records)
+                    .map_err(|e| e.to_string())
+            };
+            metrics::histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+            metrics::histogram!(m::FLUSH_BATCH).record(batch.len() as f64);
+            if let Err(e) = &result {
+                fail(&shared, e);
             }
-            #[cfg(test)]
-            let injected = queue.inject_failure;
-            #[cfg(not(test))]
-            let injected = false;
-            (batch, injected)
-        };
-        let (batch, injected) = batch;
-        let started = Instant::now();
-        let result = if injected {
-            Err("injected flush failure".to_string())
-        } else {
-            db.flush().map(|_| ()).map_err(|e| e.to_string())
-        };
-        metrics::histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
-        metrics::histogram!(m::FLUSH_BATCH).record(batch.len() as f64);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "snapshot flush failed: this node accepts no more writes and reports not ready until it is restarted with a working data directory");
-            shared.queue.lock().expect("group-commit lock").failed = Some(e.clone());
+            for waiter in batch {
+                let _ = waiter.send(result.clone());
+            }
+            let due = self.writer.bytes >= self.checkpoints.segment_bytes
+                || (self.writer.bytes > 0
+                    && segment_started.elapsed() >= self.checkpoints.interval);
+            if result.is_ok() && due {
+                match Writer::create(&self.segments, self.writer.number + 1) {
+                    Ok(next) => {
+                        let closed = std::mem::replace(&mut self.writer, next);
+                        segment_started = Instant::now();
+                        let _ = checkpoint.send(closed.number);
+                    }
+                    Err(e) => fail(&shared, &e.to_string()),
+                }
+            }
         }
-        for waiter in batch {
-            let _ = waiter.send(result.clone());
+        drop(checkpoint);
+        let _ = checkpointer.join();
+        let failed = shared
+            .queue
+            .lock()
+            .expect("group-commit lock")
+            .failed
+            .is_some();
+        if !failed {
+            // A clean stop leaves sled holding everything and no log to replay.
+            self.log.take(&mut records);
+            let closed = self.writer.write_durably(&records).is_ok()
+                && self.db.flush().is_ok()
+                && self.segments.remove_through(self.writer.number).is_ok();
+            if !closed {
+                tracing::warn!("the log could not be checkpointed at shutdown; it is replayed at the next start");
+            }
         }
     }
-    let failed = shared
-        .queue
-        .lock()
-        .expect("group-commit lock")
-        .failed
-        .is_some();
-    if !failed {
-        let _ = db.flush();
+}
+
+/// Keeps the first failure: the store accepts no more writes.
+fn fail(shared: &Shared, error: &str) {
+    let mut queue = shared.queue.lock().expect("group-commit lock");
+    if queue.failed.is_none() {
+        tracing::error!(error = %error, "snapshot write failed: this node accepts no more writes and reports not ready until it is restarted with a working data directory");
+        queue.failed = Some(error.to_string());
+    }
+}
+
+/// Flushes sled for each segment the flusher closed, then deletes the closed segments.
+/// Segments closed while a flush ran are covered by the next one.
+fn checkpointer(
+    db: sled::Db,
+    segments: &Segments,
+    closed_segments: mpsc::Receiver<u64>,
+    shared: &Shared,
+) {
+    while let Ok(mut last) = closed_segments.recv() {
+        while let Ok(later) = closed_segments.try_recv() {
+            last = later;
+        }
+        let started = Instant::now();
+        let done = db
+            .flush()
+            .map_err(StoreError::from)
+            .and_then(|_| segments.remove_through(last));
+        metrics::histogram!(m::CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
+        if let Err(e) = done {
+            fail(shared, &e.to_string());
+            return;
+        }
     }
 }

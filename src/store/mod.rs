@@ -3,12 +3,13 @@
 //! range), a `meta` tree with the on-disk format version, the trees of policies and of
 //! tenant configurations (`policies.rs`, `configuration.rs`), the webhook outbox
 //! (`outbox.rs`), the tree of enrolled factors (`factors.rs`), and a group commit that
-//! makes writes durable in batches.
+//! makes writes durable in batches through a write-ahead log (`log.rs`).
 
 pub mod configuration;
 pub mod encoding;
 pub mod factors;
 pub mod group_commit;
+pub mod log;
 pub mod outbox;
 pub mod policies;
 
@@ -19,7 +20,8 @@ use std::sync::Arc;
 use crate::model::{Challenge, ChallengeId, ChallengeType, State, TenantId};
 pub use configuration::ConfigurationStore;
 pub use factors::FactorStore;
-pub use group_commit::GroupCommit;
+pub use group_commit::{Checkpoints, GroupCommit};
+pub use log::Tree;
 pub use outbox::{DeadLetter, OutboxStore, WebhookEvent};
 pub use policies::PolicyStore;
 
@@ -103,7 +105,7 @@ impl ListFilter {
 #[derive(Clone)]
 pub struct SnapshotStore {
     db: sled::Db,
-    challenges: sled::Tree,
+    challenges: Tree,
     policies: PolicyStore,
     configuration: ConfigurationStore,
     outbox: Arc<OutboxStore>,
@@ -115,6 +117,15 @@ const FORMAT_KEY: &[u8] = b"format";
 
 impl SnapshotStore {
     pub fn open(dir: &Path, cache_capacity: u64) -> Result<Self, StoreError> {
+        Self::open_with(dir, cache_capacity, Checkpoints::default())
+    }
+
+    /// Opens the store, replaying what the log holds beyond sled's last checkpoint.
+    pub fn open_with(
+        dir: &Path,
+        cache_capacity: u64,
+        checkpoints: Checkpoints,
+    ) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         let db = sled::Config::new()
             .path(dir.join("db"))
@@ -145,16 +156,30 @@ impl SnapshotStore {
                 )))
             }
         }
-        let challenges = db.open_tree("challenges")?;
-        let policies = PolicyStore::new(db.open_tree("policies")?);
-        let configuration = ConfigurationStore::new(db.open_tree("configuration")?);
-        let outbox = Arc::new(OutboxStore::new(
-            db.open_tree("outbox")?,
-            db.open_tree("dead_letters")?,
-        ));
-        let factors = FactorStore::new(db.open_tree("factors")?, db.open_tree("factor_ids")?);
+        let segments = log::Segments::new(dir)?;
+        let (next_segment, replayed) = log::recover(&db, &segments)?;
+        if replayed > 0 {
+            tracing::info!(
+                records = replayed,
+                "replayed the log beyond the last checkpoint"
+            );
+        }
+        let log = Arc::new(log::Log::default());
+        let tree = |name: &str| Tree::open(&db, name, &log);
+        let challenges = tree("challenges")?;
+        let policies = PolicyStore::new(tree("policies")?);
+        let configuration = ConfigurationStore::new(tree("configuration")?);
+        let outbox = Arc::new(OutboxStore::new(tree("outbox")?, tree("dead_letters")?));
+        let factors = FactorStore::new(tree("factors")?, tree("factor_ids")?);
         db.flush()?;
-        let commit = Arc::new(GroupCommit::start(db.clone()));
+        let writer = log::Writer::create(&segments, next_segment)?;
+        let commit = Arc::new(GroupCommit::start(
+            db.clone(),
+            log,
+            segments,
+            writer,
+            checkpoints,
+        ));
         Ok(SnapshotStore {
             db,
             challenges,

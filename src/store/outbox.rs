@@ -42,8 +42,8 @@ pub struct DeadLetter {
 }
 
 pub struct OutboxStore {
-    pending: sled::Tree,
-    dead: sled::Tree,
+    pending: super::Tree,
+    dead: super::Tree,
     /// Dead letters on disk (counted once at open).
     dead_count: AtomicU64,
     /// Dead letters kept at most; the oldest go first.
@@ -51,7 +51,7 @@ pub struct OutboxStore {
 }
 
 impl OutboxStore {
-    pub(super) fn new(pending: sled::Tree, dead: sled::Tree) -> Self {
+    pub(super) fn new(pending: super::Tree, dead: super::Tree) -> Self {
         let dead_count = AtomicU64::new(dead.len() as u64);
         OutboxStore {
             pending,
@@ -148,8 +148,8 @@ mod tests {
     fn store(dir: &std::path::Path) -> OutboxStore {
         let db = sled::open(dir).unwrap();
         OutboxStore::new(
-            db.open_tree("outbox").unwrap(),
-            db.open_tree("dead_letters").unwrap(),
+            crate::store::Tree::unlogged(db.open_tree("outbox").unwrap()),
+            crate::store::Tree::unlogged(db.open_tree("dead_letters").unwrap()),
         )
     }
 

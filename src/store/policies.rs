@@ -12,11 +12,11 @@ const FORMAT_VERSION: u8 = 1;
 
 #[derive(Clone)]
 pub struct PolicyStore {
-    tree: sled::Tree,
+    tree: super::Tree,
 }
 
 impl PolicyStore {
-    pub(super) fn new(tree: sled::Tree) -> Self {
+    pub(super) fn new(tree: super::Tree) -> Self {
         PolicyStore { tree }
     }
 
@@ -172,7 +172,12 @@ mod tests {
     fn store() -> (tempfile::TempDir, PolicyStore) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        (dir, PolicyStore::new(db.open_tree("policies").unwrap()))
+        (
+            dir,
+            PolicyStore::new(crate::store::Tree::unlogged(
+                db.open_tree("policies").unwrap(),
+            )),
+        )
     }
 
     fn policy(alias: &str) -> Policy {

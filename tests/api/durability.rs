@@ -173,6 +173,120 @@ async fn every_acknowledged_create_survives_a_kill_under_load() {
     }
 }
 
+/// Log segments in the data directory: more than one means a checkpoint is running (a
+/// closed segment waits for sled's flush before it is deleted).
+fn log_segments(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data.join("log")).map_or(0, |dir| {
+        dir.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .count()
+    })
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kills_in_the_middle_of_a_checkpoint() {
+    // A checkpoint at every sync: under load one is nearly always running.
+    let every_sync = [("CHALLENGE_SERVER__STORAGE__CHECKPOINT_INTERVAL_MS", "0")];
+    let env = std::sync::Arc::new(Crashable::new());
+    let mut created: Vec<String> = Vec::new();
+    let mut verified: Vec<String> = Vec::new();
+    for round in 0..3 {
+        let mut server = ServerProcess::start(env.data.path(), env.logs.path(), &every_sync).await;
+        // What earlier rounds acknowledged is all there.
+        for id in &created {
+            let (status, body) = env.read(&server, id).await;
+            assert_eq!(status, 200, "acknowledged challenge {id} was lost");
+            assert_eq!(body["state"], "issued", "{id}");
+        }
+        for id in &verified {
+            let (status, body) = env.read(&server, id).await;
+            assert_eq!(status, 200, "acknowledged challenge {id} was lost");
+            assert_eq!(
+                body["state"], "verified",
+                "acknowledged answer of {id} was lost"
+            );
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let acknowledged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for worker in 0..6 {
+            let (env, base, stop) = (env.clone(), server.base.clone(), stop.clone());
+            let acknowledged = acknowledged.clone();
+            tasks.push(tokio::spawn(async move {
+                let (mut issued, mut answered) = (Vec::new(), Vec::new());
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    i += 1;
+                    let r = env
+                        .http
+                        .post(format!("{base}/api/v1/challenges"))
+                        .bearer_auth(&env.admin)
+                        .json(&json!({"type": "token", "user_id": format!("r{round}-w{worker}-{i}"), "ttl_seconds": 600}))
+                        .send()
+                        .await;
+                    let Some(challenge) = (match r {
+                        Ok(r) if r.status() == 201 => r.json::<Value>().await.ok(),
+                        _ => None,
+                    }) else {
+                        break;
+                    };
+                    let id = challenge["id"].as_str().unwrap().to_string();
+                    acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i % 2 == 0 {
+                        issued.push(id);
+                        continue;
+                    }
+                    let token = challenge["actors"][0]["answer_token"].as_str().unwrap();
+                    let r = env
+                        .http
+                        .post(format!("{base}/api/v1/challenges/{id}/answer"))
+                        .bearer_auth(&env.admin)
+                        .json(&json!({"answer_token": token}))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 200 => answered.push(id),
+                        // Died mid-answer: the create was acknowledged, the answer was not.
+                        _ => break,
+                    }
+                }
+                (issued, answered)
+            }));
+        }
+        let data = env.data.path().to_path_buf();
+        eventually(Duration::from_secs(30), || {
+            let (data, acknowledged) = (data.clone(), acknowledged.clone());
+            async move {
+                let busy = acknowledged.load(std::sync::atomic::Ordering::SeqCst) >= 40;
+                (busy && log_segments(&data) >= 2).then_some(())
+            }
+        })
+        .await;
+        server.kill();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in tasks {
+            let (issued, answered) = task.await.unwrap();
+            created.extend(issued);
+            verified.extend(answered);
+        }
+    }
+    assert!(!created.is_empty() && !verified.is_empty());
+    let server = ServerProcess::start(env.data.path(), env.logs.path(), &[]).await;
+    for id in &verified {
+        let (status, body) = env.read(&server, id).await;
+        assert_eq!(status, 200, "acknowledged challenge {id} was lost");
+        assert_eq!(
+            body["state"], "verified",
+            "acknowledged answer of {id} was lost"
+        );
+    }
+    assert_eq!(
+        log_segments(env.data.path()),
+        1,
+        "the replayed log was deleted"
+    );
+}
+
 #[tokio::test]
 async fn a_graceful_restart_keeps_everything_and_sigterm_exits_cleanly() {
     let env = Crashable::new();
