@@ -146,6 +146,8 @@ pub struct StorageSettings {
     pub checkpoint_interval_ms: u64,
     /// A log segment larger than this is closed and sled checkpointed behind it.
     pub log_segment_bytes: u64,
+    /// Sync the log with `fdatasync` rather than `sync_file_range`.
+    pub fdatasync: bool,
 }
 
 impl StorageSettings {
@@ -153,6 +155,7 @@ impl StorageSettings {
         crate::store::Checkpoints {
             interval: std::time::Duration::from_millis(self.checkpoint_interval_ms),
             segment_bytes: self.log_segment_bytes,
+            fdatasync: self.fdatasync,
         }
     }
 }

@@ -33,7 +33,7 @@ pub const LONG_POLLS: &str = "long_polls_waiting";
 pub const ANSWER_SECONDS: &str = "challenge_answer_duration_seconds";
 /// Histogram; labels `method`, `route`, `status`.
 pub const HTTP_SECONDS: &str = "http_request_duration_seconds";
-/// Histogram: one group-commit flush (a log append and its `fdatasync`).
+/// Histogram: one group-commit flush (a log append and its sync).
 pub const FLUSH_SECONDS: &str = "snapshot_flush_duration_seconds";
 /// Histogram: one checkpoint (a sled flush, after which closed log segments are deleted).
 pub const CHECKPOINT_SECONDS: &str = "snapshot_checkpoint_duration_seconds";

@@ -1,7 +1,7 @@
 //! `GroupCommit`: durability without a disk flush per request. Writers write through the
 //! logged trees (which apply each write to sled and record it in the log's buffer; see
 //! [`super::log`]), then wait here. One flusher thread appends the buffer to the log's
-//! current segment and `fdatasync`s it, one sync at a time; every writer that arrived
+//! current segment and syncs it, one sync at a time; every writer that arrived
 //! while a sync was running rides the next one. There is no timer delay: an idle store
 //! syncs the moment the first writer arrives.
 //!
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::log::{Log, Segments, Writer};
+use super::log::{self, Log, Segments, Writer};
 use super::StoreError;
 use crate::metrics as m;
 
@@ -36,13 +36,17 @@ pub struct Checkpoints {
     pub interval: Duration,
     /// A segment larger than this is closed and checkpointed at the next sync.
     pub segment_bytes: u64,
+    /// Sync the log with `fdatasync` (also flushing the device's write cache) rather
+    /// than `sync_file_range`.
+    pub fdatasync: bool,
 }
 
 impl Default for Checkpoints {
     fn default() -> Self {
         Checkpoints {
             interval: Duration::from_secs(1),
-            segment_bytes: 64 << 20,
+            segment_bytes: 16 << 20,
+            fdatasync: false,
         }
     }
 }
@@ -54,6 +58,10 @@ struct Flusher {
     segments: Arc<Segments>,
     writer: Writer,
     checkpoints: Checkpoints,
+    /// When the current segment was begun.
+    segment_started: Instant,
+    /// The current segment has its end record: the next write needs a new one.
+    ended: bool,
 }
 
 type Waiter = oneshot::Sender<Result<(), String>>;
@@ -62,8 +70,6 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 struct Queue {
     waiters: Vec<Waiter>,
     closed: bool,
-    /// The first flush failure; once set, nothing is flushed again.
-    failed: Option<String>,
     /// Tests: the next flushes fail as if the disk did.
     #[cfg(test)]
     inject_failure: bool,
@@ -76,6 +82,7 @@ struct Shared {
 
 pub struct GroupCommit {
     shared: std::sync::Arc<Shared>,
+    log: Arc<Log>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -94,10 +101,12 @@ impl GroupCommit {
         let worker = shared.clone();
         let flusher = Flusher {
             db,
-            log,
+            log: log.clone(),
             segments: Arc::new(segments),
             writer,
             checkpoints,
+            segment_started: Instant::now(),
+            ended: false,
         };
         let thread = std::thread::Builder::new()
             .name("group-commit".into())
@@ -105,6 +114,7 @@ impl GroupCommit {
             .expect("spawn the group-commit thread");
         GroupCommit {
             shared,
+            log,
             thread: Mutex::new(Some(thread)),
         }
     }
@@ -117,8 +127,8 @@ impl GroupCommit {
             if queue.closed {
                 return Err(StoreError::Closed);
             }
-            if let Some(reason) = &queue.failed {
-                return Err(StoreError::Io(std::io::Error::other(reason.clone())));
+            if let Some(reason) = self.log.failure() {
+                return Err(StoreError::Io(std::io::Error::other(reason.to_string())));
             }
             queue.waiters.push(tx);
         }
@@ -134,12 +144,7 @@ impl GroupCommit {
 impl GroupCommit {
     /// Why the store stopped accepting writes, once a flush failed.
     pub fn failure(&self) -> Option<String> {
-        self.shared
-            .queue
-            .lock()
-            .expect("group-commit lock")
-            .failed
-            .clone()
+        self.log.failure().map(str::to_string)
     }
 
     /// Makes every later flush fail, as a full or broken disk would.
@@ -167,14 +172,13 @@ impl Flusher {
     fn run(mut self, shared: Arc<Shared>) {
         let (checkpoint, closed_segments) = mpsc::channel::<u64>();
         let checkpointer = {
-            let (db, segments, shared) = (self.db.clone(), self.segments.clone(), shared.clone());
+            let (db, segments, log) = (self.db.clone(), self.segments.clone(), self.log.clone());
             std::thread::Builder::new()
                 .name("checkpoint".into())
-                .spawn(move || checkpointer(db, &segments, closed_segments, &shared))
+                .spawn(move || checkpointer(db, &segments, closed_segments, &log))
                 .expect("spawn the checkpoint thread")
         };
         let mut records = Vec::new();
-        let mut segment_started = Instant::now();
         loop {
             let batch = {
                 let mut queue = shared.queue.lock().expect("group-commit lock");
@@ -190,9 +194,9 @@ impl Flusher {
                 std::thread::yield_now();
                 let mut queue = shared.queue.lock().expect("group-commit lock");
                 let batch = std::mem::take(&mut queue.waiters);
-                if let Some(reason) = &queue.failed {
+                if let Some(reason) = self.log.failure() {
                     for waiter in batch {
-                        let _ = waiter.send(Err(reason.clone()));
+                        let _ = waiter.send(Err(reason.to_string()));
                     }
                     continue;
                 }
@@ -208,46 +212,32 @@ impl Flusher {
             let result = if injected {
                 Err("injected flush failure".to_string())
             } else {
-                self.writer
-                    .write_durably(&records)
-                    .map_err(|e| e.to_string())
+                self.write(&mut records, &checkpoint)
             };
             metrics::histogram!(m::FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
             metrics::histogram!(m::FLUSH_BATCH).record(batch.len() as f64);
             if let Err(e) = &result {
-                fail(&shared, e);
+                self.log.fail(e);
             }
             for waiter in batch {
                 let _ = waiter.send(result.clone());
             }
-            let due = self.writer.bytes >= self.checkpoints.segment_bytes
-                || (self.writer.bytes > 0
-                    && segment_started.elapsed() >= self.checkpoints.interval);
-            if result.is_ok() && due {
-                match Writer::create(&self.segments, self.writer.number + 1) {
-                    Ok(next) => {
-                        let closed = std::mem::replace(&mut self.writer, next);
-                        segment_started = Instant::now();
-                        let _ = checkpoint.send(closed.number);
-                    }
-                    Err(e) => fail(&shared, &e.to_string()),
+            if result.is_ok() && self.ended {
+                if let Err(e) = self.next_segment(&checkpoint) {
+                    self.log.fail(&e);
                 }
             }
         }
         drop(checkpoint);
         let _ = checkpointer.join();
-        let failed = shared
-            .queue
-            .lock()
-            .expect("group-commit lock")
-            .failed
-            .is_some();
-        if !failed {
+        if self.log.failure().is_none() {
             // A clean stop leaves sled holding everything and no log to replay.
             self.log.take(&mut records);
-            let closed = self.writer.write_durably(&records).is_ok()
+            let closed = !self.ended
+                && self.writer.write_durably(&mut records).is_ok()
+                && log::keep_next(&self.db, self.writer.number + 1).is_ok()
                 && self.db.flush().is_ok()
-                && self.segments.remove_through(self.writer.number).is_ok();
+                && self.segments.retire_through(self.writer.number).is_ok();
             if !closed {
                 tracing::warn!("the log could not be checkpointed at shutdown; it is replayed at the next start");
             }
@@ -255,12 +245,49 @@ impl Flusher {
     }
 }
 
-/// Keeps the first failure: the store accepts no more writes.
-fn fail(shared: &Shared, error: &str) {
-    let mut queue = shared.queue.lock().expect("group-commit lock");
-    if queue.failed.is_none() {
-        tracing::error!(error = %error, "snapshot write failed: this node accepts no more writes and reports not ready until it is restarted with a working data directory");
-        queue.failed = Some(error.to_string());
+impl Flusher {
+    /// Makes `records` durable in the current segment. A segment they would overfill is
+    /// ended first; one older than the checkpoint interval is ended with them (and
+    /// [`Flusher::next_segment`] goes on after the waiters are told).
+    fn write(
+        &mut self,
+        records: &mut Vec<u8>,
+        checkpoint: &mpsc::Sender<u64>,
+    ) -> Result<(), String> {
+        let position = self.writer.position;
+        if position > 0
+            && position + (records.len() + log::END_RECORD) as u64 > self.checkpoints.segment_bytes
+        {
+            let mut end = Vec::new();
+            log::append_end(&mut end);
+            self.writer
+                .write_durably(&mut end)
+                .map_err(|e| e.to_string())?;
+            self.ended = true;
+            self.next_segment(checkpoint)?;
+        }
+        let due = self.segment_started.elapsed() >= self.checkpoints.interval
+            && self.writer.position + records.len() as u64 > 0;
+        if due {
+            log::append_end(records);
+        }
+        self.writer
+            .write_durably(records)
+            .map_err(|e| e.to_string())?;
+        self.ended = due;
+        Ok(())
+    }
+
+    /// Goes on in a new segment after the current one was ended, and has the ended one
+    /// checkpointed.
+    fn next_segment(&mut self, checkpoint: &mpsc::Sender<u64>) -> Result<(), String> {
+        let next =
+            Writer::create(&self.segments, self.writer.number + 1).map_err(|e| e.to_string())?;
+        let ended = std::mem::replace(&mut self.writer, next);
+        self.ended = false;
+        self.segment_started = Instant::now();
+        let _ = checkpoint.send(ended.number);
+        Ok(())
     }
 }
 
@@ -270,7 +297,7 @@ fn checkpointer(
     db: sled::Db,
     segments: &Segments,
     closed_segments: mpsc::Receiver<u64>,
-    shared: &Shared,
+    log: &Log,
 ) {
     while let Ok(mut last) = closed_segments.recv() {
         while let Ok(later) = closed_segments.try_recv() {
@@ -280,10 +307,10 @@ fn checkpointer(
         let done = db
             .flush()
             .map_err(StoreError::from)
-            .and_then(|_| segments.remove_through(last));
+            .and_then(|_| segments.retire_through(last));
         metrics::histogram!(m::CHECKPOINT_SECONDS).record(started.elapsed().as_secs_f64());
         if let Err(e) = done {
-            fail(shared, &e.to_string());
+            log.fail(&e.to_string());
             return;
         }
     }

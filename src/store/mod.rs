@@ -156,7 +156,7 @@ impl SnapshotStore {
                 )))
             }
         }
-        let segments = log::Segments::new(dir)?;
+        let segments = log::Segments::new(dir, checkpoints.fdatasync)?;
         let (next_segment, replayed) = log::recover(&db, &segments)?;
         if replayed > 0 {
             tracing::info!(

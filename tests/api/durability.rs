@@ -185,13 +185,23 @@ fn log_segments(data: &std::path::Path) -> usize {
 
 #[tokio::test]
 async fn acknowledged_writes_survive_kills_in_the_middle_of_a_checkpoint() {
-    // A checkpoint at every sync: under load one is nearly always running.
-    let every_sync = [("CHALLENGE_SERVER__STORAGE__CHECKPOINT_INTERVAL_MS", "0")];
+    // A checkpoint at every sync: under load one is nearly always running. Both ways
+    // of syncing the log, one after the other on the same data.
+    let every_sync = |round: usize| {
+        [
+            ("CHALLENGE_SERVER__STORAGE__CHECKPOINT_INTERVAL_MS", "0"),
+            (
+                "CHALLENGE_SERVER__STORAGE__FDATASYNC",
+                if round % 2 == 1 { "true" } else { "false" },
+            ),
+        ]
+    };
     let env = std::sync::Arc::new(Crashable::new());
     let mut created: Vec<String> = Vec::new();
     let mut verified: Vec<String> = Vec::new();
     for round in 0..3 {
-        let mut server = ServerProcess::start(env.data.path(), env.logs.path(), &every_sync).await;
+        let mut server =
+            ServerProcess::start(env.data.path(), env.logs.path(), &every_sync(round)).await;
         // What earlier rounds acknowledged is all there.
         for id in &created {
             let (status, body) = env.read(&server, id).await;
