@@ -71,7 +71,7 @@ pub async fn create(
     }
     let tokens = &created.answer_tokens;
     let mut dto = ChallengeDto::new(&created.view, Some(tokens));
-    let base = state.engine.base_url();
+    let base = state.engine.page_origin(&created.view);
     for (actor, token) in dto.actors.iter_mut().zip(tokens) {
         actor.answer_url = Some(format!("{base}/c/{}?t={}", dto.id, token.expose()));
     }
@@ -221,6 +221,7 @@ async fn answer_as(
         allowed: request.allowed.unwrap_or(true),
         on_behalf: principal.is_some(),
         device: None,
+        credential: request.credential,
     };
     Ok(state
         .engine
