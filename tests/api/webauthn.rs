@@ -550,4 +550,151 @@ async fn forged_replayed_foreign_and_misplaced_assertions_are_refused() {
     assert_eq!(server.state_of(other_id).await["state"], "issued");
     let used = factor(&server, "bob", &factor_id).await;
     assert!(used["last_used_at"].is_string());
+
+    let metrics = metrics(&server).await;
+    assert!(counted(
+        &metrics,
+        "factors_enrolled_total",
+        &[r#"type="webauthn""#]
+    ));
+    for outcome in ["verified", "wrong_answer"] {
+        assert!(
+            counted(
+                &metrics,
+                "factor_verifications_total",
+                &[r#"type="webauthn""#, &format!("outcome=\"{outcome}\"")]
+            ),
+            "{outcome}: {metrics}"
+        );
+    }
+    assert!(counted(
+        &metrics,
+        "challenges_answered_total",
+        &[r#"type="webauthn""#, r#"outcome="verified""#]
+    ));
+}
+
+/// Counted like the other factor types: enrollments by type, verifications and answers
+/// by type and outcome.
+async fn metrics(server: &TestServer) -> String {
+    server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn counted(metrics: &str, name: &str, labels: &[&str]) -> bool {
+    metrics.lines().any(|l| {
+        l.starts_with(&format!("{name}{{")) && labels.iter().all(|label| l.contains(label))
+    })
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_webauthn_enrollment_and_answers() {
+    let server = server().await;
+    let doc: Value = server
+        .http
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let not_required = |schema: &str, field: &str| {
+        let props = &schemas[schema]["properties"];
+        assert!(props[field].is_object(), "{schema}.{field} is described");
+        let required = schemas[schema]["required"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            !required.contains(&json!(field)),
+            "{schema}.{field} is optional"
+        );
+    };
+    not_required("EnrollFactor", "relying_party_id");
+    not_required("VerifyFactor", "credential");
+    not_required("AnswerRequest", "credential");
+    not_required("FactorDto", "webauthn");
+    not_required("FactorDto", "registration");
+    not_required("ChallengeDto", "webauthn");
+    for (schema, fields) in [
+        (
+            "RegistrationView",
+            &["creation_options", "enrollment_url", "expires_at"][..],
+        ),
+        (
+            "WebauthnChallengeView",
+            &["relying_party_id", "factor_ids", "request_options"][..],
+        ),
+        (
+            "CredentialView",
+            &["id", "sign_count", "backup_eligible", "backup_state"][..],
+        ),
+    ] {
+        let required = schemas[schema]["required"].as_array().unwrap();
+        for field in fields {
+            assert!(
+                required.contains(&json!(field)),
+                "{schema}.{field} is required"
+            );
+        }
+    }
+    let types = &schemas["EnrollFactor"]["properties"]["type"]["enum"];
+    assert!(
+        types.as_array().unwrap().contains(&json!("webauthn")),
+        "{types}"
+    );
+}
+
+/// A live challenge's ceremony is in its snapshot and the factor's counter is durable:
+/// after a restart (on another port, so another origin for the relying party) the same
+/// challenge is answered in the browser, and after another the counter is still there.
+#[tokio::test]
+async fn a_webauthn_challenge_and_its_counter_survive_restarts() {
+    let server = server().await;
+    let (factor_id, credentials) = enrolled_in_browser(&server, "frank").await;
+    let created = create_webauthn(&server, json!({"type": "webauthn", "user_id": "frank"})).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let token = created["actors"][0]["answer_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (settings, data) = server.stop().await;
+    let again = |settings: challenge_server::config::Settings, dir: std::path::PathBuf| {
+        TestServer::start_on_port(move |s, port| {
+            *s = settings;
+            s.storage.data_dir = dir;
+            s.webauthn.relying_parties[0].origin = format!("http://localhost:{port}");
+        })
+    };
+    let restarted = again(settings.clone(), data.path().to_path_buf()).await;
+    let read = restarted.state_of(&id).await;
+    assert_eq!(
+        read["webauthn"]["request_options"],
+        created["webauthn"]["request_options"]
+    );
+    let url = localhost(&restarted, &format!("/c/{id}?t={token}"));
+    let seen = browser(json!({"credentials": credentials,
+        "steps": [{"page": url, "click": "Use passkey or security key"}]}))
+    .await;
+    assert_eq!(seen["steps"][0]["status"], 200, "{seen}");
+    assert_eq!(restarted.state_of(&id).await["state"], "verified");
+    let used = factor(&restarted, "frank", &factor_id).await;
+    let count = used["webauthn"]["credential"]["sign_count"].clone();
+    assert!(count.as_u64().unwrap() > 0, "{used}");
+
+    restarted.stop().await;
+    let third = again(settings, data.path().to_path_buf()).await;
+    let durable = factor(&third, "frank", &factor_id).await;
+    assert_eq!(durable["webauthn"]["credential"]["sign_count"], count);
+    assert_eq!(durable["last_used_at"], used["last_used_at"]);
+    assert_eq!(third.state_of(&id).await["state"], "verified");
 }

@@ -69,7 +69,7 @@ pub struct VerifyFactor {
     /// WebAuthn: the attestation, the `PublicKeyCredential` that
     /// `navigator.credentials.create` returned as JSON (`toJSON()`: binary fields
     /// base64url), as an object or serialised into a string.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub credential: Option<serde_json::Value>,
 }
 
