@@ -698,3 +698,58 @@ async fn a_webauthn_challenge_and_its_counter_survive_restarts() {
     assert_eq!(durable["last_used_at"], used["last_used_at"]);
     assert_eq!(third.state_of(&id).await["state"], "verified");
 }
+
+/// The credentials as browsers serialise them (`PublicKeyCredential.toJSON()`) are
+/// taken as they are: an attestation finishes an enrollment over the API, and an
+/// assertion answers a challenge.
+#[tokio::test]
+async fn the_browsers_own_credential_json_enrolls_and_answers_over_the_api() {
+    let server = server().await;
+    let enrolled = enroll_ok(&server, "gina").await;
+    let factor_id = enrolled["id"].as_str().unwrap();
+    let origin = localhost(&server, "/healthz");
+    let seen = browser(json!({"steps": [
+        {"create": origin, "options": enrolled["registration"]["creation_options"]},
+    ]}))
+    .await;
+    let attestation = &seen["steps"][0]["credential"];
+    assert!(
+        attestation["response"]["attestationObject"].is_string(),
+        "{seen}"
+    );
+    let response = verify(
+        &server,
+        "acme",
+        "gina",
+        factor_id,
+        json!({"credential": attestation}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let verified: Value = response.json().await.unwrap();
+    assert_eq!(verified["status"], "verified");
+    let replayed = verify(
+        &server,
+        "acme",
+        "gina",
+        factor_id,
+        json!({"credential": attestation}),
+    )
+    .await;
+    assert_eq!(
+        error_code(replayed).await,
+        (409, "factor_already_verified".into())
+    );
+
+    let created = create_webauthn(&server, json!({"type": "webauthn", "user_id": "gina"})).await;
+    let id = created["id"].as_str().unwrap();
+    let seen = browser(json!({"credentials": seen["credentials"], "steps": [
+        {"get": origin, "options": created["webauthn"]["request_options"], "to_json": true},
+    ]}))
+    .await;
+    let assertion = &seen["steps"][0]["credential"];
+    assert!(assertion["response"]["signature"].is_string(), "{seen}");
+    let response = answer(&server, id, json!({"credential": assertion.to_string()})).await;
+    assert_eq!(response.status(), 200, "the assertion as a JSON string");
+    assert_eq!(server.state_of(id).await["state"], "verified");
+}

@@ -15,6 +15,10 @@
 //                                 (http://localhost:<another port>)
 //   {"foreign": url, "options": o} the same with a credential the authenticator makes up
 //                                 for the relying party, one the server never registered
+//   {"create": url, "options": o} open url and run navigator.credentials.create with the
+//                                 creation options o: {credential}, as the browser's
+//                                 own PublicKeyCredential.toJSON() gives it
+// A "get" step with "to_json": true returns the browser's toJSON() as well.
 // The output: {"steps": [...], "credentials": [...]} (credentials with their private
 // keys and counters, for the next run).
 import { readFileSync } from 'node:fs';
@@ -36,7 +40,7 @@ await new Promise((ok) => elsewhere.listen(0, '127.0.0.1', ok));
 const elsewhereUrl = `http://localhost:${elsewhere.address().port}/`;
 
 // Runs in the page: the ceremony with base64url options, the credential as JSON.
-async function get({ options, allow }) {
+async function get({ options, allow, toJson }) {
   const enc = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
     .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
   const dec = (s) => Uint8Array.from(
@@ -48,12 +52,31 @@ async function get({ options, allow }) {
   o.allowCredentials = list.map((c) => Object.assign({}, c, { id: dec(c.id) }));
   try {
     const c = await navigator.credentials.get({ publicKey: o });
+    if (toJson) return { credential: c.toJSON() };
     return { credential: { id: c.id, rawId: enc(c.rawId), type: c.type,
       response: { clientDataJSON: enc(c.response.clientDataJSON),
         authenticatorData: enc(c.response.authenticatorData),
         signature: enc(c.response.signature),
         userHandle: c.response.userHandle ? enc(c.response.userHandle) : null },
       clientExtensionResults: c.getClientExtensionResults() } };
+  } catch (e) {
+    return { error: e.name };
+  }
+}
+
+// Runs in the page: registration with base64url options, the browser's own JSON.
+async function create({ options }) {
+  const dec = (s) => Uint8Array.from(
+    atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)),
+    (c) => c.charCodeAt(0));
+  const o = Object.assign({}, options.publicKey);
+  o.challenge = dec(o.challenge);
+  o.user = Object.assign({}, o.user, { id: dec(o.user.id) });
+  o.excludeCredentials = (o.excludeCredentials || [])
+    .map((c) => Object.assign({}, c, { id: dec(c.id) }));
+  try {
+    const c = await navigator.credentials.create({ publicKey: o });
+    return { credential: c.toJSON() };
   } catch (e) {
     return { error: e.name };
   }
@@ -105,7 +128,12 @@ try {
           signCount: 0 } });
         allow = id.toString('base64url');
       }
-      result.steps.push(await page.evaluate(get, { options: step.options, allow })
+      result.steps.push(await page.evaluate(get, { options: step.options, allow,
+        toJson: !!step.to_json })
+        .catch((e) => ({ error: String(e) })));
+    } else if (step.create) {
+      await page.goto(step.create);
+      result.steps.push(await page.evaluate(create, { options: step.options })
         .catch((e) => ({ error: String(e) })));
     } else if (step.elsewhere) {
       await page.goto(elsewhereUrl);
