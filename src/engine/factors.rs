@@ -105,6 +105,8 @@ enum Refused {
     PageToken,
     /// The factor's relying party is no longer configured.
     NoParty,
+    /// The credential is registered as another of the user's factors already.
+    Duplicate,
     /// The other kind of proof was given; the one this factor takes.
     Proof(&'static str),
 }
@@ -472,6 +474,22 @@ impl Engine {
         let proof_kind = kind_of(&proof);
         let outcome = self
             .blocking(move |store| {
+                // The credentials the user has registered already: an authenticator
+                // that ignored excludeCredentials does not register one twice.
+                let registered: Vec<Vec<u8>> = match attestation {
+                    Some(_) => store
+                        .factors()
+                        .list(&tenant, &user_id, None, 1000)
+                        .map_err(Error::from)?
+                        .0
+                        .into_iter()
+                        .filter_map(|f| match f.data {
+                            FactorData::Webauthn(w) if f.id != id => w.credential.map(|c| c.id),
+                            _ => None,
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 store
                     .factors()
                     .update(&tenant, &user_id, &id, |factor| {
@@ -534,6 +552,9 @@ impl Engine {
                                 let credential = party
                                     .finish_registration(attestation, &state)
                                     .map_err(|_| Refused::Attestation)?;
+                                if registered.contains(&credential.id) {
+                                    return Err(Refused::Duplicate);
+                                }
                                 let mut next = factor.clone();
                                 next.data = FactorData::Webauthn(WebauthnFactor {
                                     relying_party: w.relying_party.clone(),
@@ -581,6 +602,10 @@ impl Engine {
                 "the registration has closed; delete the factor and enroll again",
             )),
             Err(Refused::PageToken) => Err(Error::FactorNotFound),
+            Err(Refused::Duplicate) => Err(Error::conflict(
+                "credential_already_registered",
+                "this credential is registered as another of the user's factors already",
+            )),
             Err(Refused::NoParty) => Err(Error::conflict(
                 "unknown_relying_party",
                 "the factor's relying party is no longer configured for the tenant",

@@ -752,4 +752,19 @@ async fn the_browsers_own_credential_json_enrolls_and_answers_over_the_api() {
     let response = answer(&server, id, json!({"credential": assertion.to_string()})).await;
     assert_eq!(response.status(), 200, "the assertion as a JSON string");
     assert_eq!(server.state_of(id).await["state"], "verified");
+
+    // A second enrollment excludes the credential the user has: the authenticator
+    // that holds it refuses to register again.
+    let second = enroll_ok(&server, "gina").await;
+    let options = &second["registration"]["creation_options"];
+    let excluded = &options["publicKey"]["excludeCredentials"];
+    assert_eq!(
+        excluded[0]["id"], verified["webauthn"]["credential"]["id"],
+        "{options}"
+    );
+    let seen = browser(json!({"credentials": seen["credentials"], "steps": [
+        {"create": origin, "options": options},
+    ]}))
+    .await;
+    assert_eq!(seen["steps"][0]["error"], "InvalidStateError", "{seen}");
 }

@@ -352,7 +352,7 @@ pub async fn get(
         (status = 400, description = "wrong_answer, attestation_rejected (the factor stays unverified), invalid_field, invalid_credential", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "factor_not_found", body = ErrorBody),
-        (status = 409, description = "factor_already_verified, enrollment_expired", body = ErrorBody)),
+        (status = 409, description = "factor_already_verified, enrollment_expired, credential_already_registered", body = ErrorBody)),
     security(("bearer" = ["challenge:enrollment:post"])))]
 pub async fn verify(
     req: HttpRequest,
