@@ -768,3 +768,34 @@ async fn the_browsers_own_credential_json_enrolls_and_answers_over_the_api() {
     .await;
     assert_eq!(seen["steps"][0]["error"], "InvalidStateError", "{seen}");
 }
+
+/// A factor deleted after the challenge was created answers nothing: the page's
+/// assertion is refused with a readable page, and it costs an attempt.
+#[tokio::test]
+async fn the_answer_page_refuses_the_passkey_of_a_deleted_factor_readably() {
+    let server = server().await;
+    let (factor_id, credentials) = enrolled_in_browser(&server, "hank").await;
+    let created = create_webauthn(&server, json!({"type": "webauthn", "user_id": "hank"})).await;
+    let id = created["id"].as_str().unwrap();
+    let deleted = server
+        .http
+        .delete(server.url(&format!("/api/v1/users/hank/factors/{factor_id}")))
+        .bearer_auth(admin(&server, "acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let url = created["actors"][0]["answer_url"].as_str().unwrap();
+    let seen = browser(json!({"credentials": credentials,
+        "steps": [{"page": url, "click": "Use passkey or security key"}]}))
+    .await;
+    let step = &seen["steps"][0];
+    assert_eq!(step["status"], 400, "{seen}");
+    assert!(
+        step["text"].as_str().unwrap().contains("not accepted"),
+        "{seen}"
+    );
+    let now = server.state_of(id).await;
+    assert_eq!(now["state"], "issued");
+    assert_eq!(now["attempts_left"], 4, "an attempt is used");
+}
