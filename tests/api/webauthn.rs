@@ -799,3 +799,50 @@ async fn the_answer_page_refuses_the_passkey_of_a_deleted_factor_readably() {
     assert_eq!(now["state"], "issued");
     assert_eq!(now["attempts_left"], 4, "an attempt is used");
 }
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The enrollment page's token is a capability shown once: the data directory holds
+/// only its keyed hash, and the registration state only sealed.
+#[tokio::test]
+async fn no_page_token_or_plain_ceremony_state_is_in_the_data_directory() {
+    let server = server().await;
+    let enrolled = enroll_ok(&server, "ivy").await;
+    let page = enrolled["registration"]["enrollment_url"].as_str().unwrap();
+    let token = page.rsplit_once("t=").unwrap().1.to_string();
+    let challenge = enrolled["registration"]["creation_options"]["publicKey"]["challenge"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, data) = server.stop().await;
+    let scanned = files(data.path());
+    let mut total = 0;
+    for path in scanned {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "page token in {path:?}"
+        );
+        // The options (with their challenge) are kept in clear for the page; the
+        // crate's state names the challenge too, and is sealed: the challenge appears
+        // once, in the options, and not a second time in a plain state.
+        let seen = bytes
+            .windows(challenge.len())
+            .filter(|w| *w == challenge.as_bytes())
+            .count();
+        assert!(seen <= 1, "the challenge {seen} times in {path:?}");
+        total += seen;
+    }
+    assert_eq!(total, 1, "the options are stored, once");
+}
