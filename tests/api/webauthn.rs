@@ -846,3 +846,52 @@ async fn no_page_token_or_plain_ceremony_state_is_in_the_data_directory() {
     }
     assert_eq!(total, 1, "the options are stored, once");
 }
+
+/// A cloned authenticator: two copies of one credential with the same counter. The
+/// first assertion moves the stored counter; the clone's, valid for its own challenge
+/// and ahead of the counter that challenge started from, does not move it forward and
+/// is refused, costing an attempt.
+#[tokio::test]
+async fn a_counter_that_does_not_move_forward_is_refused() {
+    let server = server().await;
+    let (factor_id, credentials) = enrolled_in_browser(&server, "jane").await;
+    let body = json!({"type": "webauthn", "user_id": "jane"});
+    let first = create_webauthn(&server, body.clone()).await;
+    let second = create_webauthn(&server, body).await;
+    let origin = localhost(&server, "/healthz");
+    let original = browser(json!({"credentials": credentials, "steps": [
+        {"get": origin, "options": first["webauthn"]["request_options"]},
+    ]}))
+    .await;
+    let clone = browser(json!({"credentials": credentials, "steps": [
+        {"get": origin, "options": second["webauthn"]["request_options"]},
+    ]}))
+    .await;
+    let first_id = first["id"].as_str().unwrap();
+    let second_id = second["id"].as_str().unwrap();
+    let response = answer(
+        &server,
+        first_id,
+        json!({"credential": original["steps"][0]["credential"]}),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let counter =
+        factor(&server, "jane", &factor_id).await["webauthn"]["credential"]["sign_count"].clone();
+
+    let response = answer(
+        &server,
+        second_id,
+        json!({"credential": clone["steps"][0]["credential"]}),
+    )
+    .await;
+    assert_eq!(error_code(response).await, (400, "wrong_answer".into()));
+    let now = server.state_of(second_id).await;
+    assert_eq!(now["state"], "issued");
+    assert_eq!(now["attempts_left"], 4);
+    let after = factor(&server, "jane", &factor_id).await;
+    assert_eq!(
+        after["webauthn"]["credential"]["sign_count"], counter,
+        "unchanged"
+    );
+}
