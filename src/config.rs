@@ -36,6 +36,39 @@ pub struct Settings {
     pub totp: TotpSettings,
     pub metrics: MetricsSettings,
     pub push: PushSettings,
+    pub webauthn: WebauthnSettings,
+}
+
+/// WebAuthn factors; see `[webauthn]` in `config/default.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebauthnSettings {
+    /// How long an enrollment's registration ceremony stays open.
+    pub enrollment_ttl_seconds: u64,
+    /// The relying parties of every tenant without its own list; the first is the
+    /// default.
+    #[serde(default)]
+    pub relying_parties: Vec<RelyingPartySettings>,
+    /// A tenant's own relying parties, replacing the server's list for it.
+    #[serde(default)]
+    pub tenants: std::collections::HashMap<String, TenantRelyingParties>,
+}
+
+/// `[webauthn.tenants.<tenant>]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRelyingParties {
+    pub relying_parties: Vec<RelyingPartySettings>,
+}
+
+/// One relying party: its id (a domain), the origin its pages are served from, and the
+/// name authenticators show.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelyingPartySettings {
+    pub id: String,
+    pub origin: String,
+    pub name: String,
 }
 
 /// Push factors; see `[push]` in `config/default.toml`.
@@ -446,6 +479,21 @@ impl Settings {
         {
             return invalid("push.gateway_url", "must be an http or https URL, or empty");
         }
+        let w = &self.webauthn;
+        if w.enrollment_ttl_seconds == 0 || w.enrollment_ttl_seconds > 86_400 {
+            return invalid(
+                "webauthn.enrollment_ttl_seconds",
+                "must be between 1 and 86400",
+            );
+        }
+        if let Err((key, message)) = crate::factors::webauthn::RelyingParties::from_settings(w) {
+            let key = if key.starts_with("webauthn.tenants") {
+                "webauthn.tenants"
+            } else {
+                "webauthn.relying_parties"
+            };
+            return invalid(key, &message);
+        }
         let a = &self.actions;
         if a.token_ttl_seconds == 0 || a.token_ttl_seconds > 300 {
             return invalid("actions.token_ttl_seconds", "must be between 1 and 300");
@@ -785,6 +833,36 @@ mod tests {
         let a = dir.path().join("a.toml");
         writeln!(std::fs::File::create(&a).unwrap(), "{text}").unwrap();
         Settings::load_with_env(&[a], false)
+    }
+
+    #[test]
+    fn relying_parties_load_per_tenant_and_a_bad_one_names_its_key() {
+        let s = Settings::development();
+        assert_eq!(s.webauthn.relying_parties[0].id, "localhost");
+        assert_eq!(s.webauthn.enrollment_ttl_seconds, 600);
+        let s = load_toml(
+            "[[webauthn.tenants.acme.relying_parties]]\nid = \"acme.example\"\n\
+             origin = \"https://login.acme.example\"\nname = \"Acme\"",
+        )
+        .unwrap();
+        assert_eq!(
+            s.webauthn.tenants["acme"].relying_parties[0].origin,
+            "https://login.acme.example"
+        );
+        for (text, key) in [
+            (
+                "[[webauthn.relying_parties]]\nid = \"example.com\"\norigin = \"https://example.org\"\nname = \"x\"",
+                "webauthn.relying_parties",
+            ),
+            (
+                "[[webauthn.tenants.acme.relying_parties]]\nid = \"a.example\"\norigin = \"not a url\"\nname = \"x\"",
+                "webauthn.tenants",
+            ),
+            ("[webauthn]\nenrollment_ttl_seconds = 0", "webauthn.enrollment_ttl_seconds"),
+        ] {
+            let err = load_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //!   mapping.
 //! - [`delivery`]: getting a challenge to a person — email over SMTP, SMS over an HTTP
 //!   gateway, signed status webhooks — and the templates that word the messages.
-//! - [`factors`]: users' enrolled credentials (TOTP, push device keys), their secrets
-//!   sealed at rest.
+//! - [`factors`]: users' enrolled credentials (TOTP, push device keys, WebAuthn
+//!   credentials and their relying parties), their secrets sealed at rest.
 //! - [`model`]: plain data (ids, the challenge record, states).
 //! - [`actions`]: the HTTP actions of one-time-use challenges, exactly once;
 //!   [`outbound`]: which URLs given in requests may be called.

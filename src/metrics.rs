@@ -135,6 +135,7 @@ pub const ROUTES: &[&str] = &[
     "/openapi.json",
     "/.well-known/jwks.json",
     "/c/{id}",
+    "/enroll/{factor_id}",
     "/api/v1/challenges",
     "/api/v1/challenges/{id}",
     "/api/v1/challenges/{id}/answer",

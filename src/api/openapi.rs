@@ -313,7 +313,7 @@ mod tests {
         }
         assert!(ids.contains("challenges_get") && ids.contains("policies_delete"));
         let enrollable = &doc["components"]["schemas"]["EnrollFactor"]["properties"]["type"];
-        assert_eq!(enrollable["enum"], json!(["totp", "push"]));
+        assert_eq!(enrollable["enum"], json!(["totp", "webauthn", "push"]));
     }
 
     #[test]

@@ -5,6 +5,15 @@
 //! — mail scanners and link previews fetch links — and a used, expired or unknown link
 //! gets a readable page, never a stack of JSON.
 //!
+//! WebAuthn needs the browser's `navigator.credentials`, so its two pages carry one
+//! small script each, allowed by its nonce (no inline handlers, nothing loaded from
+//! elsewhere): the answer page of a `webauthn` challenge runs `credentials.get` with the
+//! challenge's request options and posts the assertion in the same form; the
+//! enrollment page `GET /enroll/{factor_id}?t=<page token>` (its token is a one-time
+//! capability from the enrollment response, closed once the factor is verified or its
+//! registration expires) runs `credentials.create` and posts the attestation to
+//! `POST /enroll/{factor_id}`. Both must be opened on the relying party's origin.
+//!
 //! Why the token is in the query and not the fragment: a fragment never reaches the
 //! server, so a page without JavaScript could not put it in its form. The query is kept
 //! from third parties instead: `Referrer-Policy: no-referrer`, no external assets (a
@@ -29,6 +38,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(show))
             .route(web::post().to(answer)),
     );
+    cfg.service(
+        web::resource("/enroll/{factor_id}")
+            .route(web::get().to(show_enrollment))
+            .route(web::post().to(enroll)),
+    );
 }
 
 #[derive(Deserialize)]
@@ -40,6 +54,14 @@ struct LinkQuery {
 struct AnswerForm {
     t: String,
     allowed: String,
+    /// `webauthn`: the assertion JSON the page's script put in.
+    credential: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EnrollForm {
+    t: String,
+    credential: String,
 }
 
 /// HTML-escapes text for element content and attribute values.
@@ -72,12 +94,29 @@ ul.actions{color:#333}p.note{color:#555;font-size:.9rem}";
 
 /// A whole page with the security headers every answer page carries.
 fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpResponse {
+    scripted_page(status, title, body, None)
+}
+
+/// A page with the security headers, and `script` allowed by this response's nonce.
+fn scripted_page(
+    status: actix_web::http::StatusCode,
+    title: &str,
+    body: &str,
+    script: Option<&str>,
+) -> HttpResponse {
     let nonce = nonce();
+    let (script_tag, script_src) = match script {
+        Some(code) => (
+            format!("<script nonce=\"{nonce}\">{code}</script>"),
+            format!(" script-src 'nonce-{nonce}';"),
+        ),
+        None => (String::new(), String::new()),
+    };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
          <meta name=\"robots\" content=\"noindex\"><title>{}</title>\
-         <style nonce=\"{nonce}\">{STYLE}</style></head><body>{body}</body></html>",
+         <style nonce=\"{nonce}\">{STYLE}</style></head><body>{body}{script_tag}</body></html>",
         escape(title)
     );
     HttpResponse::build(status)
@@ -85,7 +124,7 @@ fn page(status: actix_web::http::StatusCode, title: &str, body: &str) -> HttpRes
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
             format!(
-                "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'; \
+                "default-src 'none'; style-src 'nonce-{nonce}';{script_src} form-action 'self'; \
                  frame-ancestors 'none'; base-uri 'none'"
             ),
         ))
@@ -248,6 +287,9 @@ async fn show(req: HttpRequest, path: web::Path<String>, state: State) -> HttpRe
     if view.life.state != ChallengeState::Issued {
         return closed(view.life.state);
     }
+    if view.kind == crate::model::ChallengeType::Webauthn {
+        return webauthn_answer_page(&view, &token);
+    }
     let form = |allowed: bool, label: &str, class: &str| {
         format!(
             "<form method=\"post\" action=\"/c/{id}\"><input type=\"hidden\" name=\"t\" value=\"{}\">\
@@ -301,6 +343,7 @@ async fn answer(
         allowed,
         on_behalf: false,
         device: None,
+        credential: form.credential.map(serde_json::Value::String),
     };
     match state.engine.answer(None, &id, attempt).await {
         Ok(_) if allowed => message_page(
@@ -315,8 +358,209 @@ async fn answer(
         ),
         Err(Error::AnswerRejected) => match state.engine.open(&id, &token).await {
             Ok(view) if view.life.state != ChallengeState::Issued => closed(view.life.state),
+            Ok(view) if view.kind == crate::model::ChallengeType::Webauthn => not_accepted(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                "passkey or security key",
+            ),
             _ => invalid_link(),
         },
+        Err(e) => error_page(&e),
+    }
+}
+
+/// The WebAuthn pages' one script. It reads the options from the page's JSON data block
+/// (`#options`), turns their base64url fields into bytes, runs the ceremony the form's
+/// `data-mode` names (`create` or `get`) when the button is pressed, and posts the
+/// credential as JSON (binary fields base64url) in the form's `credential` field.
+const CEREMONY_SCRIPT: &str = r#"(() => {
+const enc = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf)))
+  .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+const dec = (s) => Uint8Array.from(
+  atob(s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)),
+  (c) => c.charCodeAt(0));
+const form = document.getElementById('ceremony');
+const status = document.getElementById('status');
+const ids = (list) => (list || []).map((c) => Object.assign({}, c, { id: dec(c.id) }));
+document.getElementById('start').addEventListener('click', async () => {
+  status.textContent = '';
+  const options = JSON.parse(document.getElementById('options').textContent).publicKey;
+  options.challenge = dec(options.challenge);
+  try {
+    let json;
+    if (form.dataset.mode === 'create') {
+      options.user = Object.assign({}, options.user, { id: dec(options.user.id) });
+      options.excludeCredentials = ids(options.excludeCredentials);
+      const c = await navigator.credentials.create({ publicKey: options });
+      json = { id: c.id, rawId: enc(c.rawId), type: c.type,
+        response: { clientDataJSON: enc(c.response.clientDataJSON),
+          attestationObject: enc(c.response.attestationObject) },
+        clientExtensionResults: c.getClientExtensionResults() };
+    } else {
+      options.allowCredentials = ids(options.allowCredentials);
+      const c = await navigator.credentials.get({ publicKey: options });
+      json = { id: c.id, rawId: enc(c.rawId), type: c.type,
+        response: { clientDataJSON: enc(c.response.clientDataJSON),
+          authenticatorData: enc(c.response.authenticatorData),
+          signature: enc(c.response.signature),
+          userHandle: c.response.userHandle ? enc(c.response.userHandle) : null },
+        clientExtensionResults: c.getClientExtensionResults() };
+    }
+    form.elements.credential.value = JSON.stringify(json);
+    form.submit();
+  } catch (e) {
+    status.textContent = 'Your browser did not complete it (' + e.name + '). Try again.';
+  }
+});
+})();"#;
+
+/// JSON for a `<script type="application/json">` data block: `<` escaped, so the text
+/// can never close the element.
+fn json_block(value: &serde_json::Value) -> String {
+    serde_json::to_string(value)
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+}
+
+/// The page that runs a WebAuthn ceremony: the options as a data block, a form that
+/// posts the credential to `action` with the hidden fields, and a button that starts it.
+fn ceremony_page(
+    title: &str,
+    intro: &str,
+    button: &str,
+    mode: &str,
+    action: &str,
+    hidden: &[(&str, &str)],
+    options: &serde_json::Value,
+) -> HttpResponse {
+    let fields: String = hidden
+        .iter()
+        .map(|(name, value)| {
+            format!(
+                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                escape(value)
+            )
+        })
+        .collect();
+    let body = format!(
+        "<h1>{}</h1>{intro}<script type=\"application/json\" id=\"options\">{}</script>\
+         <form id=\"ceremony\" method=\"post\" action=\"{}\" data-mode=\"{mode}\">{fields}\
+         <input type=\"hidden\" name=\"credential\" value=\"\">\
+         <button type=\"button\" id=\"start\" class=\"approve\">{}</button></form>\
+         <p class=\"note\" id=\"status\" role=\"status\"></p>",
+        escape(title),
+        json_block(options),
+        escape(action),
+        escape(button),
+    );
+    scripted_page(
+        actix_web::http::StatusCode::OK,
+        title,
+        &body,
+        Some(CEREMONY_SCRIPT),
+    )
+}
+
+/// The answer page of a `webauthn` challenge.
+fn webauthn_answer_page(view: &Challenge, token: &AnswerToken) -> HttpResponse {
+    let options = view
+        .webauthn()
+        .and_then(|plan| serde_json::from_str(&plan.options).ok())
+        .unwrap_or_default();
+    ceremony_page(
+        "Confirm with your passkey",
+        &format!(
+            "{}<p class=\"note\">This link works once and expires at {}.</p>",
+            details_html(view),
+            escape(&expires_text(view.life.expires_at))
+        ),
+        "Use passkey or security key",
+        "get",
+        &format!("/c/{}", view.id),
+        &[("t", token.expose()), ("allowed", "true")],
+        &options,
+    )
+}
+
+fn not_accepted(status_code: actix_web::http::StatusCode, what: &str) -> HttpResponse {
+    message_page(
+        status_code,
+        "Not accepted",
+        &format!("Your {what} was not accepted. Go back and try again."),
+    )
+}
+
+/// The enrollment page of a WebAuthn factor, to the holder of its page token.
+async fn show_enrollment(req: HttpRequest, path: web::Path<String>, state: State) -> HttpResponse {
+    if let Some(refused) = throttled(&req, &state) {
+        return refused;
+    }
+    let query: LinkQuery =
+        serde_urlencoded::from_str(req.query_string()).unwrap_or(LinkQuery { t: None });
+    let (Some(id), Some(token)) = (
+        crate::model::FactorId::parse(&path),
+        query.t.as_deref().and_then(AnswerToken::parse),
+    ) else {
+        return invalid_link();
+    };
+    let (factor, options) = match state.engine.enrollment_page(id, &token).await {
+        Ok(found) => found,
+        Err(e) => return error_page(&e),
+    };
+    ceremony_page(
+        "Register a passkey",
+        &format!(
+            "<p>Register a passkey or security key as <strong>{}</strong> for {}.</p>",
+            escape(&factor.friendly_name),
+            escape(&factor.user_id)
+        ),
+        "Register passkey or security key",
+        "create",
+        &format!("/enroll/{id}"),
+        &[("t", token.expose())],
+        &options,
+    )
+}
+
+/// Finishes an enrollment with the attestation the page's script posted.
+async fn enroll(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: State,
+) -> HttpResponse {
+    if let Some(refused) = throttled(&req, &state) {
+        return refused;
+    }
+    let form = match read_body(&req, payload, state.settings.server.body_limit_bytes).await {
+        Ok(form) => form,
+        Err(e) => return body_refused(&e),
+    };
+    let Ok(form) = serde_urlencoded::from_bytes::<EnrollForm>(&form) else {
+        return invalid_link();
+    };
+    let (Some(id), Some(token)) = (
+        crate::model::FactorId::parse(&path),
+        AnswerToken::parse(&form.t),
+    ) else {
+        return invalid_link();
+    };
+    let credential = serde_json::Value::String(form.credential);
+    match state
+        .engine
+        .finish_enrollment_page(id, &token, credential)
+        .await
+    {
+        Ok(_) => message_page(
+            actix_web::http::StatusCode::OK,
+            "Registered",
+            "Your passkey is registered. You can close this window.",
+        ),
+        Err(
+            e @ Error::Invalid {
+                code: "attestation_rejected" | "invalid_credential",
+                ..
+            },
+        ) => not_accepted(status(&e), "passkey or security key"),
         Err(e) => error_page(&e),
     }
 }

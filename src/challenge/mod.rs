@@ -35,6 +35,8 @@ pub struct Services {
     pub totp: crate::config::TotpSettings,
     /// `[push] gateway_url`, if set.
     pub push_gateway: Option<String>,
+    /// The WebAuthn relying parties of every tenant (`[webauthn]`).
+    pub webauthn: Arc<crate::factors::webauthn::RelyingParties>,
     pub limits: Limits,
 }
 
@@ -85,6 +87,10 @@ impl Services {
             seal: crate::factors::SealKey::new(&seal_key),
             totp: settings.totp.clone(),
             push_gateway: Some(settings.push.gateway_url.clone()).filter(|u| !u.is_empty()),
+            webauthn: Arc::new(
+                crate::factors::webauthn::RelyingParties::from_settings(&settings.webauthn)
+                    .map_err(|(key, message)| format!("{key}: {message}"))?,
+            ),
             limits: settings.limits.clone(),
         })
     }

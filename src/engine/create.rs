@@ -136,12 +136,40 @@ impl Engine {
                 })?,
             _ => None,
         };
+        // A kind answered by any of the user's factors of a type reads them when the
+        // request names none.
+        let wanted = request
+            .kind
+            .or(policy.as_ref().map(|p| p.spec.kind))
+            .and_then(kinds::of)
+            .and_then(|rules| rules.user_factors());
+        let user_factors = match wanted {
+            Some(kind)
+                if request.factor_id.is_none()
+                    && check_text("user_id", &request.user_id, MAX_USER_ID).is_ok() =>
+            {
+                let tenant = tenant.clone();
+                let user = request.user_id.clone();
+                self.blocking(move |store| {
+                    store
+                        .factors()
+                        .list(&tenant, &user, None, 1000)
+                        .map(|(page, _)| page)
+                })
+                .await?
+                .into_iter()
+                .filter(|f| f.kind() == kind)
+                .collect()
+            }
+            _ => Vec::new(),
+        };
         let (challenge, secrets) = self.plan(
             request,
             tenant,
             policy.as_ref(),
             &config.properties,
             factor.as_ref(),
+            &user_factors,
         )?;
         let (answer_tokens, prepared): (Vec<AnswerToken>, Option<Prepared>) = match secrets {
             Secrets::AnswerTokens(tokens) => (tokens, None),
@@ -223,6 +251,7 @@ impl Engine {
         policy: Option<&Policy>,
         config: &Properties,
         factor: Option<&Factor>,
+        user_factors: &[Factor],
     ) -> Result<(Challenge, Secrets), Error> {
         let limits = &self.limits;
         if let Some(idempotency) = &request.idempotency {
@@ -259,6 +288,8 @@ impl Engine {
             config,
             now,
             factor,
+            user_factors,
+            tenant,
         };
         let spec = policy.map(|p| &p.spec);
         let planned = rules.plan(&request, spec, &ctx)?;

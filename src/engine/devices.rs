@@ -141,6 +141,7 @@ impl Engine {
                 factor_id: device.factor_id,
                 signature,
             }),
+            credential: None,
         };
         Ok(self.registry.send(tenant, id, Answer(attempt)).await??)
     }

@@ -140,7 +140,7 @@ impl Error {
             | Error::StorageUnavailable
             | Error::Internal => self,
             Error::Invalid {
-                code: "malformed_json" | "unknown_field" | "invalid_field",
+                code: "malformed_json" | "unknown_field" | "invalid_field" | "invalid_credential",
                 ..
             } => self,
             _ => Error::AnswerRejected,
@@ -252,6 +252,14 @@ impl From<ChallengeError> for Error {
             ChallengeError::Attempt(AttemptError::BadSignature) => Error::invalid(
                 "invalid_signature",
                 "signature is not the device key's signature of signing_payload.decision",
+            ),
+            ChallengeError::Attempt(AttemptError::CredentialRequired) => Error::invalid(
+                "credential_required",
+                "a webauthn challenge is answered with credential, the assertion of navigator.credentials.get",
+            ),
+            ChallengeError::Attempt(AttemptError::CredentialNotAccepted) => Error::invalid(
+                "invalid_field",
+                "credential answers webauthn challenges only",
             ),
             ChallengeError::RateLimited => Error::RateLimited {
                 retry_after_seconds: 60,

@@ -1,7 +1,8 @@
 //! Enrollment: a user's factors, tenant-sealed (every lookup is by tenant, user and id,
 //! so another tenant's or user's factor is simply not found). Enroll creates an
 //! `unverified` factor and hands its secret out once; verify proves the user holds it
-//! (a TOTP code, accepted once per time step like a challenge's); delete removes it,
+//! (a TOTP code, accepted once per time step like a challenge's; a push device's
+//! signature; a WebAuthn attestation, through the API or the enrollment page); delete removes it,
 //! and challenges naming it find nothing from then on. Every change is durable before
 //! it is acknowledged.
 
@@ -10,6 +11,7 @@ use super::{authorize, error, Engine, Error};
 use crate::auth::{Principal, Scope};
 use crate::factors::push::{self, Platform, PushFactor};
 use crate::factors::totp::{self, Algorithm, Params};
+use crate::factors::webauthn::{self, PendingRegistration, WebauthnFactor};
 use crate::factors::{self, Factor, FactorData, FactorStatus, FactorType, TotpFactor};
 use crate::metrics as m;
 use crate::model::FactorId;
@@ -25,6 +27,14 @@ pub struct EnrollRequest {
     pub friendly_name: Option<String>,
     pub totp: TotpOptions,
     pub push: PushOptions,
+    pub webauthn: WebauthnOptions,
+}
+
+/// A WebAuthn enrollment's options.
+#[derive(Debug, Clone, Default)]
+pub struct WebauthnOptions {
+    /// One of the tenant's relying parties (`[webauthn]`); default: its first.
+    pub relying_party_id: Option<String>,
 }
 
 /// A push enrollment's options: the device key and how the device hears of challenges.
@@ -36,12 +46,14 @@ pub struct PushOptions {
     pub platform: Option<String>,
 }
 
-/// What finishes an enrollment: a TOTP code, or a push device's signature of
-/// `verify.<factor id>`.
+/// What finishes an enrollment: a TOTP code, a push device's signature of
+/// `verify.<factor id>`, or a WebAuthn attestation (the JSON the browser's
+/// `navigator.credentials.create` returns).
 #[derive(Debug, Clone)]
 pub enum Proof {
     Code(String),
     Signature(String),
+    Credential(serde_json::Value),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -58,6 +70,18 @@ pub struct TotpOptions {
 pub struct Enrolled {
     pub factor: Factor,
     pub secret: Option<EnrolledSecret>,
+    pub ceremony: Option<EnrolledCeremony>,
+}
+
+/// A WebAuthn factor's open registration, for the enrollment response only.
+pub struct EnrolledCeremony {
+    pub relying_party: String,
+    /// `{"publicKey": …}` for `navigator.credentials.create`.
+    pub options: serde_json::Value,
+    /// The enrollment page, with its one-time token: served on the relying party's
+    /// origin, where the browser accepts the relying party id.
+    pub page_url: String,
+    pub expires_at: crate::clock::Millis,
 }
 
 /// A TOTP factor's secret, for the enrollment response only.
@@ -73,6 +97,16 @@ enum Refused {
     Verified,
     Code(factors::CodeMiss),
     Signature,
+    /// The attestation did not verify against the open registration.
+    Attestation,
+    /// The registration closed before it was answered.
+    Expired,
+    /// The enrollment page's token is not this factor's.
+    PageToken,
+    /// The factor's relying party is no longer configured.
+    NoParty,
+    /// The credential is registered as another of the user's factors already.
+    Duplicate,
     /// The other kind of proof was given; the one this factor takes.
     Proof(&'static str),
 }
@@ -101,7 +135,46 @@ impl Engine {
         let services = self.registry.services();
         let now = services.clock.now_ms();
         let id = FactorId::random();
+        let totp_given = {
+            let t = &request.totp;
+            [
+                ("issuer", t.issuer.is_some()),
+                ("algorithm", t.algorithm.is_some()),
+                ("digits", t.digits.is_some()),
+                ("period_seconds", t.period_seconds.is_some()),
+                ("skew_steps", t.skew_steps.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, given)| *given)
+            .map(|(field, _)| field)
+        };
+        if kind != FactorType::Webauthn && request.webauthn.relying_party_id.is_some() {
+            return Err(Error::invalid(
+                "invalid_field",
+                "relying_party_id is used by webauthn factors only",
+            ));
+        }
+        let mut ceremony = None;
         let (data, secret) = match kind {
+            FactorType::Webauthn => {
+                if let Some(field) = totp_given {
+                    return Err(Error::invalid(
+                        "invalid_field",
+                        format!("{field} is not used by webauthn factors"),
+                    ));
+                }
+                if request.push.public_key.is_some() || request.push.platform.is_some() {
+                    return Err(Error::invalid(
+                        "invalid_field",
+                        "public_key and notification are used by push factors only",
+                    ));
+                }
+                let (data, opened) = self
+                    .webauthn_data(request.webauthn, &principal.tenant, &id, &user_id, now)
+                    .await?;
+                ceremony = Some(opened);
+                (data, None)
+            }
             FactorType::Push => {
                 let t = &request.totp;
                 let given = [
@@ -153,7 +226,85 @@ impl Engine {
         .await?;
         self.durable().await?;
         metrics::counter!(m::FACTORS_ENROLLED, "type" => kind.as_str()).increment(1);
-        Ok(Enrolled { factor, secret })
+        Ok(Enrolled {
+            factor,
+            secret,
+            ceremony,
+        })
+    }
+
+    /// A WebAuthn factor's data: an open registration under one of the tenant's relying
+    /// parties, excluding the credentials the user has on it already.
+    async fn webauthn_data(
+        &self,
+        options: WebauthnOptions,
+        tenant: &crate::model::TenantId,
+        id: &FactorId,
+        user_id: &str,
+        now: crate::clock::Millis,
+    ) -> Result<(FactorData, EnrolledCeremony), Error> {
+        let services = self.registry.services().clone();
+        if let Some(rp) = &options.relying_party_id {
+            check_text("relying_party_id", rp, 253)?;
+        }
+        let party = services
+            .webauthn
+            .find(tenant, options.relying_party_id.as_deref())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "unknown_relying_party",
+                    match &options.relying_party_id {
+                        Some(_) => "relying_party_id names none of the tenant's relying parties",
+                        None => "the tenant has no WebAuthn relying party configured",
+                    },
+                )
+            })?;
+        let exclude = {
+            let tenant = tenant.clone();
+            let user = user_id.to_string();
+            let rp = party.id.clone();
+            self.blocking(move |store| {
+                let (mine, _) = store.factors().list(&tenant, &user, None, 1000)?;
+                Ok::<_, crate::store::StoreError>(
+                    mine.into_iter()
+                        .filter_map(|f| match f.data {
+                            FactorData::Webauthn(w) if *w.relying_party == *rp => {
+                                w.credential.map(|c| c.id)
+                            }
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await?
+        };
+        let handle = webauthn::user_handle(&services.key, tenant, user_id);
+        let (options, state) = party
+            .start_registration(handle, user_id, exclude)
+            .map_err(|e| {
+                tracing::error!(error = %e, "cannot open a WebAuthn registration");
+                Error::Internal
+            })?;
+        let token = crate::model::AnswerToken::random();
+        let expires_at = now + services.webauthn.enrollment_ttl_ms;
+        let data = FactorData::Webauthn(WebauthnFactor {
+            relying_party: party.id.as_str().into(),
+            registration: Some(PendingRegistration {
+                options: options.as_str().into(),
+                sealed_state: services.seal.seal(tenant, id, &state),
+                page_token: services.key.hash(token.expose()),
+                expires_at,
+            }),
+            credential: None,
+        });
+        let origin = party.origin.as_str().trim_end_matches('/');
+        let opened = EnrolledCeremony {
+            relying_party: party.id.clone(),
+            options: serde_json::from_str(&options).map_err(|_| Error::Internal)?,
+            page_url: format!("{origin}/enroll/{id}?t={}", token.expose()),
+            expires_at,
+        };
+        Ok((data, opened))
     }
 
     /// A push factor's data from its options: a P-256 key, a known platform.
@@ -287,21 +438,79 @@ impl Engine {
     ) -> Result<Factor, Error> {
         authorize(principal, Scope::EnrollmentPost)?;
         check_text("user_id", &user_id, MAX_USER_ID)?;
-        match &proof {
-            Proof::Code(code) => check_text("code", code, super::input::MAX_CODE)?,
-            Proof::Signature(signature) => check_text("signature", signature, 512)?,
-        }
+        self.finish_enrollment(principal.tenant.clone(), user_id, id, proof, None)
+            .await
+    }
+
+    /// Verifies a factor of `tenant`'s user with `proof`; with `page_token`, only if it
+    /// is the token of the factor's enrollment page.
+    async fn finish_enrollment(
+        &self,
+        tenant: crate::model::TenantId,
+        user_id: String,
+        id: FactorId,
+        proof: Proof,
+        page_token: Option<crate::model::AnswerToken>,
+    ) -> Result<Factor, Error> {
+        let attestation = match &proof {
+            Proof::Code(code) => {
+                check_text("code", code, super::input::MAX_CODE)?;
+                None
+            }
+            Proof::Signature(signature) => {
+                check_text("signature", signature, 512)?;
+                None
+            }
+            Proof::Credential(raw) => Some(webauthn::parse_attestation(raw).ok_or_else(|| {
+                Error::invalid(
+                    "invalid_credential",
+                    "credential must be the JSON of a PublicKeyCredential from navigator.credentials.create",
+                )
+            })?),
+        };
         let services = self.registry.services().clone();
-        let tenant = principal.tenant.clone();
         let now = services.clock.now_ms();
         let unix_seconds = (now / 1000).max(0) as u64;
+        let proof_kind = kind_of(&proof);
         let outcome = self
             .blocking(move |store| {
+                // The credentials the user has registered already: an authenticator
+                // that ignored excludeCredentials does not register one twice.
+                let registered: Vec<Vec<u8>> = match attestation {
+                    Some(_) => store
+                        .factors()
+                        .list(&tenant, &user_id, None, 1000)
+                        .map_err(Error::from)?
+                        .0
+                        .into_iter()
+                        .filter_map(|f| match f.data {
+                            FactorData::Webauthn(w) if f.id != id => w.credential.map(|c| c.id),
+                            _ => None,
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 store
                     .factors()
                     .update(&tenant, &user_id, &id, |factor| {
                         if factor.status == FactorStatus::Verified {
                             return Err(Refused::Verified);
+                        }
+                        if let Some(token) = &page_token {
+                            let FactorData::Webauthn(WebauthnFactor {
+                                registration: Some(open),
+                                ..
+                            }) = &factor.data
+                            else {
+                                return Err(Refused::PageToken);
+                            };
+                            let presented = services.key.hash(token.expose());
+                            if !crate::challenge::kinds::HashKey::matches(
+                                &presented,
+                                &open.page_token,
+                            ) {
+                                return Err(Refused::PageToken);
+                            }
                         }
                         let mut next = match (&proof, &factor.data) {
                             (Proof::Code(code), FactorData::Totp(_)) => {
@@ -325,8 +534,40 @@ impl Engine {
                                 }
                                 factor.clone()
                             }
-                            (Proof::Code(_), _) => return Err(Refused::Proof("signature")),
-                            (Proof::Signature(_), _) => return Err(Refused::Proof("code")),
+                            (Proof::Credential(_), FactorData::Webauthn(w)) => {
+                                let open = w.registration.as_ref().ok_or(Refused::Attestation)?;
+                                if now >= open.expires_at {
+                                    return Err(Refused::Expired);
+                                }
+                                let party = services
+                                    .webauthn
+                                    .find(&factor.tenant, Some(&w.relying_party))
+                                    .ok_or(Refused::NoParty)?;
+                                let state = services
+                                    .seal
+                                    .open(&factor.tenant, &factor.id, &open.sealed_state)
+                                    .ok_or(Refused::Code(factors::CodeMiss::Unreadable))?;
+                                let attestation =
+                                    attestation.as_ref().ok_or(Refused::Attestation)?;
+                                let credential = party
+                                    .finish_registration(attestation, &state)
+                                    .map_err(|_| Refused::Attestation)?;
+                                if registered.contains(&credential.id) {
+                                    return Err(Refused::Duplicate);
+                                }
+                                let mut next = factor.clone();
+                                next.data = FactorData::Webauthn(WebauthnFactor {
+                                    relying_party: w.relying_party.clone(),
+                                    registration: None,
+                                    credential: Some(credential),
+                                });
+                                next
+                            }
+                            (_, FactorData::Totp(_)) => return Err(Refused::Proof("code")),
+                            (_, FactorData::Push(_)) => return Err(Refused::Proof("signature")),
+                            (_, FactorData::Webauthn(_)) => {
+                                return Err(Refused::Proof("credential"))
+                            }
                         };
                         next.status = FactorStatus::Verified;
                         next.updated_at = now;
@@ -346,9 +587,29 @@ impl Engine {
                 "the factor is verified already",
             )),
             Err(Refused::Code(miss)) => {
-                factors::count_code(FactorType::Totp.as_str(), Err(miss));
+                factors::count_code(proof_kind, Err(miss));
                 Err(Error::WrongCode)
             }
+            Err(Refused::Attestation) => {
+                factors::count_code(FactorType::Webauthn.as_str(), Err(factors::CodeMiss::Wrong));
+                Err(Error::invalid(
+                    "attestation_rejected",
+                    "the attestation does not answer this enrollment's registration",
+                ))
+            }
+            Err(Refused::Expired) => Err(Error::conflict(
+                "enrollment_expired",
+                "the registration has closed; delete the factor and enroll again",
+            )),
+            Err(Refused::PageToken) => Err(Error::FactorNotFound),
+            Err(Refused::Duplicate) => Err(Error::conflict(
+                "credential_already_registered",
+                "this credential is registered as another of the user's factors already",
+            )),
+            Err(Refused::NoParty) => Err(Error::conflict(
+                "unknown_relying_party",
+                "the factor's relying party is no longer configured for the tenant",
+            )),
             Err(Refused::Signature) => {
                 factors::count_code(FactorType::Push.as_str(), Err(factors::CodeMiss::Wrong));
                 Err(Error::WrongCode)
@@ -358,6 +619,54 @@ impl Engine {
                 format!("this factor is verified with {needed}"),
             )),
         }
+    }
+
+    /// The open registration of a WebAuthn factor, to the holder of its enrollment
+    /// page's token (no bearer token: the token is the capability); `FactorNotFound` to
+    /// anybody else, and once the factor is verified or the registration closed.
+    pub async fn enrollment_page(
+        &self,
+        id: FactorId,
+        token: &crate::model::AnswerToken,
+    ) -> Result<(Factor, serde_json::Value), Error> {
+        let factor = self
+            .blocking(move |store| store.factors().find_by_id(&id, FactorType::Webauthn))
+            .await?
+            .ok_or(Error::FactorNotFound)?;
+        let services = self.registry.services();
+        let open = match &factor.data {
+            FactorData::Webauthn(WebauthnFactor {
+                registration: Some(open),
+                ..
+            }) if factor.status == FactorStatus::Unverified => open,
+            _ => return Err(Error::FactorNotFound),
+        };
+        let presented = services.key.hash(token.expose());
+        let matches = crate::challenge::kinds::HashKey::matches(&presented, &open.page_token);
+        if !matches || services.clock.now_ms() >= open.expires_at {
+            return Err(Error::FactorNotFound);
+        }
+        let options = serde_json::from_str(&open.options).map_err(|_| Error::Internal)?;
+        Ok((factor, options))
+    }
+
+    /// Finishes a WebAuthn enrollment from its page: the page's token stands in for
+    /// the bearer token; a wrong one is `FactorNotFound`.
+    pub async fn finish_enrollment_page(
+        &self,
+        id: FactorId,
+        token: &crate::model::AnswerToken,
+        credential: serde_json::Value,
+    ) -> Result<Factor, Error> {
+        let (factor, _) = self.enrollment_page(id, token).await?;
+        self.finish_enrollment(
+            factor.tenant.clone(),
+            factor.user_id.to_string(),
+            id,
+            Proof::Credential(credential),
+            Some(token.clone()),
+        )
+        .await
     }
 
     /// Deletes one of the user's factors (`challenge:enrollment:delete`). Acknowledged
@@ -379,5 +688,14 @@ impl Engine {
         })
         .await?;
         self.durable().await
+    }
+}
+
+/// The factor type a proof is for (for metrics).
+fn kind_of(proof: &Proof) -> &'static str {
+    match proof {
+        Proof::Code(_) => FactorType::Totp.as_str(),
+        Proof::Signature(_) => FactorType::Push.as_str(),
+        Proof::Credential(_) => FactorType::Webauthn.as_str(),
     }
 }

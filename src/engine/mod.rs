@@ -96,6 +96,16 @@ impl Engine {
         &self.registry.services().base_url
     }
 
+    /// Origin of a challenge's answer page: the relying party's for a `webauthn`
+    /// challenge (the browser accepts its id there only), else [`Engine::base_url`].
+    pub fn page_origin(&self, c: &Challenge) -> String {
+        let services = self.registry.services();
+        c.webauthn()
+            .and_then(|plan| services.webauthn.find(&c.tenant, Some(&plan.relying_party)))
+            .map(|rp| rp.origin.as_str().trim_end_matches('/').to_string())
+            .unwrap_or_else(|| services.base_url.clone())
+    }
+
     /// Runs a store call on the blocking pool, never on an async worker.
     pub(super) async fn blocking<T, E>(
         &self,
@@ -227,6 +237,14 @@ impl Engine {
         if let Some(code) = &attempt.code {
             input::check_text("code", code, input::MAX_CODE)?;
         }
+        if let Some(raw) = &attempt.credential {
+            if crate::factors::webauthn::parse_assertion(raw).is_none() {
+                return Err(Error::invalid(
+                    "invalid_credential",
+                    "credential must be the JSON of a PublicKeyCredential from navigator.credentials.get",
+                ));
+            }
+        }
         if principal.is_none() && attempt.token.is_none() {
             return Err(Error::invalid(
                 "invalid_field",
@@ -250,6 +268,7 @@ impl Engine {
             allowed: true,
             on_behalf: false,
             device: None,
+            credential: None,
         };
         match token::verify(&self.registry.services().key, &view.actors, &attempt) {
             Ok(Verdict::Accepted { .. }) => Ok(view),

@@ -5,6 +5,7 @@
 //! - `totp.rs`: RFC 6238 codes, seeds, key URIs and QR codes.
 //! - `seal.rs`: the AEAD that keeps secrets (TOTP seeds) encrypted at rest.
 //! - `push.rs`: device keys (P-256), their signatures and the device's own JWT.
+//! - `webauthn.rs`: relying parties, registration and authentication ceremonies.
 //!
 //! The store (`store::factors`) keeps them, keyed by tenant and user; the engine
 //! (`engine::factors`) runs enrollment, and `challenge::kinds::totp` judges a challenge's
@@ -15,6 +16,7 @@
 pub mod push;
 pub mod seal;
 pub mod totp;
+pub mod webauthn;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +25,7 @@ use crate::metrics as m;
 use crate::model::{FactorId, TenantId};
 pub use seal::SealKey;
 
-/// Every factor type the model knows; `totp` and `push` can be enrolled on this build.
+/// Every factor type the model knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FactorType {
@@ -49,7 +51,7 @@ impl FactorType {
 
     /// Whether this build can enroll the type.
     pub fn enabled(self) -> bool {
-        matches!(self, FactorType::Totp | FactorType::Push)
+        true
     }
 }
 
@@ -92,6 +94,7 @@ impl Factor {
         match self.data {
             FactorData::Totp(_) => FactorType::Totp,
             FactorData::Push(_) => FactorType::Push,
+            FactorData::Webauthn(_) => FactorType::Webauthn,
         }
     }
 }
@@ -101,6 +104,7 @@ impl Factor {
 pub enum FactorData {
     Totp(TotpFactor),
     Push(push::PushFactor),
+    Webauthn(webauthn::WebauthnFactor),
 }
 
 /// A TOTP factor: its parameters, its sealed seed, and the last time step a code was

@@ -165,8 +165,24 @@ pub enum KindData {
     /// The delivery kinds (`email_otp`, `sms_otp`, `email_link`): how the challenge
     /// reaches its actors and where each delivery stands.
     Delivery(DeliveryPlan),
-    /// `totp`: the user's enrolled factor whose codes answer it.
+    /// `totp`, `push`: the user's enrolled factor that answers it.
     Factor(FactorId),
+    /// `webauthn`: the authentication ceremony it runs.
+    Webauthn(WebauthnPlan),
+}
+
+/// A `webauthn` challenge's ceremony, fixed at create: the relying party, the allowed
+/// credentials and the factors they belong to, the request options the client is
+/// given, and the relying-party crate's state that judges the assertion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebauthnPlan {
+    pub relying_party: Box<str>,
+    /// (factor, credential id) of every allowed credential.
+    pub credentials: Vec<(FactorId, Vec<u8>)>,
+    /// `{"publicKey": …}` for `navigator.credentials.get`, JSON text.
+    pub options: Box<str>,
+    /// The crate's `PasskeyAuthentication`, JSON text.
+    pub state: Box<str>,
 }
 
 /// The part of a challenge that the state machine (`challenge::state`) moves.
@@ -236,6 +252,13 @@ impl Challenge {
     pub fn factor(&self) -> Option<FactorId> {
         match &self.extras().kind {
             KindData::Factor(id) => Some(*id),
+            _ => None,
+        }
+    }
+    /// The authentication ceremony (`webauthn`).
+    pub fn webauthn(&self) -> Option<&WebauthnPlan> {
+        match &self.extras().kind {
+            KindData::Webauthn(plan) => Some(plan),
             _ => None,
         }
     }

@@ -9,7 +9,7 @@ pub mod policy;
 pub use challenge::{
     ActionPlan, ActionResult, ActionSet, ActionStatus, ActorDelivery, ActorRecord, Alphabet,
     Challenge, ChallengeType, DeliveryChannel, DeliveryPlan, DeliveryStatus, DetailField, Details,
-    Extras, HttpAction, Idempotency, KindData, Lifecycle, ResendMode, State,
+    Extras, HttpAction, Idempotency, KindData, Lifecycle, ResendMode, State, WebauthnPlan,
 };
 pub use configuration::{Properties, TenantConfig};
 pub use ids::{ActorId, AnswerToken, ChallengeId, EventId, FactorId, TenantId, TokenHash};

@@ -17,6 +17,8 @@
 //!   without changing the bytes.
 //! - 4: the records of [`v4`]: format 3 with the enrolled factor a challenge is
 //!   answered with (`totp`) at the end of its extras.
+//! - 5: the records of [`v5`]: format 4 with a `webauthn` challenge's ceremony at the
+//!   end of its extras.
 
 use serde::de::DeserializeOwned;
 
@@ -24,7 +26,7 @@ use crate::model::Challenge;
 
 use super::StoreError;
 
-pub const FORMAT_VERSION: u8 = 4;
+pub const FORMAT_VERSION: u8 = 5;
 
 /// The oldest format this build still reads.
 pub const OLDEST_READABLE: u8 = 1;
@@ -32,14 +34,15 @@ pub const OLDEST_READABLE: u8 = 1;
 pub fn encode(challenge: &Challenge) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(FORMAT_VERSION);
-    bincode::serialize_into(&mut out, &v4::ChallengeRecord::from(challenge))
+    bincode::serialize_into(&mut out, &v5::ChallengeRecord::from(challenge))
         .expect("a challenge always encodes");
     out
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Challenge, StoreError> {
     let record = match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => return read::<v4::ChallengeRecord>(rest)?.try_into(),
+        Some((&FORMAT_VERSION, rest)) => return read::<v5::ChallengeRecord>(rest)?.try_into(),
+        Some((&4, rest)) => return read::<v4::ChallengeRecord>(rest)?.try_into(),
         Some((&3, rest)) => read::<v3::ChallengeRecord>(rest)?,
         Some((&2, rest)) => read::<v2::ChallengeRecord>(rest)?,
         Some((&1, rest)) => read::<v1::ChallengeRecord>(rest)?.into(),
@@ -55,6 +58,120 @@ pub fn decode(bytes: &[u8]) -> Result<Challenge, StoreError> {
 
 fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     bincode::deserialize(bytes).map_err(|e| StoreError::Format(e.to_string()))
+}
+
+/// Format 5: format 4's records, and the ceremony of a `webauthn` challenge. As in
+/// format 4, the nested extras are written field by field before the new field.
+mod v5 {
+    use serde::{Deserialize, Serialize};
+
+    use super::{v3, v4};
+    use crate::clock::Millis;
+    use crate::model::{Challenge, FactorId, KindData, WebauthnPlan};
+    use crate::store::StoreError;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ChallengeRecord {
+        pub id: [u8; 16],
+        pub tenant: Box<str>,
+        pub kind: v3::ChallengeTypeRecord,
+        pub user_id: Box<str>,
+        pub actors: Vec<v3::ActorRecord>,
+        pub created_at: Millis,
+        pub life: v3::LifecycleRecord,
+        pub retention_ms: i64,
+        pub extras: Option<ExtrasRecord>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ExtrasRecord {
+        pub base: v4::ExtrasRecord,
+        pub webauthn: Option<WebauthnPlanRecord>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct WebauthnPlanRecord {
+        pub relying_party: Box<str>,
+        /// (factor id, credential id) of each allowed credential.
+        pub credentials: Vec<([u8; 16], Vec<u8>)>,
+        /// The request options, JSON text.
+        pub options: Box<str>,
+        /// The relying-party crate's authentication state, JSON text.
+        pub state: Box<str>,
+    }
+
+    impl From<&Challenge> for ChallengeRecord {
+        fn from(c: &Challenge) -> Self {
+            // Format 4's record has a place for everything but the ceremony.
+            let r = v4::ChallengeRecord::from(c);
+            ChallengeRecord {
+                id: r.id,
+                tenant: r.tenant,
+                kind: r.kind,
+                user_id: r.user_id,
+                actors: r.actors,
+                created_at: r.created_at,
+                life: r.life,
+                retention_ms: r.retention_ms,
+                extras: r.extras.map(|base| ExtrasRecord {
+                    base,
+                    webauthn: c.webauthn().map(|p| WebauthnPlanRecord {
+                        relying_party: p.relying_party.clone(),
+                        credentials: p
+                            .credentials
+                            .iter()
+                            .map(|(f, id)| (*f.as_bytes(), id.clone()))
+                            .collect(),
+                        options: p.options.clone(),
+                        state: p.state.clone(),
+                    }),
+                }),
+            }
+        }
+    }
+
+    impl TryFrom<ChallengeRecord> for Challenge {
+        type Error = StoreError;
+
+        fn try_from(r: ChallengeRecord) -> Result<Self, StoreError> {
+            let (base, webauthn) = match r.extras {
+                Some(e) => (Some(e.base), e.webauthn),
+                None => (None, None),
+            };
+            let mut challenge = Challenge::try_from(v4::ChallengeRecord {
+                id: r.id,
+                tenant: r.tenant,
+                kind: r.kind,
+                user_id: r.user_id,
+                actors: r.actors,
+                created_at: r.created_at,
+                life: r.life,
+                retention_ms: r.retention_ms,
+                extras: base,
+            })?;
+            if let Some(p) = webauthn {
+                let extras = challenge.extras.as_deref_mut().ok_or_else(|| {
+                    StoreError::Format("a ceremony outside a snapshot's extras".into())
+                })?;
+                if extras.kind != KindData::None {
+                    return Err(StoreError::Format(
+                        "a snapshot holds both a ceremony and another kind's plan".into(),
+                    ));
+                }
+                extras.kind = KindData::Webauthn(WebauthnPlan {
+                    relying_party: p.relying_party,
+                    credentials: p
+                        .credentials
+                        .into_iter()
+                        .map(|(f, id)| (FactorId::from_bytes(f), id))
+                        .collect(),
+                    options: p.options,
+                    state: p.state,
+                });
+            }
+            Ok(challenge)
+        }
+    }
 }
 
 /// Format 4: format 3's records, and the factor of a challenge answered with one. The
@@ -842,7 +959,7 @@ mod tests {
     fn a_snapshot_with_an_invalid_tenant_is_a_format_error() {
         let mut record = v3::ChallengeRecord::from(&sample());
         record.tenant = "a/b".into();
-        let mut bytes = vec![FORMAT_VERSION];
+        let mut bytes = vec![3];
         bincode::serialize_into(&mut bytes, &record).unwrap();
         assert!(matches!(decode(&bytes), Err(StoreError::Format(_))));
     }
@@ -930,20 +1047,80 @@ mod tests {
             assert_eq!(bytes[0], 4, "{name}");
             let decoded = decode(bytes).unwrap();
             assert_eq!(decoded, expected, "{name}");
+            let mut again = vec![4];
+            bincode::serialize_into(&mut again, &v4::ChallengeRecord::from(&decoded)).unwrap();
+            assert_eq!(again, bytes, "{name}");
+            // Format 5 writes format 4's fields first: a format-4 snapshot is format 5's
+            // with no ceremony at the end.
+            let current = encode(&decoded);
+            assert_eq!(current[0], FORMAT_VERSION, "{name}");
+            assert_eq!(decode(&current).unwrap(), decoded, "{name}");
+        }
+    }
+
+    const FORMAT_5_FIXTURES: [(&str, &[u8]); 1] = [(
+        "webauthn",
+        include_bytes!("../../tests/fixtures/snapshot-format-5-webauthn.bin"),
+    )];
+
+    #[test]
+    fn format_5_snapshots_decode_and_encode_to_the_same_bytes() {
+        for (name, bytes) in FORMAT_5_FIXTURES {
+            assert_eq!(bytes[0], 5, "{name}");
+            let decoded = decode(bytes).unwrap();
+            assert_eq!(decoded, webauthn_fixture_challenge(), "{name}");
             assert_eq!(encode(&decoded), bytes, "{name}");
         }
     }
 
-    /// A `push` challenge needs no format of its own: its factor and its details are
-    /// what format 4 already keeps.
+    /// Writes the format-5 fixture once, when the format is introduced:
+    /// `cargo test --lib write_format_5_fixture -- --ignored`.
     #[test]
-    fn a_push_challenge_round_trips_in_format_4() {
+    #[ignore]
+    fn write_format_5_fixture() {
+        std::fs::write(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/snapshot-format-5-webauthn.bin"
+            ),
+            encode(&webauthn_fixture_challenge()),
+        )
+        .unwrap();
+    }
+
+    /// A `webauthn` challenge (format 5 on): its ceremony in the extras.
+    fn webauthn_fixture_challenge() -> Challenge {
+        let mut c = totp_fixture_challenge();
+        c.kind = ChallengeType::Webauthn;
+        c.extras.as_mut().unwrap().kind = KindData::Webauthn(crate::model::WebauthnPlan {
+            relying_party: "localhost".into(),
+            credentials: vec![(FactorId::from_bytes([20; 16]), vec![21, 22, 23])],
+            options: r#"{"publicKey":{"challenge":"AAAA","rpId":"localhost"}}"#.into(),
+            state: r#"{"ast":{}}"#.into(),
+        });
+        c
+    }
+
+    #[test]
+    fn a_ceremony_beside_a_factor_is_a_format_error() {
+        let c = webauthn_fixture_challenge();
+        let mut record = v5::ChallengeRecord::from(&c);
+        record.extras.as_mut().unwrap().base.factor = Some([1; 16]);
+        let mut bytes = vec![5];
+        bincode::serialize_into(&mut bytes, &record).unwrap();
+        assert!(matches!(decode(&bytes), Err(StoreError::Format(_))));
+    }
+
+    /// A `push` challenge needs no format of its own: its factor and its details are
+    /// what format 4 already keeps (and format 5 after it).
+    #[test]
+    fn a_push_challenge_round_trips() {
         let mut c = totp_fixture_challenge();
         c.kind = ChallengeType::Push;
         c.extras.as_mut().unwrap().details =
             Some(r#"{"message":"Approve login?","fields":[{"label":"IP","value":"x"}]}"#.into());
         let bytes = encode(&c);
-        assert_eq!(bytes[0], 4);
+        assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode(&bytes).unwrap(), c);
     }
 
@@ -952,7 +1129,7 @@ mod tests {
         let mut c = fixture_challenges()[1].1.clone();
         let mut record = v4::ChallengeRecord::from(&c);
         record.extras.as_mut().unwrap().factor = Some([1; 16]);
-        let mut bytes = vec![FORMAT_VERSION];
+        let mut bytes = vec![4];
         bincode::serialize_into(&mut bytes, &record).unwrap();
         assert!(matches!(decode(&bytes), Err(StoreError::Format(_))));
         c.extras.as_mut().unwrap().kind = KindData::Factor(FactorId::from_bytes([1; 16]));

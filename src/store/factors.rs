@@ -7,8 +7,9 @@
 //! two writers that read the same record exactly one wins; durable once
 //! [`SnapshotStore::durable`](super::SnapshotStore::durable) returns.
 //!
-//! Push factors are also found by id alone (a device names only its factor): the
-//! `factor_ids` tree maps a push factor's id to its key. The index entry is written
+//! Push and WebAuthn factors are also found by id alone (a device names only its
+//! factor; an enrollment page only its factor and its token): the `factor_ids` tree
+//! maps such a factor's id to its key. The index entry is written
 //! before the factor and removed after it, so an entry without its factor may exist
 //! (and finds nothing), never a push factor without its entry.
 
@@ -36,6 +37,15 @@ impl FactorStore {
 
     /// A push factor, by its id alone.
     pub fn find_push(&self, id: &FactorId) -> Result<Option<Factor>, StoreError> {
+        self.find_by_id(id, crate::factors::FactorType::Push)
+    }
+
+    /// A factor of `kind` that is indexed by id (push, webauthn), by its id alone.
+    pub fn find_by_id(
+        &self,
+        id: &FactorId,
+        kind: crate::factors::FactorType,
+    ) -> Result<Option<Factor>, StoreError> {
         let Some(key) = self.ids.get(id.as_bytes())? else {
             return Ok(None);
         };
@@ -43,7 +53,7 @@ impl FactorStore {
             .get(key)?
             .map(|bytes| decode(&bytes))
             .transpose()
-            .map(|found| found.filter(|f| f.id == *id))
+            .map(|found| found.filter(|f| f.id == *id && f.kind() == kind))
     }
 
     pub fn get(
@@ -61,7 +71,7 @@ impl FactorStore {
     /// Stores a new factor; [`WriteError::Exists`] if its id is taken.
     pub fn insert(&self, factor: &Factor) -> Result<(), WriteError> {
         let key = key(&factor.tenant, &factor.user_id, &factor.id);
-        if factor.kind() == crate::factors::FactorType::Push {
+        if factor.kind() != crate::factors::FactorType::Totp {
             self.ids
                 .compare_and_swap(factor.id.as_bytes(), None::<&[u8]>, Some(key.as_slice()))?
                 .map_err(|_| WriteError::Exists)?;
@@ -194,8 +204,9 @@ mod v1 {
     use crate::clock::Millis;
     use crate::factors::push::{Platform, PushFactor};
     use crate::factors::totp::{Algorithm, Params};
+    use crate::factors::webauthn::{PendingRegistration, StoredCredential, WebauthnFactor};
     use crate::factors::{Factor, FactorData, FactorStatus, TotpFactor};
-    use crate::model::{FactorId, TenantId};
+    use crate::model::{FactorId, TenantId, TokenHash};
     use crate::store::StoreError;
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,12 +228,41 @@ mod v1 {
         Verified = 1,
     }
 
-    /// Variant 0: `Totp`, 1: `Push`. New types go after them, in the order they are
-    /// added.
+    /// Variant 0: `Totp`, 1: `Push`, 2: `Webauthn`. New types go after them, in the
+    /// order they are added.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub enum DataRecord {
         Totp(TotpRecord),
         Push(PushRecord),
+        Webauthn(WebauthnRecord),
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct WebauthnRecord {
+        pub relying_party: Box<str>,
+        pub registration: Option<RegistrationRecord>,
+        pub credential: Option<CredentialRecord>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct RegistrationRecord {
+        /// The creation options sent to the client (not secret).
+        pub options: Box<str>,
+        /// nonce ‖ AES-256-GCM ciphertext ‖ tag of the ceremony state.
+        pub sealed_state: Vec<u8>,
+        /// HMAC-SHA256 of the enrollment page's token.
+        pub page_token: [u8; 32],
+        pub expires_at: Millis,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct CredentialRecord {
+        pub id: Vec<u8>,
+        /// The relying-party crate's `Passkey`, JSON (public key, counter, flags).
+        pub passkey: Box<str>,
+        pub counter: u32,
+        pub backup_eligible: bool,
+        pub backup_state: bool,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -290,6 +330,22 @@ mod v1 {
                             Platform::None => PlatformRecord::None,
                         },
                     }),
+                    FactorData::Webauthn(w) => DataRecord::Webauthn(WebauthnRecord {
+                        relying_party: w.relying_party.clone(),
+                        registration: w.registration.as_ref().map(|r| RegistrationRecord {
+                            options: r.options.clone(),
+                            sealed_state: r.sealed_state.clone(),
+                            page_token: r.page_token.0,
+                            expires_at: r.expires_at,
+                        }),
+                        credential: w.credential.as_ref().map(|c| CredentialRecord {
+                            id: c.id.clone(),
+                            passkey: c.passkey.clone(),
+                            counter: c.counter,
+                            backup_eligible: c.backup_eligible,
+                            backup_state: c.backup_state,
+                        }),
+                    }),
                 },
             }
         }
@@ -327,6 +383,22 @@ mod v1 {
                         PlatformRecord::Webhook => Platform::Webhook,
                         PlatformRecord::None => Platform::None,
                     },
+                }),
+                DataRecord::Webauthn(w) => FactorData::Webauthn(WebauthnFactor {
+                    relying_party: w.relying_party,
+                    registration: w.registration.map(|r| PendingRegistration {
+                        options: r.options,
+                        sealed_state: r.sealed_state,
+                        page_token: TokenHash(r.page_token),
+                        expires_at: r.expires_at,
+                    }),
+                    credential: w.credential.map(|c| StoredCredential {
+                        id: c.id,
+                        passkey: c.passkey,
+                        counter: c.counter,
+                        backup_eligible: c.backup_eligible,
+                        backup_state: c.backup_state,
+                    }),
                 }),
             };
             Ok(Factor {
@@ -381,6 +453,42 @@ mod tests {
                 last_step: Some(9),
             }),
         }
+    }
+
+    #[test]
+    fn a_webauthn_factor_round_trips_and_is_found_by_its_id_alone() {
+        use crate::factors::webauthn::{PendingRegistration, StoredCredential, WebauthnFactor};
+        use crate::factors::FactorType;
+        let (_dir, store) = store();
+        let mut f = factor("acme", "alice");
+        f.data = FactorData::Webauthn(WebauthnFactor {
+            relying_party: "localhost".into(),
+            registration: Some(PendingRegistration {
+                options: r#"{"publicKey":{}}"#.into(),
+                sealed_state: vec![4, 5, 6],
+                page_token: crate::model::TokenHash([7; 32]),
+                expires_at: 99,
+            }),
+            credential: Some(StoredCredential {
+                id: vec![1, 2],
+                passkey: "{}".into(),
+                counter: 3,
+                backup_eligible: true,
+                backup_state: false,
+            }),
+        });
+        store.insert(&f).unwrap();
+        assert_eq!(
+            store.get(&f.tenant, "alice", &f.id).unwrap(),
+            Some(f.clone())
+        );
+        assert_eq!(
+            store.find_by_id(&f.id, FactorType::Webauthn).unwrap(),
+            Some(f.clone())
+        );
+        assert_eq!(store.find_push(&f.id).unwrap(), None);
+        store.remove(&f.tenant, "alice", &f.id).unwrap();
+        assert_eq!(store.find_by_id(&f.id, FactorType::Webauthn).unwrap(), None);
     }
 
     #[test]

@@ -618,6 +618,7 @@ mod tests {
             allowed: true,
             on_behalf: false,
             device: None,
+            credential: None,
         }
     }
 
@@ -670,6 +671,7 @@ mod tests {
             allowed: true,
             on_behalf: false,
             device: None,
+            credential: None,
         };
         let answered = registry
             .send(Some(&tenant), &id, Answer(attempt.clone()))

@@ -192,10 +192,10 @@ async fn bad_create_requests_are_refused_with_codes_and_create_nothing() {
             "field_too_long",
         ),
         (
-            "type not enabled",
+            "webauthn without a verified factor",
             json!({"type": "webauthn", "user_id": "u"}),
-            400,
-            "type_not_enabled",
+            409,
+            "factor_not_verified",
         ),
         (
             "unknown policy",

@@ -473,10 +473,34 @@ async fn every_bad_enrollment_is_refused_with_its_code_and_nothing_is_stored() {
             "colour",
         ),
         (
-            json!({"type": "webauthn"}),
+            json!({"type": "webauthn", "relying_party_id": "nowhere.example"}),
             400,
-            "type_not_enabled",
-            "webauthn",
+            "unknown_relying_party",
+            "relying_party_id",
+        ),
+        (
+            json!({"type": "webauthn", "digits": 6}),
+            400,
+            "invalid_field",
+            "digits",
+        ),
+        (
+            json!({"type": "webauthn", "public_key": "AAAA"}),
+            400,
+            "invalid_field",
+            "public_key",
+        ),
+        (
+            json!({"type": "totp", "relying_party_id": "localhost"}),
+            400,
+            "invalid_field",
+            "relying_party_id",
+        ),
+        (
+            json!({"type": "webauthn", "relying_party_id": 7}),
+            400,
+            "invalid_field",
+            "",
         ),
         (json!({"type": "push"}), 400, "invalid_field", "public_key"),
         (

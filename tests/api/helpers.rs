@@ -40,12 +40,19 @@ impl TestServer {
 
     /// Starts with the development settings changed by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestServer {
+        Self::start_on_port(|settings, _| tweak(settings)).await
+    }
+
+    /// Starts with the settings changed by `tweak`, which is told the port the server
+    /// will listen on (for settings that name the server's own origin).
+    pub async fn start_on_port(tweak: impl FnOnce(&mut Settings, u16)) -> TestServer {
         let data = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings::development();
         settings.storage.data_dir = data.path().to_path_buf();
         settings.server.workers = 2;
-        tweak(&mut settings);
-        let (handle, thread, port, metrics_port) = spawn(settings.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        tweak(&mut settings, listener.local_addr().unwrap().port());
+        let (handle, thread, port, metrics_port) = spawn(settings.clone(), listener);
         let server = TestServer {
             base: format!("http://127.0.0.1:{port}"),
             metrics_base: metrics_port.map(|p| format!("http://127.0.0.1:{p}")),
@@ -163,8 +170,10 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(settings: Settings) -> (ServerHandle, std::thread::JoinHandle<()>, u16, Option<u16>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+fn spawn(
+    settings: Settings,
+    listener: TcpListener,
+) -> (ServerHandle, std::thread::JoinHandle<()>, u16, Option<u16>) {
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {

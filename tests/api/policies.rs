@@ -908,8 +908,8 @@ async fn a_challenge_takes_its_defaults_and_bounds_from_its_policy() {
         ),
         (
             json!({"policy": "app", "user_id": "u"}),
-            400,
-            "type_not_enabled",
+            409,
+            "factor_not_verified",
         ),
         (
             json!({"policy": "Login!", "user_id": "u"}),

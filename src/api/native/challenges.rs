@@ -71,7 +71,7 @@ pub async fn create(
     }
     let tokens = &created.answer_tokens;
     let mut dto = ChallengeDto::new(&created.view, Some(tokens));
-    let base = state.engine.base_url();
+    let base = state.engine.page_origin(&created.view);
     for (actor, token) in dto.actors.iter_mut().zip(tokens) {
         actor.answer_url = Some(format!("{base}/c/{}?t={}", dto.id, token.expose()));
     }
@@ -159,7 +159,7 @@ pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, ApiErr
     params(("id" = String, Path)), request_body = AnswerRequest,
     responses((status = 200, description = "a bearer caller gets the challenge; an anonymous one only its id, state, answered_at and its own actor id",
             body = AnswerResponse),
-        (status = 400, description = "wrong_answer (with attempts_left), answer_rejected (anonymous), invalid input", body = ErrorBody),
+        (status = 400, description = "wrong_answer (with attempts_left), answer_rejected (anonymous), invalid_credential, credential_required (webauthn), invalid input", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "already_answered, expired, cancelled, failed", body = ErrorBody),
         (status = 429, body = ErrorBody)),
@@ -221,6 +221,7 @@ async fn answer_as(
         allowed: request.allowed.unwrap_or(true),
         on_behalf: principal.is_some(),
         device: None,
+        credential: request.credential,
     };
     Ok(state
         .engine

@@ -275,6 +275,11 @@ pub struct AnswerRequest {
     pub code: Option<String>,
     /// Which actor answers (bearer callers with several actors).
     pub actor_id: Option<String>,
+    /// `webauthn`: the assertion, the `PublicKeyCredential` that
+    /// `navigator.credentials.get` returned as JSON (`toJSON()`: binary fields
+    /// base64url), as an object or serialised into a string.
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -315,7 +320,8 @@ pub struct ActorDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer_token: Option<String>,
     /// Only in the create response: a page where this actor approves or declines
-    /// (`{server.public_base_url}/c/{id}?t={answer_token}`).
+    /// (`{server.public_base_url}/c/{id}?t={answer_token}`; for `webauthn`, on the
+    /// relying party's origin, where the browser runs the ceremony).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer_url: Option<String>,
 }
@@ -359,6 +365,21 @@ pub struct ChallengeDto {
     pub resends_left: Option<u32>,
     /// The policy and version the challenge was created from.
     pub policy: Option<PolicyRef>,
+    /// `webauthn` only: the ceremony to run in the user's browser.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<WebauthnChallengeView>,
+}
+
+/// A `webauthn` challenge's authentication ceremony.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebauthnChallengeView {
+    pub relying_party_id: String,
+    /// The factors whose credentials may answer it.
+    pub factor_ids: Vec<String>,
+    /// `{"publicKey": …}`: the PublicKeyCredentialRequestOptions (binary fields
+    /// base64url) for `navigator.credentials.get`.
+    #[schema(value_type = Object)]
+    pub request_options: serde_json::Value,
 }
 
 /// What an anonymous answerer (the holder of an answer token) is told about the
@@ -475,6 +496,15 @@ impl ChallengeDto {
                 .delivery()
                 .map(|p| p.max_resends.saturating_sub(p.resends)),
             policy: c.policy().cloned(),
+            webauthn: c.webauthn().map(|plan| WebauthnChallengeView {
+                relying_party_id: plan.relying_party.to_string(),
+                factor_ids: plan
+                    .credentials
+                    .iter()
+                    .map(|(f, _)| f.to_string())
+                    .collect(),
+                request_options: serde_json::from_str(&plan.options).unwrap_or_default(),
+            }),
         }
     }
 }

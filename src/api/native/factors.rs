@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::dto::rfc3339;
 use crate::api::error::ErrorBody;
 use crate::api::{authenticate, json_body, parse_json, query, ApiError, State};
-use crate::engine::factors::{EnrollRequest, Proof, PushOptions, TotpOptions};
+use crate::engine::factors::{EnrollRequest, Proof, PushOptions, TotpOptions, WebauthnOptions};
 use crate::engine::Error;
 use crate::factors::push::Platform;
 use crate::factors::totp::Algorithm;
@@ -24,7 +24,7 @@ pub const MAX_PAGE_SIZE: usize = 1000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollFactor {
-    /// `totp` or `push`; `webauthn` answers `type_not_enabled` on this server.
+    /// `totp`, `webauthn` or `push`.
     #[serde(rename = "type")]
     pub kind: String,
     /// 1–64 characters; default: the type's name.
@@ -43,6 +43,9 @@ pub struct EnrollFactor {
     pub public_key: Option<String>,
     /// Push: how the device hears of new challenges; default `{"platform": "none"}`.
     pub notification: Option<NotificationConfig>,
+    /// WebAuthn: one of the tenant's relying parties (`[webauthn]` config); default the
+    /// tenant's first.
+    pub relying_party_id: Option<String>,
 }
 
 /// A push factor's notification config.
@@ -63,6 +66,46 @@ pub struct VerifyFactor {
     /// Push: base64url of the device's DER ECDSA-P256-SHA256 signature of the UTF-8
     /// text `verify.` followed by the factor id.
     pub signature: Option<String>,
+    /// WebAuthn: the attestation, the `PublicKeyCredential` that
+    /// `navigator.credentials.create` returned as JSON (`toJSON()`: binary fields
+    /// base64url), as an object or serialised into a string.
+    #[schema(value_type = Option<Object>)]
+    pub credential: Option<serde_json::Value>,
+}
+
+/// A WebAuthn factor's relying party and, once verified, its credential (all public).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebauthnView {
+    pub relying_party_id: String,
+    /// `null` until the enrollment is verified.
+    pub credential: Option<CredentialView>,
+}
+
+/// A registered WebAuthn credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialView {
+    /// The credential id, base64url (unpadded).
+    pub id: String,
+    /// The last signature counter accepted (0: the authenticator keeps none).
+    pub sign_count: u32,
+    /// The credential may be synced or backed up (a passkey).
+    pub backup_eligible: bool,
+    /// The credential is backed up or synced now.
+    pub backup_state: bool,
+}
+
+/// A WebAuthn enrollment's open registration, in the enrollment response only.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationView {
+    /// `{"publicKey": …}`: the PublicKeyCredentialCreationOptions (binary fields
+    /// base64url) for `navigator.credentials.create`.
+    #[schema(value_type = Object)]
+    pub creation_options: serde_json::Value,
+    /// The enrollment page on the relying party's origin, with its one-time token:
+    /// it runs the ceremony in the user's browser and finishes the enrollment.
+    pub enrollment_url: String,
+    /// When the registration (and the page's token) closes.
+    pub expires_at: String,
 }
 
 /// A push factor's device (never anything secret: the key is public).
@@ -99,6 +142,11 @@ pub struct FactorDto {
     pub totp: Option<TotpView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<PushView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webauthn: Option<WebauthnView>,
+    /// Enrollment response only (WebAuthn): the registration to answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration: Option<RegistrationView>,
     /// Enrollment response only: the seed, base32 (RFC 4648, unpadded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -112,6 +160,21 @@ pub struct FactorDto {
 
 impl FactorDto {
     pub fn new(f: &Factor) -> Self {
+        let webauthn = match &f.data {
+            FactorData::Webauthn(w) => Some(WebauthnView {
+                relying_party_id: w.relying_party.to_string(),
+                credential: w.credential.as_ref().map(|c| CredentialView {
+                    id: base64::Engine::encode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        &c.id,
+                    ),
+                    sign_count: c.counter,
+                    backup_eligible: c.backup_eligible,
+                    backup_state: c.backup_state,
+                }),
+            }),
+            _ => None,
+        };
         let (totp, push) = match &f.data {
             FactorData::Totp(totp) => (
                 Some(TotpView {
@@ -129,6 +192,7 @@ impl FactorDto {
                     platform: device.platform,
                 }),
             ),
+            FactorData::Webauthn(_) => (None, None),
         };
         FactorDto {
             id: f.id.to_string(),
@@ -141,6 +205,8 @@ impl FactorDto {
             last_used_at: f.last_used_at.map(rfc3339),
             totp,
             push,
+            webauthn,
+            registration: None,
             secret: None,
             otpauth_uri: None,
             qr_svg: None,
@@ -171,11 +237,12 @@ fn factor_id(raw: &str) -> Result<FactorId, ApiError> {
     FactorId::parse(raw).ok_or(Error::FactorNotFound.into())
 }
 
-/// Enroll a factor; its secret is in this response only.
+/// Enroll a factor; its secret (TOTP) or its registration (WebAuthn) is in this
+/// response only.
 #[utoipa::path(post, path = "/api/v1/users/{user_id}/factors", tag = "factors",
     params(("user_id" = String, Path)), request_body = EnrollFactor,
-    responses((status = 201, description = "enrolled, unverified; secret, otpauth_uri and qr_svg appear here only", body = FactorDto),
-        (status = 400, description = "invalid_field, invalid_public_key, out_of_range, type_not_enabled", body = ErrorBody),
+    responses((status = 201, description = "enrolled, unverified; secret, otpauth_uri, qr_svg and registration appear here only", body = FactorDto),
+        (status = 400, description = "invalid_field, invalid_public_key, out_of_range, unknown_relying_party", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
     security(("bearer" = ["challenge:enrollment:post"])))]
 pub async fn enroll(
@@ -201,6 +268,9 @@ pub async fn enroll(
             public_key: request.public_key,
             platform: request.notification.map(|n| n.platform),
         },
+        webauthn: WebauthnOptions {
+            relying_party_id: request.relying_party_id,
+        },
     };
     let enrolled = state
         .engine
@@ -211,6 +281,13 @@ pub async fn enroll(
         dto.secret = Some(secret.secret.to_string());
         dto.otpauth_uri = Some(secret.otpauth_uri.to_string());
         dto.qr_svg = Some(secret.qr_svg.to_string());
+    }
+    if let Some(ceremony) = enrolled.ceremony {
+        dto.registration = Some(RegistrationView {
+            creation_options: ceremony.options,
+            enrollment_url: ceremony.page_url,
+            expires_at: rfc3339(ceremony.expires_at),
+        });
     }
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
@@ -267,14 +344,15 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(FactorDto::new(&factor)))
 }
 
-/// Finish an enrollment with a current code: `verified`.
+/// Finish an enrollment with a current code (TOTP), the device's signature (push) or
+/// the attestation (WebAuthn): `verified`.
 #[utoipa::path(post, path = "/api/v1/users/{user_id}/factors/{factor_id}/verify", tag = "factors",
     params(("user_id" = String, Path), ("factor_id" = String, Path)), request_body = VerifyFactor,
     responses((status = 200, description = "verified", body = FactorDto),
-        (status = 400, description = "wrong_answer (the factor stays unverified), invalid_field", body = ErrorBody),
+        (status = 400, description = "wrong_answer, attestation_rejected (the factor stays unverified), invalid_field, invalid_credential", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, description = "factor_not_found", body = ErrorBody),
-        (status = 409, description = "factor_already_verified", body = ErrorBody)),
+        (status = 409, description = "factor_already_verified, enrollment_expired, credential_already_registered", body = ErrorBody)),
     security(("bearer" = ["challenge:enrollment:post"])))]
 pub async fn verify(
     req: HttpRequest,
@@ -285,13 +363,14 @@ pub async fn verify(
     let principal = authenticate(&req, &state)?;
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
     let request: VerifyFactor = parse_json(&body)?;
-    let proof = match (request.code, request.signature) {
-        (Some(code), None) => Proof::Code(code),
-        (None, Some(signature)) => Proof::Signature(signature),
+    let proof = match (request.code, request.signature, request.credential) {
+        (Some(code), None, None) => Proof::Code(code),
+        (None, Some(signature), None) => Proof::Signature(signature),
+        (None, None, Some(credential)) => Proof::Credential(credential),
         _ => {
             return Err(ApiError::invalid(
                 "invalid_field",
-                "give code (totp) or signature (push)",
+                "give code (totp), signature (push) or credential (webauthn)",
             ))
         }
     };

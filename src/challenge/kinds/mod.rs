@@ -15,6 +15,7 @@ pub mod link;
 pub mod push;
 pub mod token;
 pub mod totp;
+pub mod webauthn;
 
 use std::sync::Arc;
 
@@ -95,6 +96,13 @@ pub trait Kind: Sync {
         Ok(Secrets::AnswerTokens(tokens))
     }
 
+    /// The factor type whose verified factors answer a challenge of this kind that
+    /// names none: the engine reads the user's factors for [`Kind::plan`]
+    /// ([`PlanContext::user_factors`]).
+    fn user_factors(&self) -> Option<crate::factors::FactorType> {
+        None
+    }
+
     /// What the kind announces of a new challenge once it is durable: the body the
     /// server POSTs to the push gateway (`[push] gateway_url`), if any. `factor` is the
     /// one the challenge names.
@@ -140,7 +148,7 @@ pub fn of(kind: ChallengeType) -> Option<&'static dyn Kind> {
         ChallengeType::EmailLink => Some(&link::EmailLink),
         ChallengeType::Totp => Some(&totp::Totp),
         ChallengeType::Push => Some(&push::Push),
-        ChallengeType::Webauthn => None,
+        ChallengeType::Webauthn => Some(&webauthn::Webauthn),
     }
 }
 
@@ -212,6 +220,10 @@ pub struct PlanContext<'a> {
     pub now: Millis,
     /// The user's factor the request names (`factor_id`), if it exists.
     pub factor: Option<&'a crate::factors::Factor>,
+    /// The user's factors of the kind's [`Kind::user_factors`] type, when the request
+    /// names none; empty otherwise.
+    pub user_factors: &'a [crate::factors::Factor],
+    pub tenant: &'a crate::model::TenantId,
 }
 
 /// The kind's part of a new challenge record.
@@ -272,10 +284,8 @@ mod tests {
             }
             assert_eq!(rules.accepts(Field::Actions), actions, "{kind:?}");
         }
-        assert!(
-            of(ChallengeType::Webauthn).is_none(),
-            "webauthn is not enabled"
-        );
+        let webauthn = of(ChallengeType::Webauthn).expect("enabled");
+        assert!(webauthn.accepts(Field::Factor) && !webauthn.accepts(Field::Recipient));
         let push = of(ChallengeType::Push).expect("enabled");
         assert!(push.accepts(Field::Factor) && !push.accepts(Field::Recipient));
     }

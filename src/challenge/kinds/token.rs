@@ -30,6 +30,9 @@ pub fn judge(
     if attempt.code.is_some() {
         return Err(AttemptError::CodeNotAccepted);
     }
+    if attempt.credential.is_some() {
+        return Err(AttemptError::CredentialNotAccepted);
+    }
     verify(key, &challenge.actors, attempt)
 }
 
@@ -46,6 +49,9 @@ pub struct Attempt {
     /// A device's signed decision (`push`); the device was authenticated by its own
     /// token, and the engine checked the challenge is its own.
     pub device: Option<DeviceProof>,
+    /// A WebAuthn assertion (`webauthn`): the JSON `navigator.credentials.get`
+    /// returned, as the client sent it.
+    pub credential: Option<serde_json::Value>,
 }
 
 /// What a device presents to answer a push challenge.
@@ -71,6 +77,10 @@ pub enum AttemptError {
     DeviceRequired,
     /// A device's signature that is not its key's signature of the decision.
     BadSignature,
+    /// A `webauthn` challenge answered without an assertion.
+    CredentialRequired,
+    /// An assertion presented to a challenge that is not answered with one.
+    CredentialNotAccepted,
 }
 
 /// Issues one actor record and one token per actor user id.
@@ -158,6 +168,7 @@ mod tests {
             allowed: true,
             on_behalf,
             device: None,
+            credential: None,
         }
     }
 
