@@ -835,7 +835,8 @@ async fn no_page_token_or_plain_ceremony_state_is_in_the_data_directory() {
             "page token in {path:?}"
         );
         // The options (with their challenge) are kept in clear for the page; the
-        // crate's state names the challenge too, and is sealed: the challenge appears
+        // crate's state names the challenge too, and is sealed: in each file (sled's,
+        // or the write-ahead log's, which holds the same record) the challenge appears
         // once, in the options, and not a second time in a plain state.
         let seen = bytes
             .windows(challenge.len())
@@ -844,7 +845,7 @@ async fn no_page_token_or_plain_ceremony_state_is_in_the_data_directory() {
         assert!(seen <= 1, "the challenge {seen} times in {path:?}");
         total += seen;
     }
-    assert_eq!(total, 1, "the options are stored, once");
+    assert!(total >= 1, "the options are stored");
 }
 
 /// A cloned authenticator: two copies of one credential with the same counter. The
