@@ -36,6 +36,38 @@ pub struct Settings {
     pub totp: TotpSettings,
     pub metrics: MetricsSettings,
     pub push: PushSettings,
+    #[serde(default)]
+    pub compat: CompatSettings,
+}
+
+/// The vendor faces; see `[compat.*]` in `config/default.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSettings {
+    #[serde(default)]
+    pub twilio: TwilioSettings,
+}
+
+/// The Twilio Verify face (`/v2/…`): which accounts may call it, and their tenants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    #[serde(default)]
+    pub accounts: Vec<TwilioAccount>,
+}
+
+/// One `[[compat.twilio.accounts]]`: HTTP Basic `account_sid:auth_token` maps to
+/// `tenant`. The token is given plain (`auth_token`, which also signs the account's
+/// webhooks) or as the hex SHA-256 of it (`auth_token_sha256`, then no webhooks).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioAccount {
+    pub account_sid: String,
+    #[serde(default)]
+    pub auth_token: Secret,
+    #[serde(default)]
+    pub auth_token_sha256: String,
+    pub tenant: String,
 }
 
 /// Push factors; see `[push]` in `config/default.toml`.
@@ -496,9 +528,62 @@ impl Settings {
         }
         // Algorithms and key material are checked when the verifier is built
         // (auth::jwt::Verifier::from_settings), which names the key by its kid.
+        self.validate_twilio()?;
         self.validate_email()?;
         self.validate_sms()?;
         self.validate_webhooks()
+    }
+
+    fn validate_twilio(&self) -> Result<(), ConfigError> {
+        let accounts = &self.compat.twilio.accounts;
+        for (i, a) in accounts.iter().enumerate() {
+            let sid_ok = a.account_sid.len() == 34
+                && a.account_sid.starts_with("AC")
+                && a.account_sid[2..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !sid_ok {
+                return invalid(
+                    "compat.twilio.accounts.account_sid",
+                    "must be AC followed by 32 lower-case hex digits",
+                );
+            }
+            if accounts[..i].iter().any(|b| b.account_sid == a.account_sid) {
+                return invalid(
+                    "compat.twilio.accounts.account_sid",
+                    &format!("{} is listed twice", a.account_sid),
+                );
+            }
+            match (a.auth_token.is_empty(), a.auth_token_sha256.is_empty()) {
+                (false, true) => {}
+                (true, false) => {
+                    let ok = a.auth_token_sha256.len() == 64
+                        && hex::decode(&a.auth_token_sha256).is_ok();
+                    if !ok {
+                        return invalid(
+                            "compat.twilio.accounts.auth_token_sha256",
+                            "must be 64 hex characters (the SHA-256 of the auth token)",
+                        );
+                    }
+                }
+                _ => {
+                    return invalid(
+                        "compat.twilio.accounts.auth_token",
+                        &format!(
+                            "{}: give exactly one of auth_token and auth_token_sha256",
+                            a.account_sid
+                        ),
+                    )
+                }
+            }
+            if crate::model::TenantId::parse(&a.tenant).is_none() {
+                return invalid(
+                    "compat.twilio.accounts.tenant",
+                    "must be 1-64 of A-Z a-z 0-9 . _ -",
+                );
+            }
+        }
+        Ok(())
     }
 
     fn validate_email(&self) -> Result<(), ConfigError> {

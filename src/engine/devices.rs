@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::{Engine, Error, View};
 use crate::challenge::kinds::push::Decision;
-use crate::challenge::kinds::token::{Attempt, DeviceProof};
+use crate::challenge::kinds::token::{Attempt, DeviceProof, Signed};
 use crate::challenge::messages::Answer;
 use crate::factors::push::{self, TokenRefusal};
 use crate::factors::{FactorData, FactorStatus};
@@ -59,6 +59,33 @@ impl Engine {
         })
     }
 
+    /// The device of one of the user's push factors, for a face whose callers answer for
+    /// the device with the account's own credentials (`challenge:answer`): the factor
+    /// must be a verified push factor of `user_id` in the principal's tenant.
+    pub async fn device_of(
+        &self,
+        principal: &crate::auth::Principal,
+        user_id: String,
+        factor_id: FactorId,
+    ) -> Result<Device, Error> {
+        super::authorize(principal, crate::auth::Scope::Answer)?;
+        let factor = self.find_factor(principal, user_id, factor_id).await?;
+        if !matches!(factor.data, FactorData::Push(_)) {
+            return Err(Error::FactorNotFound);
+        }
+        if factor.status != FactorStatus::Verified {
+            return Err(Error::conflict(
+                "factor_not_verified",
+                "the factor's enrollment has not been verified",
+            ));
+        }
+        Ok(Device {
+            tenant: factor.tenant,
+            user_id: factor.user_id,
+            factor_id: factor.id,
+        })
+    }
+
     /// A page of the push challenges that name the device's factor, in id order, in
     /// `state` if given.
     pub async fn device_challenges(
@@ -96,7 +123,7 @@ impl Engine {
         device: &Device,
         id: &ChallengeId,
         decision: Decision,
-        signature: String,
+        signature: Signed,
     ) -> Result<View, Error> {
         let started = Instant::now();
         let result = self
@@ -123,9 +150,11 @@ impl Engine {
         device: &Device,
         id: &ChallengeId,
         decision: Decision,
-        signature: String,
+        signature: Signed,
     ) -> Result<View, Error> {
-        super::input::check_text("signature", &signature, 512)?;
+        if let Signed::Native(signature) = &signature {
+            super::input::check_text("signature", signature, 512)?;
+        }
         let tenant = Some(&device.tenant);
         let view = self.registry.view(tenant, id).await?;
         if view.kind != ChallengeType::Push || view.factor() != Some(device.factor_id) {

@@ -42,11 +42,19 @@ pub struct PushOptions {
 pub enum Proof {
     Code(String),
     Signature(String),
+    /// A vendor face's proof for a push factor: a DER signature of `message`, the
+    /// face's own enrollment string.
+    Signed {
+        message: String,
+        der: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct TotpOptions {
     pub issuer: Option<String>,
+    /// The account name the key URI shows; default the user id.
+    pub account_name: Option<String>,
     pub algorithm: Option<String>,
     pub digits: Option<u64>,
     pub period_seconds: Option<u64>,
@@ -220,7 +228,8 @@ impl Engine {
             sealed_seed: services.seal.seal(tenant, id, &seed),
             last_step: None,
         });
-        let otpauth_uri = totp::key_uri(&params, &seed, &issuer, user_id);
+        let account = options.account_name.as_deref().unwrap_or(user_id);
+        let otpauth_uri = totp::key_uri(&params, &seed, &issuer, account);
         let secret = EnrolledSecret {
             secret: totp::base32(&seed),
             qr_svg: totp::qr_svg(&otpauth_uri),
@@ -290,6 +299,13 @@ impl Engine {
         match &proof {
             Proof::Code(code) => check_text("code", code, super::input::MAX_CODE)?,
             Proof::Signature(signature) => check_text("signature", signature, 512)?,
+            Proof::Signed { der, .. } if der.len() > 256 => {
+                return Err(Error::invalid(
+                    "field_too_long",
+                    "the signature is too long",
+                ))
+            }
+            Proof::Signed { .. } => {}
         }
         let services = self.registry.services().clone();
         let tenant = principal.tenant.clone();
@@ -325,8 +341,20 @@ impl Engine {
                                 }
                                 factor.clone()
                             }
+                            (Proof::Signed { message, der }, FactorData::Push(device)) => {
+                                if !push::verify_der_bytes(
+                                    &device.public_key,
+                                    message.as_bytes(),
+                                    der,
+                                ) {
+                                    return Err(Refused::Signature);
+                                }
+                                factor.clone()
+                            }
                             (Proof::Code(_), _) => return Err(Refused::Proof("signature")),
-                            (Proof::Signature(_), _) => return Err(Refused::Proof("code")),
+                            (Proof::Signature(_) | Proof::Signed { .. }, _) => {
+                                return Err(Refused::Proof("code"))
+                            }
                         };
                         next.status = FactorStatus::Verified;
                         next.updated_at = now;

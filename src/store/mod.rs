@@ -2,7 +2,8 @@
 //! by `tenant \0 id` (so every key is tenant-prefixed and a tenant's challenges are one
 //! range), a `meta` tree with the on-disk format version, the trees of policies and of
 //! tenant configurations (`policies.rs`, `configuration.rs`), the webhook outbox
-//! (`outbox.rs`), the tree of enrolled factors (`factors.rs`), and a group commit that
+//! (`outbox.rs`), the tree of enrolled factors (`factors.rs`), the vendor faces' records
+//! (`records.rs`), and a group commit that
 //! makes writes durable in batches.
 
 pub mod configuration;
@@ -11,6 +12,7 @@ pub mod factors;
 pub mod group_commit;
 pub mod outbox;
 pub mod policies;
+pub mod records;
 
 use std::io::Write;
 use std::path::Path;
@@ -22,6 +24,7 @@ pub use factors::FactorStore;
 pub use group_commit::GroupCommit;
 pub use outbox::{DeadLetter, OutboxStore, WebhookEvent};
 pub use policies::PolicyStore;
+pub use records::RecordStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -108,6 +111,7 @@ pub struct SnapshotStore {
     configuration: ConfigurationStore,
     outbox: Arc<OutboxStore>,
     factors: FactorStore,
+    records: RecordStore,
     commit: Arc<GroupCommit>,
 }
 
@@ -153,6 +157,7 @@ impl SnapshotStore {
             db.open_tree("dead_letters")?,
         ));
         let factors = FactorStore::new(db.open_tree("factors")?, db.open_tree("factor_ids")?);
+        let records = RecordStore::new(db.open_tree("records")?);
         db.flush()?;
         let commit = Arc::new(GroupCommit::start(db.clone()));
         Ok(SnapshotStore {
@@ -162,6 +167,7 @@ impl SnapshotStore {
             configuration,
             outbox,
             factors,
+            records,
             commit,
         })
     }
@@ -185,6 +191,12 @@ impl SnapshotStore {
     /// Users' enrolled factors; durable like policies.
     pub fn factors(&self) -> &FactorStore {
         &self.factors
+    }
+
+    /// The vendor faces' records (a Twilio Service, Entity, Webhook); durable like
+    /// policies.
+    pub fn records(&self) -> &RecordStore {
+        &self.records
     }
 
     /// Writes a snapshot; it is durable once a later [`SnapshotStore::durable`] returns.

@@ -24,4 +24,5 @@ mod safe_defaults;
 mod secrets;
 mod sinks;
 mod transports;
+mod twilio_sdk;
 mod webhooks;
