@@ -130,3 +130,29 @@ impl Engine {
         .await
     }
 }
+
+impl Engine {
+    /// Sends a face's own webhook (a form body signed for a Twilio account) about one of
+    /// the principal's resources, `subject` naming it in logs: stored in the outbox and
+    /// durable before this returns, then delivered with the outbox's retries
+    /// (`challenge:configuration:get`, which reads the webhooks).
+    pub async fn send_form_webhook(
+        &self,
+        principal: &Principal,
+        subject: [u8; 16],
+        url: &str,
+        body: String,
+        account_sid: &str,
+    ) -> Result<(), Error> {
+        authorize(principal, Scope::ConfigurationGet)?;
+        let outbox = &self.registry.services().outbox;
+        let event = outbox.form_event(
+            &principal.tenant,
+            crate::model::ChallengeId::from_bytes(subject),
+            url,
+            body,
+            account_sid,
+        );
+        outbox.enqueue(event).await.map_err(error::storage)
+    }
+}

@@ -22,7 +22,7 @@ use crate::model::{Challenge, ChallengeId, ChallengeType, State, TenantId};
 pub use configuration::ConfigurationStore;
 pub use factors::FactorStore;
 pub use group_commit::GroupCommit;
-pub use outbox::{DeadLetter, OutboxStore, WebhookEvent};
+pub use outbox::{DeadLetter, EventFormat, OutboxStore, WebhookEvent};
 pub use policies::PolicyStore;
 pub use records::RecordStore;
 

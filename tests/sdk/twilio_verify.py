@@ -14,7 +14,9 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from datetime import datetime, timedelta, timezone
 
 import pyotp
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
+from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 BASE = os.environ["BASE"].rstrip("/")
@@ -63,6 +66,30 @@ def native_id(yc):
 
 def totp_code(secret, step, at=None):
     return pyotp.TOTP(secret, interval=step).at(at or time.time())
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Keeps every webhook POSTed to it, with whether its signature validates."""
+
+    received = []
+    token = ""
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        params = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+        url = f"http://127.0.0.1:{self.server.server_port}{self.path}"
+        valid = RequestValidator(Receiver.token).validate(
+            url, params, self.headers.get("X-Twilio-Signature", "")
+        )
+        forged = RequestValidator("not-the-token").validate(
+            url, params, self.headers.get("X-Twilio-Signature", "")
+        )
+        Receiver.received.append((params, valid, forged, self.headers.get("Content-Type")))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
 
 
 def main():
@@ -160,6 +187,17 @@ def main():
     refused(lambda: user.challenges("YC" + "0" * 32).fetch(), 404, 20404)
     refused(lambda: other.services(svc.sid).entities("user-0001").challenges(later.sid).fetch(), 404, 20404)
 
+    # A local receiver for the service's webhooks.
+    Receiver.token = token
+    receiver = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    listening = service.webhooks.create(
+        friendly_name="receiver",
+        event_types=["challenge.approved", "challenge.denied", "factor.verified"],
+        webhook_url=f"http://127.0.0.1:{receiver.server_port}/hooks?v=1",
+    )
+    assert listening.status == "enabled" and listening.version == "v2"
+
     # Push factor with a real P-256 key.
     key = ec.generate_private_key(ec.SECP256R1())
     public = base64.b64encode(
@@ -234,6 +272,29 @@ def main():
     assert denied.status == "denied" and denied.date_responded is not None
     refused(lambda: device.challenges.create(factor_sid=push.sid), 400, 60200)
 
+    # The webhooks arrived, form-encoded and signed with the account's auth token.
+    deadline = time.time() + 20
+    wanted = {("challenge.approved", approve.sid), ("challenge.denied", deny.sid), ("factor.verified", None)}
+
+    def got():
+        return {
+            (p["type"], p.get("challenge_sid")) for p, _, _, _ in Receiver.received
+        }
+
+    while not wanted <= got():
+        assert time.time() < deadline, Receiver.received
+        time.sleep(0.1)
+    for params, valid, forged, content_type in Receiver.received:
+        assert valid and not forged, params
+        assert content_type.startswith("application/x-www-form-urlencoded"), content_type
+        assert params["account_sid"] == account and params["service_sid"] == svc.sid
+        assert params["entity_identity"] == "device-0001", params
+    statuses = {p.get("challenge_sid"): p.get("challenge_status") for p, _, _, _ in Receiver.received}
+    assert statuses[approve.sid] == "approved" and statuses[deny.sid] == "denied"
+    # No event of a type the webhook does not take (factor.created), none from the TOTP user.
+    assert all(p["type"] != "factor.created" for p, _, _, _ in Receiver.received)
+    service.webhooks(listening.sid).delete()
+
     # Expired: a challenge that lived two seconds.
     short = device.challenges.create(
         factor_sid=push.sid,
@@ -279,6 +340,7 @@ def main():
     assert hook.sid.startswith("YW") and hook.event_types == ["challenge.approved", "challenge.denied"]
     assert service.webhooks(hook.sid).update(status="disabled").status == "disabled"
     assert [w.sid for w in service.webhooks.list()] == [hook.sid]
+    assert service.webhooks(hook.sid).fetch().status == "disabled"
     refused(lambda: service.webhooks.create(friendly_name="x", event_types=["nope"], webhook_url="http://127.0.0.1:9/"), 400, 60200)
     assert service.webhooks(hook.sid).delete() is True
 

@@ -323,6 +323,46 @@ async fn answer_code(
     }
 }
 
+/// Tells the service's webhooks that a challenge was answered (approved or denied).
+async fn answered(state: &State, owner: &Owner, view: &View) {
+    let event = match view.life.state {
+        Native::Verified | Native::Completed => "challenge.approved",
+        Native::Declined => "challenge.denied",
+        _ => return,
+    };
+    let factor_type = if view.kind == ChallengeType::Push {
+        "push"
+    } else {
+        "totp"
+    };
+    let fields = [
+        ("entity_identity", owner.identity.clone()),
+        ("entity_sid", owner.entity_sid.clone()),
+        (
+            "factor_sid",
+            view.factor().map(|f| sid::factor(&f)).unwrap_or_default(),
+        ),
+        ("factor_type", factor_type.to_string()),
+        ("challenge_sid", sid::challenge(&view.id)),
+        ("challenge_status", status(view.life.state).to_string()),
+        (
+            "challenge_details",
+            details(view, owner.service.push_include_date).to_string(),
+        ),
+        ("challenge_hidden_details", hidden_details(view).to_string()),
+        ("date_created", date(view.created_at)),
+    ];
+    super::webhooks::send(
+        state,
+        &owner.account,
+        &owner.service_sid,
+        event,
+        *view.id.as_bytes(),
+        &fields,
+    )
+    .await;
+}
+
 /// `POST …/Challenges`
 pub async fn create(
     req: HttpRequest,
@@ -385,6 +425,7 @@ pub async fn create(
     let mut view = created.view;
     if let Some(code) = auth_payload {
         view = answer_code(&state, &owner, view, code).await?;
+        answered(&state, &owner, &view).await;
     }
     let body = render(&origin(&req, &state), &owner, &view, json!({}));
     Ok(HttpResponse::Created().json(body))
@@ -426,6 +467,7 @@ pub async fn update(
     let form = form_body(&req, payload, &state).await?;
     let metadata = form.string_map("Metadata", MAX_METADATA)?;
     let payload = form.get("AuthPayload")?;
+    let before = view.life.state;
     let view = match (view.kind, payload) {
         (_, None) => view,
         (ChallengeType::Push, Some(raw)) => {
@@ -465,6 +507,9 @@ pub async fn update(
         }
         (_, Some(raw)) => answer_code(&state, &owner, view, code(raw)?).await?,
     };
+    if view.life.state != before {
+        answered(&state, &owner, &view).await;
+    }
     let metadata = match metadata {
         None => self::metadata(&state, &owner, &challenge_sid).await?,
         Some(map) => {

@@ -168,6 +168,31 @@ fn text(
     }
 }
 
+/// Tells the service's webhooks about a factor (`factor.created`, `…verified`,
+/// `…deleted`).
+async fn factor_event(state: &State, owner: &Owner, event: &str, f: &Factor) {
+    let factor_type = match f.data {
+        FactorData::Totp(_) => "totp",
+        FactorData::Push(_) => "push",
+    };
+    let fields = [
+        ("entity_identity", owner.identity.clone()),
+        ("entity_sid", owner.entity_sid.clone()),
+        ("factor_sid", sid::factor(&f.id)),
+        ("factor_type", factor_type.to_string()),
+        ("factor_friendly_name", f.friendly_name.to_string()),
+    ];
+    super::webhooks::send(
+        state,
+        &owner.account,
+        &owner.service_sid,
+        event,
+        *f.id.as_bytes(),
+        &fields,
+    )
+    .await;
+}
+
 /// `POST /v2/Services/{VA}/Entities/{Identity}/Factors`: enrolls (creating the entity).
 pub async fn create(
     req: HttpRequest,
@@ -292,6 +317,7 @@ pub async fn create(
         _ => json!({}),
     };
     body["options"] = json!({});
+    factor_event(&state, &owner, "factor.created", &enrolled.factor).await;
     Ok(HttpResponse::Created().json(body))
 }
 
@@ -404,7 +430,10 @@ pub async fn update(
             )
             .await
         {
-            Ok(verified) => factor = verified,
+            Ok(verified) => {
+                factor = verified;
+                factor_event(&state, &owner, "factor.verified", &factor).await;
+            }
             // A wrong proof is not an error in Twilio's API: the factor stays unverified.
             Err(Error::WrongCode) => {}
             Err(Error::Conflict {
@@ -427,6 +456,7 @@ pub async fn delete(
     let owner = owner(&req, &state, &service_sid, &identity).await?;
     let factor = find(&state, &owner, &factor_sid).await?;
     remove(&state, &owner.account, &owner.user_id, factor.id).await?;
+    factor_event(&state, &owner, "factor.deleted", &factor).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

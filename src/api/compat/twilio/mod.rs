@@ -18,6 +18,7 @@ pub mod factors;
 pub mod form;
 pub mod services;
 pub mod sid;
+pub mod webhooks;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
