@@ -24,5 +24,6 @@ mod safe_defaults;
 mod secrets;
 mod sinks;
 mod transports;
+mod twilio;
 mod twilio_sdk;
 mod webhooks;

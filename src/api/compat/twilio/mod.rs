@@ -288,9 +288,19 @@ pub fn paged(
     .render(items)
 }
 
-/// 404 20404 for a path or method this face does not serve.
+/// 404 20404 for a path this face does not serve.
 async fn unknown() -> Result<actix_web::HttpResponse, TwilioError> {
     Err(TwilioError::not_found())
+}
+
+/// 405 20004 for a method a path does not take.
+async fn method_not_allowed() -> Result<actix_web::HttpResponse, TwilioError> {
+    Err(TwilioError::new(405, 20004, "Method not allowed"))
+}
+
+/// A resource that answers Twilio's 405 to the methods it does not route.
+fn resource(path: impl Into<String>) -> actix_web::Resource {
+    web::resource(path.into()).default_service(web::to(method_not_allowed))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -298,62 +308,62 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v2")
             .service(
-                web::resource("/Services")
+                resource("/Services")
                     .route(web::post().to(services::create))
                     .route(web::get().to(services::list)),
             )
             .service(
-                web::resource("/Services/{service}")
+                resource("/Services/{service}")
                     .route(web::get().to(services::fetch))
                     .route(web::post().to(services::update))
                     .route(web::delete().to(services::delete)),
             )
             .service(
-                web::resource("/Services/{service}/Entities")
+                resource("/Services/{service}/Entities")
                     .route(web::post().to(services::create_entity))
                     .route(web::get().to(services::list_entities)),
             )
             .service(
-                web::resource(entity)
+                resource(entity)
                     .route(web::get().to(services::fetch_entity))
                     .route(web::delete().to(services::delete_entity)),
             )
             .service(
-                web::resource(format!("{entity}/Factors"))
+                resource(format!("{entity}/Factors"))
                     .route(web::post().to(factors::create))
                     .route(web::get().to(factors::list)),
             )
             .service(
-                web::resource(format!("{entity}/Factors/{{factor}}"))
+                resource(format!("{entity}/Factors/{{factor}}"))
                     .route(web::get().to(factors::fetch))
                     .route(web::post().to(factors::update))
                     .route(web::delete().to(factors::delete)),
             )
             .service(
-                web::resource(format!("{entity}/Challenges"))
+                resource(format!("{entity}/Challenges"))
                     .route(web::post().to(challenges::create))
                     .route(web::get().to(challenges::list)),
             )
             .service(
-                web::resource(format!("{entity}/Challenges/{{challenge}}"))
+                resource(format!("{entity}/Challenges/{{challenge}}"))
                     .route(web::get().to(challenges::fetch))
                     .route(web::post().to(challenges::update)),
             )
             .service(
-                web::resource(format!("{entity}/Challenges/{{challenge}}/Notifications"))
+                resource(format!("{entity}/Challenges/{{challenge}}/Notifications"))
                     .route(web::post().to(challenges::notify)),
             )
             .service(
-                web::resource("/Services/{service}/AccessTokens")
+                resource("/Services/{service}/AccessTokens")
                     .route(web::post().to(services::access_token)),
             )
             .service(
-                web::resource("/Services/{service}/Webhooks")
+                resource("/Services/{service}/Webhooks")
                     .route(web::post().to(services::create_webhook))
                     .route(web::get().to(services::list_webhooks)),
             )
             .service(
-                web::resource("/Services/{service}/Webhooks/{webhook}")
+                resource("/Services/{service}/Webhooks/{webhook}")
                     .route(web::get().to(services::fetch_webhook))
                     .route(web::post().to(services::update_webhook))
                     .route(web::delete().to(services::delete_webhook)),
