@@ -42,7 +42,7 @@ async fn the_twilio_sdk_drives_services_entities_factors_and_challenges() {
         s.actions.allow_private = true;
     })
     .await;
-    let native = server.token("acme", "challenge:get");
+    let native = server.token("acme", "challenge:get challenge:policy:post");
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/twilio_verify.py");
     let base = server.url("");

@@ -53,8 +53,13 @@ def refused(call, status, code=None):
     raise AssertionError(f"expected HTTP {status} {code}")
 
 
-def native(path, token):
-    req = urllib.request.Request(BASE + path, headers={"Authorization": f"Bearer {token}"})
+def native(path, token, body=None):
+    headers = {"Authorization": f"Bearer {token}"}
+    data = None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+        data = json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path, data=data, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -72,10 +77,16 @@ class Receiver(BaseHTTPRequestHandler):
     """Keeps every webhook POSTed to it, with whether its signature validates."""
 
     received = []
+    native = []
     token = ""
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        if self.path.startswith("/native"):
+            Receiver.native.append((json.loads(body), self.headers.get("X-Challenge-Signature")))
+            self.send_response(204)
+            self.end_headers()
+            return
         params = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
         url = f"http://127.0.0.1:{self.server.server_port}{self.path}"
         valid = RequestValidator(Receiver.token).validate(
@@ -197,6 +208,17 @@ def main():
         webhook_url=f"http://127.0.0.1:{receiver.server_port}/hooks?v=1",
     )
     assert listening.status == "enabled" and listening.version == "v2"
+    # The tenant's native policy for this face's push challenges: its callback_url gets
+    # the native webhooks of challenges created here.
+    native(
+        "/api/v1/policies",
+        os.environ["NATIVE_TOKEN"],
+        {
+            "alias": "twilio-push",
+            "type": "push",
+            "callback_url": f"http://127.0.0.1:{receiver.server_port}/native",
+        },
+    )
 
     # Push factor with a real P-256 key.
     key = ec.generate_private_key(ec.SECP256R1())
@@ -294,6 +316,12 @@ def main():
     # No event of a type the webhook does not take (factor.created), none from the TOTP user.
     assert all(p["type"] != "factor.created" for p, _, _, _ in Receiver.received)
     service.webhooks(listening.sid).delete()
+    # ... and the native webhooks of the same answers.
+    wanted_native = {(native_id(approve.sid), "verified"), (native_id(deny.sid), "declined")}
+    while not wanted_native <= {(b.get("id"), b.get("state")) for b, _ in Receiver.native}:
+        assert time.time() < deadline, Receiver.native
+        time.sleep(0.1)
+    assert all(signature for _, signature in Receiver.native)
 
     # Expired: a challenge that lived two seconds.
     short = device.challenges.create(

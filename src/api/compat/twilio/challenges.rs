@@ -25,7 +25,7 @@ use crate::challenge::kinds::token::{Attempt, Signed};
 use crate::engine::records::RecordKey;
 use crate::engine::{CreateRequest, Error, View};
 use crate::factors::{FactorData, FactorType};
-use crate::model::{ChallengeType, DetailField, Details, State as Native};
+use crate::model::{ChallengeType, DetailField, Details, PolicyAlias, State as Native};
 use crate::store::ListFilter;
 
 type Reply = Result<HttpResponse, TwilioError>;
@@ -40,6 +40,10 @@ pub const MAX_PUSH_PAYLOAD: usize = 5456;
 /// Default and largest lifetime of a challenge (Twilio: 5 minutes, at most 60).
 pub const DEFAULT_TTL_SECONDS: u64 = 300;
 pub const MAX_TTL_SECONDS: i64 = 3600;
+/// The native policies a tenant may keep for the face's challenges (see README.md,
+/// "Twilio Verify"): a create of that type uses it when it exists.
+pub const TWILIO_TOTP_POLICY: &str = "twilio-totp";
+pub const TWILIO_PUSH_POLICY: &str = "twilio-push";
 
 /// Twilio's status of a native state.
 pub fn status(state: Native) -> &'static str {
@@ -409,8 +413,23 @@ pub async fn create(
         }
         FactorType::Webauthn => return Err(TwilioError::invalid("unsupported factor type")),
     };
+    // The tenant's native policy for the face's challenges of this type, if it has one:
+    // its callback_url, TTL bound and retention then apply as to any native create.
+    let alias = match kind {
+        ChallengeType::Push => TWILIO_PUSH_POLICY,
+        _ => TWILIO_TOTP_POLICY,
+    };
+    let policy = match PolicyAlias::parse(alias) {
+        Some(parsed) => match state.engine.policy(&owner.account.principal, parsed).await {
+            Ok(_) => Some(alias.to_string()),
+            Err(Error::PolicyNotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
     let request = CreateRequest {
         kind: Some(kind),
+        policy,
         user_id: owner.user_id.clone(),
         ttl_seconds: Some(ttl),
         details,
