@@ -249,8 +249,9 @@ def main():
     def push_challenge(message):
         return device.challenges.create(factor_sid=push.sid, details_message=message)
 
-    def answer(challenge_sid, status, forged=False):
+    def answer(challenge_sid, status, forged=False, iso=False):
         c = device.challenges(challenge_sid).fetch()
+        stamp = (lambda d: d.isoformat()) if iso else (lambda d: d.strftime("%Y-%m-%dT%H:%M:%SZ"))
         text = "".join(
             [
                 account,
@@ -258,8 +259,8 @@ def main():
                 entity_sid,
                 push.sid,
                 c.sid,
-                c.date_created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                c.date_updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                stamp(c.date_created),
+                stamp(c.date_updated),
                 c.status,
                 json.dumps(c.details),
                 json.dumps(c.hidden_details),
@@ -290,7 +291,7 @@ def main():
     assert woken["view"]["state"] == "verified", woken
     refused(lambda: answer(approve.sid, "approved"), 403, 60322)
     deny = push_challenge("Approve payment?")
-    denied = answer(deny.sid, "denied")
+    denied = answer(deny.sid, "denied", iso=True)
     assert denied.status == "denied" and denied.date_responded is not None
     refused(lambda: device.challenges.create(factor_sid=push.sid), 400, 60200)
 

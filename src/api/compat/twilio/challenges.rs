@@ -164,32 +164,49 @@ pub fn python_json(value: &Value, compact: bool) -> String {
 /// What a device signs to answer a push challenge (the spec's "Push answer"): the
 /// concatenation, without separators, of the account, service, entity, factor and
 /// challenge SIDs, `date_created`, `date_updated`, the status (`pending`), `details`
-/// and `hidden_details` as served. One string per way a device may have re-serialised
-/// the two objects (as served; Python's `json.dumps`, spaced or compact).
+/// and `hidden_details` as served. One string per way a device may have rendered again
+/// what it parsed: the dates as served or as Python prints an aware `datetime`
+/// (`isoformat()`, `str()`), the objects as served or as Python's `json.dumps` writes
+/// them (spaced or compact). Each is the same content; only its spelling differs.
 pub fn signing_strings(owner: &Owner, view: &View) -> Vec<String> {
     let factor = view.factor().map(|f| sid::factor(&f)).unwrap_or_default();
-    let head = format!(
-        "{}{}{}{}{}{}{}{}",
+    let sids = format!(
+        "{}{}{}{}{}",
         owner.account.sid,
         owner.service_sid,
         owner.entity_sid,
         factor,
         sid::challenge(&view.id),
-        date(view.created_at),
-        date(view.life.updated_at),
-        status(Native::Issued),
     );
+    let (created, updated) = (date(view.created_at), date(view.life.updated_at));
+    let python = |served: &str, separator: char| {
+        let base = served
+            .trim_end_matches('Z')
+            .replacen('T', &separator.to_string(), 1);
+        format!("{base}+00:00")
+    };
+    let dates = [
+        (created.clone(), updated.clone()),
+        (python(&created, 'T'), python(&updated, 'T')),
+        (python(&created, ' '), python(&updated, ' ')),
+    ];
     let d = details(view, owner.service.push_include_date);
     let h = hidden_details(view);
-    let mut out: Vec<String> = [
+    let objects = [
         (d.to_string(), h.to_string()),
         (python_json(&d, false), python_json(&h, false)),
         (python_json(&d, true), python_json(&h, true)),
-    ]
-    .into_iter()
-    .map(|(d, h)| format!("{head}{d}{h}"))
-    .collect();
-    out.dedup();
+    ];
+    let pending = status(Native::Issued);
+    let mut out = Vec::with_capacity(9);
+    for (c, u) in &dates {
+        for (d, h) in &objects {
+            let text = format!("{sids}{c}{u}{pending}{d}{h}");
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+    }
     out
 }
 
