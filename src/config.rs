@@ -805,6 +805,61 @@ mod tests {
     }
 
     #[test]
+    fn twilio_accounts_load_in_the_documented_shape() {
+        let s = load_toml(
+            "[[compat.twilio.accounts]]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\ntenant = \"acme\"\n\n[[compat.twilio.accounts]]\naccount_sid = \"AC0123456789abcdef0123456789abcde0\"\nauth_token_sha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\ntenant = \"beta\"\n",
+        )
+        .unwrap();
+        let accounts = &s.compat.twilio.accounts;
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(accounts[0].tenant, "acme");
+        assert!(
+            !format!("{:?}", accounts[0]).contains("\"t\""),
+            "the token never prints"
+        );
+        assert!(Settings::development().compat.twilio.accounts.is_empty());
+    }
+
+    #[test]
+    fn a_bad_twilio_account_names_its_key() {
+        let account = |body: &str| format!("[[compat.twilio.accounts]]\n{body}\n");
+        let sid = "account_sid = \"AC0123456789abcdef0123456789abcdef\"";
+        for (body, key) in [
+            (
+                "account_sid = \"AC0123\"\nauth_token = \"t\"\ntenant = \"a\"".to_string(),
+                "compat.twilio.accounts.account_sid",
+            ),
+            (
+                format!(
+                    "{sid}\nauth_token = \"t\"\nauth_token_sha256 = \"{}\"\ntenant = \"a\"",
+                    "0".repeat(64)
+                ),
+                "compat.twilio.accounts.auth_token",
+            ),
+            (
+                format!("{sid}\ntenant = \"a\""),
+                "compat.twilio.accounts.auth_token",
+            ),
+            (
+                format!("{sid}\nauth_token_sha256 = \"abc\"\ntenant = \"a\""),
+                "compat.twilio.accounts.auth_token_sha256",
+            ),
+            (
+                format!("{sid}\nauth_token = \"t\"\ntenant = \"a/b\""),
+                "compat.twilio.accounts.tenant",
+            ),
+        ] {
+            let err = load_toml(&account(&body)).unwrap_err().to_string();
+            assert!(err.contains(key), "{body}: {err}");
+        }
+        let twice = account(&format!("{sid}\nauth_token = \"t\"\ntenant = \"a\""));
+        let err = load_toml(&format!("{twice}{twice}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listed twice"), "{err}");
+    }
+
+    #[test]
     fn a_bad_value_names_its_key() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.toml");

@@ -201,3 +201,81 @@ async fn an_account_configured_by_hash_cannot_have_webhooks() {
     assert_error(&body, 400, 60200);
     assert!(body["message"].as_str().unwrap().contains("auth_token"));
 }
+
+#[actix_rt::test]
+async fn services_entities_and_factors_survive_a_restart() {
+    let server = start().await;
+    let acme = Some((ACME, "t1"));
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+    let (_, service) = call(
+        &server,
+        post.clone(),
+        "/v2/Services",
+        acme,
+        "FriendlyName=Acme&Totp.Skew=2",
+    )
+    .await;
+    let va = service["sid"].as_str().unwrap().to_string();
+    let factors = format!("/v2/Services/{va}/Entities/user-0001/Factors");
+    let (status, factor) = call(
+        &server,
+        post,
+        &factors,
+        acme,
+        "FriendlyName=phone&FactorType=totp",
+    )
+    .await;
+    assert_eq!(status, 201, "{factor}");
+    let secret = factor["binding"]["secret"].as_str().unwrap().to_string();
+    let yf = factor["sid"].as_str().unwrap().to_string();
+    let (settings, data) = server.stop().await;
+    let restarted = TestServer::start_with(|s| {
+        *s = settings.clone();
+        s.storage.data_dir = data.path().to_path_buf();
+    })
+    .await;
+    let (status, again) = call(
+        &restarted,
+        get.clone(),
+        &format!("/v2/Services/{va}"),
+        acme,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["totp"]["skew"], 2);
+    let (status, fetched) = call(
+        &restarted,
+        get.clone(),
+        &format!("{factors}/{yf}"),
+        acme,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(fetched["config"]["skew"], 2);
+    assert!(
+        fetched.get("binding").is_none(),
+        "the binding is shown at create only"
+    );
+    let (_, entities) = call(
+        &restarted,
+        get,
+        &format!("/v2/Services/{va}/Entities"),
+        acme,
+        "",
+    )
+    .await;
+    assert_eq!(entities["entities"][0]["identity"], "user-0001");
+    // The seed is sealed at rest, as every factor's.
+    let (_, data) = restarted.stop().await;
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(&secret), "{} holds the seed", path.display());
+        }
+    }
+}

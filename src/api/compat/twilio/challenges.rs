@@ -725,7 +725,7 @@ mod tests {
     }
 
     #[test]
-    fn details_render_null_free_with_fixed_key_order() {
+    fn details_fields_are_parsed_within_twilios_bounds() {
         let form = Form::parse(
             b"Details.Message=Login&Details.Fields=%7B%22label%22%3A%22IP%22%2C%22value%22%3A%221.2.3.4%22%7D",
         );
