@@ -694,6 +694,113 @@ pub async fn notify(
 mod tests {
     use super::*;
 
+    fn owner() -> Owner {
+        use crate::auth::{Principal, Scopes};
+        Owner {
+            account: super::super::Account {
+                principal: Principal {
+                    tenant: crate::model::TenantId::parse("acme").unwrap(),
+                    subject: None,
+                    scopes: Scopes::default(),
+                },
+                sid: format!("AC{}", "1".repeat(32)),
+                auth_token: None,
+            },
+            service_sid: format!("VA{}", "2".repeat(32)),
+            identity: "user-1".into(),
+            entity_sid: format!("YE{}", "3".repeat(32)),
+            user_id: "twilio:VA:user-1".into(),
+            service: super::super::dto::ServiceRecord {
+                account_sid: String::new(),
+                friendly_name: "Acme".into(),
+                code_length: 6,
+                totp_issuer: None,
+                totp_time_step: 30,
+                totp_code_length: 6,
+                totp_skew: 1,
+                push_include_date: false,
+                push_apn_credential_sid: None,
+                push_fcm_credential_sid: None,
+                created_at: 0,
+                updated_at: 0,
+            },
+        }
+    }
+
+    fn pending_push() -> View {
+        use crate::model::{Challenge, ChallengeId, Extras, FactorId, KindData, Lifecycle};
+        let created = 1_700_000_000_500;
+        std::sync::Arc::new(Challenge {
+            id: ChallengeId::from_bytes([4; 16]),
+            tenant: crate::model::TenantId::parse("acme").unwrap(),
+            kind: ChallengeType::Push,
+            user_id: "twilio:VA:user-1".into(),
+            actors: Vec::new(),
+            created_at: created,
+            life: Lifecycle::issued(created, created + 300_000, 5),
+            retention_ms: 0,
+            extras: Extras {
+                details: Some(
+                    r#"{"message":"Log in?","fields":[{"label":"IP","value":"é"}]}"#.into(),
+                ),
+                kind: KindData::Factor(FactorId::from_bytes([5; 16])),
+                ..Extras::default()
+            }
+            .boxed(),
+        })
+    }
+
+    #[test]
+    fn a_pending_push_challenge_renders_in_twilios_shape() {
+        let body = render("http://h", &owner(), &pending_push(), json!({}));
+        assert_eq!(body["sid"], format!("YC{}", "04".repeat(16)));
+        assert_eq!(body["factor_sid"], format!("YF{}", "05".repeat(16)));
+        assert_eq!(body["status"], "pending");
+        assert_eq!(body["date_created"], "2023-11-14T22:13:20Z");
+        assert_eq!(body["expiration_date"], "2023-11-14T22:18:20Z");
+        assert!(body["date_responded"].is_null(), "not responded yet");
+        // The objects a device signs are never null, and keep one key order.
+        assert_eq!(
+            body["details"].to_string(),
+            r#"{"fields":[{"label":"IP","value":"é"}],"message":"Log in?"}"#
+        );
+        assert_eq!(body["hidden_details"], json!({}));
+        assert_eq!(body["metadata"], json!({}));
+        assert_eq!(
+            body["links"]["notifications"],
+            format!(
+                "http://h/v2/Services/VA{}/Entities/user-1/Challenges/YC{}/Notifications",
+                "2".repeat(32),
+                "04".repeat(16)
+            )
+        );
+    }
+
+    #[test]
+    fn the_signing_strings_are_the_spec_concatenation_in_each_spelling() {
+        let strings = signing_strings(&owner(), &pending_push());
+        let head = format!(
+            "AC{}VA{}YE{}YF{}YC{}",
+            "1".repeat(32),
+            "2".repeat(32),
+            "3".repeat(32),
+            "05".repeat(16),
+            "04".repeat(16)
+        );
+        let served = format!(
+            r#"{head}2023-11-14T22:13:20Z2023-11-14T22:13:20Zpending{{"fields":[{{"label":"IP","value":"é"}}],"message":"Log in?"}}{{}}"#
+        );
+        let python = format!(
+            r#"{head}2023-11-14T22:13:20+00:002023-11-14T22:13:20+00:00pending{{"fields": [{{"label": "IP", "value": "\u00e9"}}], "message": "Log in?"}}{{}}"#
+        );
+        assert_eq!(strings[0], served);
+        assert!(strings.contains(&python), "{strings:#?}");
+        assert!(strings
+            .iter()
+            .any(|s| s.contains("2023-11-14 22:13:20+00:00")));
+        assert_eq!(strings.len(), 9);
+    }
+
     #[test]
     fn python_renderings_match_json_dumps() {
         let v = json!({"fields": [{"label": "é", "value": "1"}], "message": "Hi \"x\""});
