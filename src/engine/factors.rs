@@ -388,6 +388,44 @@ impl Engine {
         }
     }
 
+    /// Renames one of the user's factors (`challenge:enrollment:post`): 1–64 characters.
+    /// Acknowledged once durable.
+    pub async fn rename_factor(
+        &self,
+        principal: &Principal,
+        user_id: String,
+        id: FactorId,
+        friendly_name: String,
+    ) -> Result<Factor, Error> {
+        authorize(principal, Scope::EnrollmentPost)?;
+        check_text("user_id", &user_id, MAX_USER_ID)?;
+        check_text("friendly_name", &friendly_name, MAX_FRIENDLY_NAME)?;
+        if friendly_name.is_empty() {
+            return Err(Error::invalid(
+                "invalid_field",
+                "friendly_name must not be empty",
+            ));
+        }
+        let tenant = principal.tenant.clone();
+        let now = self.now_ms();
+        let renamed = self
+            .blocking(move |store| {
+                store
+                    .factors()
+                    .update(&tenant, &user_id, &id, |factor| {
+                        let mut next = factor.clone();
+                        next.friendly_name = friendly_name.as_str().into();
+                        next.updated_at = now;
+                        Ok::<_, std::convert::Infallible>(next)
+                    })
+                    .map_err(|e| error::write_error(e, || Error::Internal, Error::FactorNotFound))
+            })
+            .await?;
+        self.durable().await?;
+        let Ok(factor) = renamed;
+        Ok(factor)
+    }
+
     /// Deletes one of the user's factors (`challenge:enrollment:delete`). Acknowledged
     /// once durable; challenges naming it accept no code from then on.
     pub async fn delete_factor(

@@ -162,6 +162,10 @@ def main():
     verified = user.factors(factor.sid).update(auth_payload=totp_code(secret, 30, time.time() - 30))
     assert verified.status == "verified", verified.status
     assert [f.sid for f in user.factors.list()] == [factor.sid]
+    renamed = user.factors(factor.sid).update(friendly_name="alice new phone")
+    assert renamed.friendly_name == "alice new phone" and renamed.status == "verified"
+    refused(lambda: user.factors(factor.sid).update(friendly_name="x" * 65), 400, 60200)
+    refused(lambda: user.factors(factor.sid).update(config_time_step=60), 400, 60200)
 
     # A challenge created with AuthPayload is verified at once; the same step is used once.
     code = totp_code(secret, 30)
@@ -324,11 +328,11 @@ def main():
         time.sleep(0.1)
     assert all(signature for _, signature in Receiver.native)
 
-    # Expired: a challenge that lived two seconds.
+    # Expired: a challenge that lived two or three seconds.
     short = device.challenges.create(
         factor_sid=push.sid,
         details_message="Quick",
-        expiration_date=datetime.now(timezone.utc) + timedelta(seconds=2),
+        expiration_date=datetime.now(timezone.utc) + timedelta(seconds=3),
     )
     deadline = time.time() + 20
     while device.challenges(short.sid).fetch().status != "expired":

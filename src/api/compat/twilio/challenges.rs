@@ -402,8 +402,9 @@ pub async fn create(
         None => DEFAULT_TTL_SECONDS,
         Some(raw) => {
             let at = parse_date("ExpirationDate", raw)?;
-            let seconds = (at - now).div_euclid(1000);
-            if !(1..=MAX_TTL_SECONDS).contains(&seconds) {
+            // Whole seconds, rounded up: a date given to the second is never "now".
+            let seconds = (at - now + 999).div_euclid(1000);
+            if at <= now || seconds > MAX_TTL_SECONDS {
                 return Err(TwilioError::invalid(
                     "ExpirationDate must be in the future and at most 60 minutes after creation",
                 ));

@@ -343,8 +343,9 @@ pub fn signature(raw: &str) -> Option<Vec<u8>> {
         .find_map(|engine| engine.decode(raw).ok())
 }
 
-/// `POST …/Factors/{YF}`: verifies it with `AuthPayload`; updates the push config
-/// (`Config.NotificationToken`, `Config.SdkVersion`) and `FriendlyName`-free fields.
+/// `POST …/Factors/{YF}`: verifies it with `AuthPayload`; renames it (`FriendlyName`);
+/// updates the push config (`Config.NotificationToken`, `Config.SdkVersion`,
+/// `Config.NotificationPlatform`). A TOTP factor's `Config.*` are fixed at enrollment.
 pub async fn update(
     req: HttpRequest,
     path: web::Path<(String, String, String)>,
@@ -356,7 +357,6 @@ pub async fn update(
     let mut factor = find(&state, &owner, &factor_sid).await?;
     let form = form_body(&req, payload, &state).await?;
     for unsupported in [
-        "FriendlyName",
         "Config.TimeStep",
         "Config.Skew",
         "Config.CodeLength",
@@ -367,6 +367,17 @@ pub async fn update(
                 "{unsupported} cannot be changed after enrollment; delete the factor and enroll again"
             )));
         }
+    }
+    if let Some(name) = text(&form, "FriendlyName", 1..=64)? {
+        factor = state
+            .engine
+            .rename_factor(
+                &owner.account.principal,
+                owner.user_id.clone(),
+                factor.id,
+                name,
+            )
+            .await?;
     }
     let mut record = record(&state, &owner.account, &factor_sid).await?;
     let token = text(&form, "Config.NotificationToken", 32..=255)?;
