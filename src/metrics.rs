@@ -153,6 +153,8 @@ pub const ROUTES: &[&str] = &[
     "/v2/Services/{service}/Entities/{identity}",
     "/v2/Services/{service}/Entities/{identity}/Factors",
     "/v2/Services/{service}/Entities/{identity}/Factors/{factor}",
+    "/v2/Services/{service}/Entities/{identity}/Factors/{factor}/Challenges",
+    "/v2/Services/{service}/Entities/{identity}/Factors/{factor}/Challenges/{challenge}",
     "/v2/Services/{service}/Entities/{identity}/Challenges",
     "/v2/Services/{service}/Entities/{identity}/Challenges/{challenge}",
     "/v2/Services/{service}/Entities/{identity}/Challenges/{challenge}/Notifications",

@@ -86,6 +86,37 @@ impl Engine {
         })
     }
 
+    /// The device of one of the user's verified push factors, proven by a JWT its key
+    /// signed (see [`push::check_jws`]), for a face whose devices sign their own tokens;
+    /// with the token's claims for the face to hold to its own grants. 401 with the
+    /// refusal's code otherwise; another user's or tenant's factor is not found.
+    pub async fn device_by_jwt(
+        &self,
+        principal: &crate::auth::Principal,
+        user_id: String,
+        factor_id: FactorId,
+        token: &str,
+    ) -> Result<(Device, serde_json::Value), Error> {
+        let factor = self.find_factor(principal, user_id, factor_id).await?;
+        let FactorData::Push(key) = &factor.data else {
+            return Err(refused(TokenRefusal::Invalid));
+        };
+        let now = self.now_ms().div_euclid(1000);
+        let claims = push::check_jws(&key.public_key, token, now).map_err(refused)?;
+        if factor.status != FactorStatus::Verified {
+            return Err(Error::DeviceUnauthorized {
+                code: "device_not_verified",
+                message: "the device's enrollment has not been verified",
+            });
+        }
+        let device = Device {
+            tenant: factor.tenant,
+            user_id: factor.user_id,
+            factor_id: factor.id,
+        };
+        Ok((device, claims))
+    }
+
     /// A page of the push challenges that name the device's factor, in id order, in
     /// `state` if given.
     pub async fn device_challenges(

@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -22,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 import pyotp
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
@@ -339,6 +341,52 @@ def main():
         assert time.time() < deadline, "the challenge never expired"
         time.sleep(0.2)
     refused(lambda: answer(short.sid, "approved"), 403, 60323)
+
+    # The device's own routes, with a JWT its key signed (Basic token:<JWT>).
+    def b64url(data):
+        return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+    def device_jwt(factor_sid=None, key_=None, lifetime=300):
+        now = int(time.time())
+        header = b64url(json.dumps({"alg": "ES256", "typ": "JWT"}).encode())
+        claims = b64url(json.dumps({
+            "iss": account, "sub": svc.sid, "iat": now, "exp": now + lifetime,
+            "grants": {"verify_push": {"factor_sid": factor_sid or push.sid,
+                                       "entity_sid": "device-0001", "service_sid": svc.sid}},
+        }).encode())
+        der = (key_ or key).sign(f"{header}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
+        r, s_ = decode_dss_signature(der)
+        return f"{header}.{claims}.{b64url(r.to_bytes(32, 'big') + s_.to_bytes(32, 'big'))}"
+
+    def as_device(method, path, jwt, form=None):
+        auth = base64.b64encode(f"token:{jwt}".encode()).decode()
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        req = urllib.request.Request(
+            f"{BASE}/v2/Services/{svc.sid}/Entities/device-0001/Factors/{push.sid}{path}",
+            data=data, method=method, headers={"Authorization": f"Basic {auth}"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    on_device = push_challenge("Approve on the device?")
+    status, page_ = as_device("GET", "/Challenges?Status=pending", device_jwt())
+    assert status == 200 and page_["meta"]["key"] == "challenges", page_
+    assert on_device.sid in [c["sid"] for c in page_["challenges"]]
+    status, fetched_ = as_device("GET", f"/Challenges/{on_device.sid}", device_jwt())
+    assert status == 200 and fetched_["status"] == "pending"
+    text = "".join([account, svc.sid, entity_sid, push.sid, on_device.sid,
+                    fetched_["date_created"], fetched_["date_updated"], fetched_["status"],
+                    json.dumps(fetched_["details"], separators=(",", ":")),
+                    json.dumps(fetched_["hidden_details"], separators=(",", ":"))])
+    payload = json.dumps({"signature": sign(text), "status": "approved"})
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    for bad in [device_jwt(key_=stranger), device_jwt(factor_sid="YF" + "0" * 32), device_jwt(lifetime=600)]:
+        status, body = as_device("POST", f"/Challenges/{on_device.sid}", bad, {"AuthPayload": payload})
+        assert status == 401 and body["code"] == 20003, (status, body)
+    status, answered_ = as_device("POST", f"/Challenges/{on_device.sid}", device_jwt(), {"AuthPayload": payload})
+    assert status == 200 and answered_["status"] == "approved", answered_
 
     # Notifications and access tokens.
     pending = push_challenge("Still there?")

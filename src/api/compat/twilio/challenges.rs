@@ -22,6 +22,7 @@ use super::{form_body, origin, page_of, paged, query, sid, CHALLENGES, MAX_LISTE
 use crate::api::State;
 use crate::challenge::kinds::push::Decision;
 use crate::challenge::kinds::token::{Attempt, Signed};
+use crate::engine::devices::Device;
 use crate::engine::records::RecordKey;
 use crate::engine::{CreateRequest, Error, View};
 use crate::factors::{FactorData, FactorType};
@@ -486,9 +487,23 @@ pub async fn fetch(
 ) -> Reply {
     let (service_sid, identity, challenge_sid) = path.into_inner();
     let owner = owner(&req, &state, &service_sid, &identity).await?;
-    let view = challenge(&state, &owner, &challenge_sid).await?;
-    let metadata = metadata(&state, &owner, &challenge_sid).await?;
-    Ok(HttpResponse::Ok().json(render(&origin(&req, &state), &owner, &view, metadata)))
+    fetch_for(&req, &state, &owner, &challenge_sid, None).await
+}
+
+/// The challenge as its owner (or, with `device`, its factor's device) sees it.
+async fn fetch_for(
+    req: &HttpRequest,
+    state: &State,
+    owner: &Owner,
+    challenge_sid: &str,
+    device: Option<&Device>,
+) -> Reply {
+    let view = challenge(state, owner, challenge_sid).await?;
+    if device.is_some_and(|d| view.factor() != Some(d.factor_id)) {
+        return Err(TwilioError::not_found());
+    }
+    let metadata = metadata(state, owner, challenge_sid).await?;
+    Ok(HttpResponse::Ok().json(render(&origin(req, state), owner, &view, metadata)))
 }
 
 /// `POST …/Challenges/{YC}`: the answer (`AuthPayload`) and `Metadata`.
@@ -500,7 +515,25 @@ pub async fn update(
 ) -> Reply {
     let (service_sid, identity, challenge_sid) = path.into_inner();
     let owner = owner(&req, &state, &service_sid, &identity).await?;
+    update_for(req, payload, state, owner, challenge_sid, None).await
+}
+
+/// Answers the challenge as its owner, or with `device` as its factor's device.
+async fn update_for(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: State,
+    owner: Owner,
+    challenge_sid: String,
+    device: Option<Device>,
+) -> Reply {
     let view = challenge(&state, &owner, &challenge_sid).await?;
+    if device
+        .as_ref()
+        .is_some_and(|d| view.factor() != Some(d.factor_id))
+    {
+        return Err(TwilioError::not_found());
+    }
     let form = form_body(&req, payload, &state).await?;
     let metadata = form.string_map("Metadata", MAX_METADATA)?;
     let payload = form.get("AuthPayload")?;
@@ -529,10 +562,15 @@ pub async fn update(
                 .and_then(signature)
                 .ok_or_else(|| TwilioError::invalid("AuthPayload signature must be base64"))?;
             let factor = view.factor().ok_or_else(TwilioError::not_found)?;
-            let device = state
-                .engine
-                .device_of(&owner.account.principal, owner.user_id.clone(), factor)
-                .await?;
+            let device = match device {
+                Some(device) => device,
+                None => {
+                    state
+                        .engine
+                        .device_of(&owner.account.principal, owner.user_id.clone(), factor)
+                        .await?
+                }
+            };
             let signed = Signed::Exact {
                 messages: signing_strings(&owner, &view),
                 der,
@@ -542,6 +580,7 @@ pub async fn update(
                 .device_answer(&device, &view.id, decision, signed)
                 .await?
         }
+        (_, Some(_)) if device.is_some() => return Err(TwilioError::not_found()),
         (_, Some(raw)) => answer_code(&state, &owner, view, code(raw)?).await?,
     };
     if view.life.state != before {
@@ -576,11 +615,26 @@ pub async fn update(
 pub async fn list(req: HttpRequest, path: web::Path<(String, String)>, state: State) -> Reply {
     let (service_sid, identity) = path.into_inner();
     let owner = owner(&req, &state, &service_sid, &identity).await?;
-    let query = query(&req);
+    list_for(&req, &state, &owner, None).await
+}
+
+/// The owner's challenges; with `device`, only those of its factor (and no
+/// `FactorSid` filter in the page URLs: the path names the factor).
+async fn list_for(
+    req: &HttpRequest,
+    state: &State,
+    owner: &Owner,
+    device: Option<&Device>,
+) -> Reply {
+    let (service_sid, identity) = (&owner.service_sid, &owner.identity);
+    let query = query(req);
     let page = page_of(&query)?;
     let mut filters: Vec<(&str, String)> = Vec::new();
     let factor = match query.get("FactorSid")? {
-        None => None,
+        None => device.map(|d| d.factor_id),
+        Some(_) if device.is_some() => {
+            return Err(TwilioError::invalid("FactorSid is given by the path"))
+        }
         Some(f) => {
             filters.push(("FactorSid", f.to_string()));
             Some(
@@ -633,15 +687,58 @@ pub async fn list(req: HttpRequest, path: web::Path<(String, String)>, state: St
     if descending {
         all.reverse();
     }
-    let base = origin(&req, &state);
+    let base = origin(req, state);
     let mut items = Vec::with_capacity(all.len());
     for c in all {
         let view: View = std::sync::Arc::new(c);
-        let metadata = metadata(&state, &owner, &sid::challenge(&view.id)).await?;
-        items.push(render(&base, &owner, &view, metadata));
+        let metadata = metadata(state, owner, &sid::challenge(&view.id)).await?;
+        items.push(render(&base, owner, &view, metadata));
     }
-    let url = format!("{base}/v2/Services/{service_sid}/Entities/{identity}/Challenges");
+    let url = match device {
+        Some(d) => format!(
+            "{base}/v2/Services/{service_sid}/Entities/{identity}/Factors/{}/Challenges",
+            sid::factor(&d.factor_id)
+        ),
+        None => format!("{base}/v2/Services/{service_sid}/Entities/{identity}/Challenges"),
+    };
     Ok(HttpResponse::Ok().json(paged(items, "challenges", &url, &filters, page)))
+}
+
+/// `GET …/Factors/{YF}/Challenges`: the device's own list (Basic `token:<JWT>`).
+pub async fn device_list(
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    state: State,
+) -> Reply {
+    let (service_sid, identity, factor_sid) = path.into_inner();
+    let (owner, device) =
+        super::device_owner(&req, &state, &service_sid, &identity, &factor_sid).await?;
+    list_for(&req, &state, &owner, Some(&device)).await
+}
+
+/// `GET …/Factors/{YF}/Challenges/{YC}`: as the device (Basic `token:<JWT>`).
+pub async fn device_fetch(
+    req: HttpRequest,
+    path: web::Path<(String, String, String, String)>,
+    state: State,
+) -> Reply {
+    let (service_sid, identity, factor_sid, challenge_sid) = path.into_inner();
+    let (owner, device) =
+        super::device_owner(&req, &state, &service_sid, &identity, &factor_sid).await?;
+    fetch_for(&req, &state, &owner, &challenge_sid, Some(&device)).await
+}
+
+/// `POST …/Factors/{YF}/Challenges/{YC}`: the device's answer (Basic `token:<JWT>`).
+pub async fn device_update(
+    req: HttpRequest,
+    path: web::Path<(String, String, String, String)>,
+    payload: web::Payload,
+    state: State,
+) -> Reply {
+    let (service_sid, identity, factor_sid, challenge_sid) = path.into_inner();
+    let (owner, device) =
+        super::device_owner(&req, &state, &service_sid, &identity, &factor_sid).await?;
+    update_for(req, payload, state, owner, challenge_sid, Some(device)).await
 }
 
 /// `POST …/Challenges/{YC}/Notifications`: asks again for a pending push challenge's

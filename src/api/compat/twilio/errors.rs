@@ -96,6 +96,7 @@ impl From<Error> for TwilioError {
                 TwilioError::new(429, 20429, message)
             }
             Error::Forbidden(_) => TwilioError::new(403, 20403, message),
+            Error::DeviceUnauthorized { .. } => TwilioError::unauthenticated(),
             Error::NotReady | Error::StorageUnavailable | Error::Unavailable => {
                 TwilioError::new(503, 20503, message)
             }

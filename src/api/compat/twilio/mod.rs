@@ -74,14 +74,7 @@ pub fn authenticate(req: &HttpRequest, state: &State) -> Result<Account, TwilioE
         .ok_or_else(unauthenticated)?;
     let (user, password) = decoded.split_once(':').ok_or_else(unauthenticated)?;
     let given: [u8; 32] = Sha256::digest(password.as_bytes()).into();
-    let account = state
-        .settings
-        .compat
-        .twilio
-        .accounts
-        .iter()
-        .find(|a| a.account_sid == user)
-        .ok_or_else(unauthenticated)?;
+    let account = configured(state, user).ok_or_else(unauthenticated)?;
     let expected: [u8; 32] = if account.auth_token.is_empty() {
         let mut out = [0u8; 32];
         hex::decode_to_slice(&account.auth_token_sha256, &mut out)
@@ -94,12 +87,28 @@ pub fn authenticate(req: &HttpRequest, state: &State) -> Result<Account, TwilioE
         tracing::debug!(account = %account.account_sid, "twilio credentials refused");
         return Err(unauthenticated());
     }
-    let tenant = TenantId::parse(&account.tenant).ok_or_else(unauthenticated)?;
+    account_of(account).ok_or_else(unauthenticated)
+}
+
+/// The configured account `sid`.
+fn configured<'a>(state: &'a State, sid: &str) -> Option<&'a crate::config::TwilioAccount> {
+    state
+        .settings
+        .compat
+        .twilio
+        .accounts
+        .iter()
+        .find(|a| a.account_sid == sid)
+}
+
+/// The principal of a configured account: its tenant, every scope.
+fn account_of(account: &crate::config::TwilioAccount) -> Option<Account> {
+    let tenant = TenantId::parse(&account.tenant)?;
     let mut scopes = Scopes::default();
     for scope in Scope::ALL {
         scopes.insert(scope);
     }
-    Ok(Account {
+    Some(Account {
         principal: Principal {
             tenant,
             subject: Some(account.account_sid.as_str().into()),
@@ -108,6 +117,80 @@ pub fn authenticate(req: &HttpRequest, state: &State) -> Result<Account, TwilioE
         sid: account.account_sid.clone(),
         auth_token: (!account.auth_token.is_empty()).then(|| account.auth_token.clone()),
     })
+}
+
+/// A push device calling its own routes with HTTP Basic `token:<JWT>`: the JWT signed
+/// by its factor's key (ES256) with `iss` the account SID, `sub` the service SID and
+/// `grants.verify_push` naming this service, entity and factor (as Twilio's device SDK
+/// signs it). The owner of the path and the device, or 401 20003.
+pub async fn device_owner(
+    req: &HttpRequest,
+    state: &State,
+    service_sid: &str,
+    identity: &str,
+    factor_sid: &str,
+) -> Result<(factors::Owner, crate::engine::devices::Device), TwilioError> {
+    let unauthenticated = TwilioError::unauthenticated;
+    let decoded = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .and_then(|d| String::from_utf8(d).ok())
+        .ok_or_else(unauthenticated)?;
+    let jwt = decoded.strip_prefix("token:").ok_or_else(unauthenticated)?;
+    // Unverified, to find the account and key; the key's signature is checked below.
+    let claims: serde_json::Value = jwt
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|p| serde_json::from_slice(&p).ok())
+        .ok_or_else(unauthenticated)?;
+    let iss = claims["iss"].as_str().ok_or_else(unauthenticated)?;
+    let account = configured(state, iss)
+        .and_then(account_of)
+        .ok_or_else(unauthenticated)?;
+    let grants = &claims["grants"]["verify_push"];
+    let granted = claims["sub"] == service_sid
+        && grants["service_sid"] == service_sid
+        && grants["entity_sid"] == identity
+        && grants["factor_sid"] == factor_sid;
+    if !granted {
+        return Err(unauthenticated());
+    }
+    let svc = service(state, &account, service_sid).await?;
+    let found = entity(state, &account, service_sid, identity)
+        .await?
+        .ok_or_else(unauthenticated)?;
+    let factor_id = sid::factor_id(factor_sid).ok_or_else(unauthenticated)?;
+    let user = user_id(service_sid, identity);
+    let (device, _) = state
+        .engine
+        .device_by_jwt(&account.principal, user.clone(), factor_id, jwt)
+        .await
+        .map_err(|e| match e {
+            crate::engine::Error::FactorNotFound
+            | crate::engine::Error::DeviceUnauthorized { .. } => unauthenticated(),
+            other => other.into(),
+        })?;
+    let owner = factors::Owner {
+        account,
+        service_sid: service_sid.to_string(),
+        identity: identity.to_string(),
+        entity_sid: found.sid,
+        user_id: user,
+        service: svc,
+    };
+    Ok((owner, device))
 }
 
 /// The origin resources and pages are addressed under: `[server] public_base_url`
@@ -338,6 +421,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(factors::fetch))
                     .route(web::post().to(factors::update))
                     .route(web::delete().to(factors::delete)),
+            )
+            .service(
+                resource(format!("{entity}/Factors/{{factor}}/Challenges"))
+                    .route(web::get().to(challenges::device_list)),
+            )
+            .service(
+                resource(format!(
+                    "{entity}/Factors/{{factor}}/Challenges/{{challenge}}"
+                ))
+                .route(web::get().to(challenges::device_fetch))
+                .route(web::post().to(challenges::device_update)),
             )
             .service(
                 resource(format!("{entity}/Challenges"))
