@@ -37,6 +37,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub push: PushSettings,
     pub webauthn: WebauthnSettings,
+    #[serde(default)]
+    pub compat: CompatSettings,
 }
 
 /// WebAuthn factors; see `[webauthn]` in `config/default.toml`.
@@ -69,6 +71,36 @@ pub struct RelyingPartySettings {
     pub id: String,
     pub origin: String,
     pub name: String,
+}
+
+/// The vendor faces; see `[compat.*]` in `config/default.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatSettings {
+    #[serde(default)]
+    pub twilio: TwilioSettings,
+}
+
+/// The Twilio Verify face (`/v2/…`): which accounts may call it, and their tenants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    #[serde(default)]
+    pub accounts: Vec<TwilioAccount>,
+}
+
+/// One `[[compat.twilio.accounts]]`: HTTP Basic `account_sid:auth_token` maps to
+/// `tenant`. The token is given plain (`auth_token`, which also signs the account's
+/// webhooks) or as the hex SHA-256 of it (`auth_token_sha256`, then no webhooks).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioAccount {
+    pub account_sid: String,
+    #[serde(default)]
+    pub auth_token: Secret,
+    #[serde(default)]
+    pub auth_token_sha256: String,
+    pub tenant: String,
 }
 
 /// Push factors; see `[push]` in `config/default.toml`.
@@ -560,9 +592,62 @@ impl Settings {
         }
         // Algorithms and key material are checked when the verifier is built
         // (auth::jwt::Verifier::from_settings), which names the key by its kid.
+        self.validate_twilio()?;
         self.validate_email()?;
         self.validate_sms()?;
         self.validate_webhooks()
+    }
+
+    fn validate_twilio(&self) -> Result<(), ConfigError> {
+        let accounts = &self.compat.twilio.accounts;
+        for (i, a) in accounts.iter().enumerate() {
+            let sid_ok = a.account_sid.len() == 34
+                && a.account_sid.starts_with("AC")
+                && a.account_sid[2..]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !sid_ok {
+                return invalid(
+                    "compat.twilio.accounts.account_sid",
+                    "must be AC followed by 32 lower-case hex digits",
+                );
+            }
+            if accounts[..i].iter().any(|b| b.account_sid == a.account_sid) {
+                return invalid(
+                    "compat.twilio.accounts.account_sid",
+                    &format!("{} is listed twice", a.account_sid),
+                );
+            }
+            match (a.auth_token.is_empty(), a.auth_token_sha256.is_empty()) {
+                (false, true) => {}
+                (true, false) => {
+                    let ok = a.auth_token_sha256.len() == 64
+                        && hex::decode(&a.auth_token_sha256).is_ok();
+                    if !ok {
+                        return invalid(
+                            "compat.twilio.accounts.auth_token_sha256",
+                            "must be 64 hex characters (the SHA-256 of the auth token)",
+                        );
+                    }
+                }
+                _ => {
+                    return invalid(
+                        "compat.twilio.accounts.auth_token",
+                        &format!(
+                            "{}: give exactly one of auth_token and auth_token_sha256",
+                            a.account_sid
+                        ),
+                    )
+                }
+            }
+            if crate::model::TenantId::parse(&a.tenant).is_none() {
+                return invalid(
+                    "compat.twilio.accounts.tenant",
+                    "must be 1-64 of A-Z a-z 0-9 . _ -",
+                );
+            }
+        }
+        Ok(())
     }
 
     fn validate_email(&self) -> Result<(), ConfigError> {
@@ -781,6 +866,61 @@ mod tests {
         .unwrap();
         let s = Settings::load_with_env(&[file], false).unwrap();
         assert_eq!(s.server.trusted_proxies.len(), 2);
+    }
+
+    #[test]
+    fn twilio_accounts_load_in_the_documented_shape() {
+        let s = load_toml(
+            "[[compat.twilio.accounts]]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token = \"t\"\ntenant = \"acme\"\n\n[[compat.twilio.accounts]]\naccount_sid = \"AC0123456789abcdef0123456789abcde0\"\nauth_token_sha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\ntenant = \"beta\"\n",
+        )
+        .unwrap();
+        let accounts = &s.compat.twilio.accounts;
+        assert_eq!(accounts.len(), 2);
+        assert_eq!(accounts[0].tenant, "acme");
+        assert!(
+            !format!("{:?}", accounts[0]).contains("\"t\""),
+            "the token never prints"
+        );
+        assert!(Settings::development().compat.twilio.accounts.is_empty());
+    }
+
+    #[test]
+    fn a_bad_twilio_account_names_its_key() {
+        let account = |body: &str| format!("[[compat.twilio.accounts]]\n{body}\n");
+        let sid = "account_sid = \"AC0123456789abcdef0123456789abcdef\"";
+        for (body, key) in [
+            (
+                "account_sid = \"AC0123\"\nauth_token = \"t\"\ntenant = \"a\"".to_string(),
+                "compat.twilio.accounts.account_sid",
+            ),
+            (
+                format!(
+                    "{sid}\nauth_token = \"t\"\nauth_token_sha256 = \"{}\"\ntenant = \"a\"",
+                    "0".repeat(64)
+                ),
+                "compat.twilio.accounts.auth_token",
+            ),
+            (
+                format!("{sid}\ntenant = \"a\""),
+                "compat.twilio.accounts.auth_token",
+            ),
+            (
+                format!("{sid}\nauth_token_sha256 = \"abc\"\ntenant = \"a\""),
+                "compat.twilio.accounts.auth_token_sha256",
+            ),
+            (
+                format!("{sid}\nauth_token = \"t\"\ntenant = \"a/b\""),
+                "compat.twilio.accounts.tenant",
+            ),
+        ] {
+            let err = load_toml(&account(&body)).unwrap_err().to_string();
+            assert!(err.contains(key), "{body}: {err}");
+        }
+        let twice = account(&format!("{sid}\nauth_token = \"t\"\ntenant = \"a\""));
+        let err = load_toml(&format!("{twice}{twice}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listed twice"), "{err}");
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub const RETIRED: &str = "challenges_retired_total";
 pub const LONG_POLLS: &str = "long_polls_waiting";
 /// Histogram: an answer request from arrival to durable reply; labels `outcome`.
 pub const ANSWER_SECONDS: &str = "challenge_answer_duration_seconds";
-/// Histogram; labels `method`, `route`, `status`.
+/// Histogram; labels `face`, `method`, `route`, `status`.
 pub const HTTP_SECONDS: &str = "http_request_duration_seconds";
 /// Histogram: one group-commit flush (a log append and its sync).
 pub const FLUSH_SECONDS: &str = "snapshot_flush_duration_seconds";
@@ -150,7 +150,38 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/users/{user_id}/factors/{factor_id}/verify",
     "/api/v1/devices/challenges",
     "/api/v1/devices/challenges/{id}/answer",
+    "/v2/Services",
+    "/v2/Services/{service}",
+    "/v2/Services/{service}/Entities",
+    "/v2/Services/{service}/Entities/{identity}",
+    "/v2/Services/{service}/Entities/{identity}/Factors",
+    "/v2/Services/{service}/Entities/{identity}/Factors/{factor}",
+    "/v2/Services/{service}/Entities/{identity}/Factors/{factor}/Challenges",
+    "/v2/Services/{service}/Entities/{identity}/Factors/{factor}/Challenges/{challenge}",
+    "/v2/Services/{service}/Entities/{identity}/Challenges",
+    "/v2/Services/{service}/Entities/{identity}/Challenges/{challenge}",
+    "/v2/Services/{service}/Entities/{identity}/Challenges/{challenge}/Notifications",
+    "/v2/Services/{service}/AccessTokens",
+    "/v2/Services/{service}/Webhooks",
+    "/v2/Services/{service}/Webhooks/{webhook}",
 ];
+
+/// The `face` label: which API a route belongs to — `native` (`/api/v1`), `twilio`
+/// (`/v2`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
+/// `unmatched` with the route.
+pub fn face_label(route: &str) -> &'static str {
+    if route == "unmatched" {
+        "unmatched"
+    } else if route.starts_with("/api/v1/") {
+        "native"
+    } else if route.starts_with("/v2/") {
+        "twilio"
+    } else if route.starts_with("/c/") {
+        "pages"
+    } else {
+        "ops"
+    }
+}
 
 /// The `route` label: the template in [`ROUTES`] that `path` matches (a `{…}` segment
 /// matches any one non-empty segment); anything else is `unmatched`, so the label set
@@ -238,6 +269,11 @@ mod tests {
         assert_eq!(route_label("/healthz"), "/healthz");
         assert_eq!(route_label("/healthz/"), "unmatched");
         assert_eq!(route_label("/nope"), "unmatched");
+        assert_eq!(face_label(route_label("/v2/Services/VA1")), "twilio");
+        assert_eq!(face_label(route_label("/api/v1/challenges")), "native");
+        assert_eq!(face_label(route_label("/c/x")), "pages");
+        assert_eq!(face_label(route_label("/healthz")), "ops");
+        assert_eq!(face_label(route_label("/nope")), "unmatched");
         for template in ROUTES {
             assert_eq!(route_label(&example(template)), *template);
         }

@@ -134,7 +134,7 @@ impl Application {
                         };
                         let elapsed = started.elapsed();
                         tracing::debug!(method, route, status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
-                        metrics::histogram!(m::HTTP_SECONDS, "method" => method, "route" => route, "status" => m::status_label(status))
+                        metrics::histogram!(m::HTTP_SECONDS, "face" => m::face_label(route), "method" => method, "route" => route, "status" => m::status_label(status))
                             .record(elapsed.as_secs_f64());
                         res
                     })

@@ -3,7 +3,9 @@
 //! ([`ApiError`]). Each face renders its own body: the native one is
 //! `{"error": {"code", "message"}}` with a stable snake_case code (plus `attempts_left`
 //! on `wrong_answer`, `current_version` on `version_conflict`); the answer pages render
-//! HTML with the same statuses.
+//! HTML with the same statuses. A vendor face renders a domain error with the status
+//! its vendor's contract names where that differs (`compat::twilio::errors`: a refused
+//! answer is Twilio's 403 with its code), and with this one everywhere else.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};

@@ -3,6 +3,7 @@
 //! the reply. Only this module knows HTTP; only `error.rs` picks status codes.
 
 pub mod client;
+pub mod compat;
 pub mod error;
 pub mod native;
 pub mod openapi;
@@ -55,6 +56,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("")
             .wrap(actix_web::middleware::from_fn(until_ready))
             .configure(native::routes)
+            .configure(compat::twilio::routes)
             .configure(pages::routes),
     );
 }

@@ -59,7 +59,8 @@ impl Services {
             deliverer.webhooks().clone(),
             key.clone(),
             clock.clone(),
-        );
+        )
+        .with_twilio_accounts(&settings.compat.twilio.accounts);
         let secrets_key_file = settings.secrets_key_file();
         let seal_key = crate::store::key_file(&secrets_key_file).map_err(|e| {
             format!(

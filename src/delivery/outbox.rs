@@ -14,11 +14,20 @@ use crate::metrics as m;
 use crate::model::{ChallengeId, EventId, TenantId};
 use crate::store::{DeadLetter, SnapshotStore, StoreError, WebhookEvent};
 
+/// How an event is signed when it is sent.
+enum Style {
+    Json,
+    TwilioForm(crate::config::Secret),
+}
+
 pub struct Outbox {
     store: SnapshotStore,
     sender: WebhookSender,
     key: HashKey,
     clock: SharedClock,
+    /// The auth tokens of the Twilio accounts (`[[compat.twilio.accounts]]`) that sign
+    /// their form webhooks; an event names its account, never holds its token.
+    twilio_tokens: std::collections::HashMap<String, crate::config::Secret>,
 }
 
 impl Outbox {
@@ -33,7 +42,55 @@ impl Outbox {
             sender,
             key,
             clock,
+            twilio_tokens: Default::default(),
         }
+    }
+
+    /// The Twilio accounts whose form webhooks this outbox signs.
+    pub fn with_twilio_accounts(mut self, accounts: &[crate::config::TwilioAccount]) -> Self {
+        self.twilio_tokens = accounts
+            .iter()
+            .filter(|a| !a.auth_token.is_empty())
+            .map(|a| (a.account_sid.clone(), a.auth_token.clone()))
+            .collect();
+        self
+    }
+
+    /// A new form-encoded event for `challenge`, signed at delivery with the Twilio
+    /// account's auth token. Not stored yet.
+    pub fn form_event(
+        &self,
+        tenant: &TenantId,
+        challenge: ChallengeId,
+        url: &str,
+        body: String,
+        account_sid: &str,
+    ) -> WebhookEvent {
+        WebhookEvent {
+            id: EventId::random(),
+            tenant: tenant.clone(),
+            challenge,
+            url: url.to_string(),
+            body,
+            attempts: 0,
+            next_attempt_at: self.clock.now_ms(),
+            format: crate::store::EventFormat::TwilioForm {
+                account_sid: account_sid.to_string(),
+            },
+        }
+    }
+
+    /// Stores an event, makes it durable, then starts sending it. Call on an async
+    /// runtime.
+    pub async fn enqueue(self: &Arc<Self>, event: WebhookEvent) -> Result<(), StoreError> {
+        let store = self.store.clone();
+        let stored = event.clone();
+        tokio::task::spawn_blocking(move || store.outbox().put(&stored))
+            .await
+            .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        self.store.durable().await?;
+        self.dispatch(event);
+        Ok(())
     }
 
     /// A new event for `challenge`: `body` gets its `event_id`. Not stored yet.
@@ -54,6 +111,7 @@ impl Outbox {
             body: body.to_string(),
             attempts: 0,
             next_attempt_at: self.clock.now_ms(),
+            format: crate::store::EventFormat::Json,
         }
     }
 
@@ -116,7 +174,23 @@ impl Outbox {
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
-        let secret = crate::challenge::actor::webhook_secret(&self.key, &event.tenant);
+        let style = match &event.format {
+            crate::store::EventFormat::Json => Style::Json,
+            crate::store::EventFormat::TwilioForm { account_sid } => {
+                match self.twilio_tokens.get(account_sid) {
+                    Some(token) => Style::TwilioForm(token.clone()),
+                    None => {
+                        return Err(DeliveryError::InvalidRecipient(format!(
+                            "the Twilio account {account_sid} has no auth_token configured"
+                        )))
+                    }
+                }
+            }
+        };
+        let secret = match &style {
+            Style::Json => crate::challenge::actor::webhook_secret(&self.key, &event.tenant),
+            Style::TwilioForm(token) => token.expose().to_string(),
+        };
         let id = event.id.to_string();
         let (url, body) = (event.url.clone(), event.body.clone());
         let made = event.attempts;
@@ -133,7 +207,10 @@ impl Outbox {
             .deliver_from(
                 &url,
                 body.as_bytes(),
-                secret,
+                super::webhook::Signing {
+                    secret,
+                    twilio_form: matches!(style, Style::TwilioForm(_)),
+                },
                 Some(&id),
                 made,
                 record_attempt,

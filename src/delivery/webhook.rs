@@ -20,6 +20,36 @@ use subtle::ConstantTimeEq;
 use super::{record, Channel, DeliveryError};
 use crate::config::WebhookSettings;
 
+/// How one webhook is signed: the native JSON scheme with `secret`, or Twilio's
+/// form scheme with `secret` = the account's auth token.
+#[derive(Clone, Copy)]
+pub struct Signing<'a> {
+    pub secret: &'a [u8],
+    pub twilio_form: bool,
+}
+
+/// The header of Twilio's webhook signature.
+pub const TWILIO_SIGNATURE_HEADER: &str = "X-Twilio-Signature";
+
+/// Twilio's webhook signature: base64 of HMAC-SHA1 under the auth token of the full URL
+/// followed by every POST parameter's name and value, sorted by name (as Twilio's
+/// `RequestValidator` checks it).
+pub fn twilio_signature(auth_token: &[u8], url: &str, form_body: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let mut params: Vec<(String, String)> = url::form_urlencoded::parse(form_body)
+        .into_owned()
+        .collect();
+    params.sort();
+    let mut mac = <Hmac<sha1::Sha1>>::new_from_slice(auth_token).expect("HMAC takes any key");
+    mac.update(url.as_bytes());
+    for (name, value) in &params {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
 /// The header that carries the signature, on webhooks and on JSON SMS gateway requests.
 pub const SIGNATURE_HEADER: &str = "X-Challenge-Signature";
 
@@ -146,8 +176,12 @@ impl WebhookSender {
         secret: &[u8],
     ) -> Result<u32, DeliveryError> {
         let started = Instant::now();
+        let signing = Signing {
+            secret,
+            twilio_form: false,
+        };
         let outcome = self
-            .deliver_from(url, &body, secret, None, 0, |_, _| {})
+            .deliver_from(url, &body, signing, None, 0, |_, _| {})
             .await;
         record(Channel::Webhook, started, outcome.as_ref().err());
         outcome
@@ -161,7 +195,7 @@ impl WebhookSender {
         &self,
         url: &str,
         body: &[u8],
-        secret: &[u8],
+        signing: Signing<'_>,
         event_id: Option<&str>,
         made: u32,
         mut before_retry: impl FnMut(u32, Duration),
@@ -178,7 +212,7 @@ impl WebhookSender {
         let mut attempt = made;
         loop {
             attempt += 1;
-            let failure = match self.attempt(&url, body, secret, event_id).await {
+            let failure = match self.attempt(&url, body, signing, event_id).await {
                 Ok(()) => return Ok(attempt),
                 Err(failure) => failure,
             };
@@ -197,18 +231,29 @@ impl WebhookSender {
         &self,
         url: &reqwest::Url,
         body: &[u8],
-        secret: &[u8],
+        signing: Signing<'_>,
         event_id: Option<&str>,
     ) -> Result<(), Failure> {
+        let secret = signing.secret;
+        let content_type = if signing.twilio_form {
+            "application/x-www-form-urlencoded"
+        } else {
+            "application/json"
+        };
         let mut request = self
             .http
             .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body.to_vec());
         if let Some(id) = event_id {
             request = request.header(EVENT_ID_HEADER, id);
         }
-        if !secret.is_empty() {
+        if signing.twilio_form {
+            request = request.header(
+                TWILIO_SIGNATURE_HEADER,
+                twilio_signature(secret, url.as_str(), body),
+            );
+        } else if !secret.is_empty() {
             request = request.header(SIGNATURE_HEADER, signature(secret, unix_now(), body));
         }
         let response = request.send().await.map_err(|error| Failure {
@@ -291,6 +336,21 @@ mod tests {
         let v1 = good.split_once(",v1=").unwrap().1;
         let header = format!("t=10,v1={},v1={v1}", "00".repeat(32));
         assert!(verify(SECRET, &header, b"x", 10, 0));
+    }
+
+    #[test]
+    fn the_twilio_signature_is_the_one_twilios_validator_computes() {
+        // The vector of twilio-python's RequestValidator tests.
+        let body = b"To=%2B18005551212&CallSid=CA1234567890ABCDE&Caller=%2B14158675309&Digits=1234&From=%2B14158675309";
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            twilio_signature(b"12345", url, body),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+        assert_ne!(
+            twilio_signature(b"12346", url, body),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
     }
 
     #[test]

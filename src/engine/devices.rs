@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::{Engine, Error, View};
 use crate::challenge::kinds::push::Decision;
-use crate::challenge::kinds::token::{Attempt, DeviceProof};
+use crate::challenge::kinds::token::{Attempt, DeviceProof, Signed};
 use crate::challenge::messages::Answer;
 use crate::factors::push::{self, TokenRefusal};
 use crate::factors::{FactorData, FactorStatus};
@@ -59,6 +59,64 @@ impl Engine {
         })
     }
 
+    /// The device of one of the user's push factors, for a face whose callers answer for
+    /// the device with the account's own credentials (`challenge:answer`): the factor
+    /// must be a verified push factor of `user_id` in the principal's tenant.
+    pub async fn device_of(
+        &self,
+        principal: &crate::auth::Principal,
+        user_id: String,
+        factor_id: FactorId,
+    ) -> Result<Device, Error> {
+        super::authorize(principal, crate::auth::Scope::Answer)?;
+        let factor = self.find_factor(principal, user_id, factor_id).await?;
+        if !matches!(factor.data, FactorData::Push(_)) {
+            return Err(Error::FactorNotFound);
+        }
+        if factor.status != FactorStatus::Verified {
+            return Err(Error::conflict(
+                "factor_not_verified",
+                "the factor's enrollment has not been verified",
+            ));
+        }
+        Ok(Device {
+            tenant: factor.tenant,
+            user_id: factor.user_id,
+            factor_id: factor.id,
+        })
+    }
+
+    /// The device of one of the user's verified push factors, proven by a JWT its key
+    /// signed (see [`push::check_jws`]), for a face whose devices sign their own tokens;
+    /// with the token's claims for the face to hold to its own grants. 401 with the
+    /// refusal's code otherwise; another user's or tenant's factor is not found.
+    pub async fn device_by_jwt(
+        &self,
+        principal: &crate::auth::Principal,
+        user_id: String,
+        factor_id: FactorId,
+        token: &str,
+    ) -> Result<(Device, serde_json::Value), Error> {
+        let factor = self.find_factor(principal, user_id, factor_id).await?;
+        let FactorData::Push(key) = &factor.data else {
+            return Err(refused(TokenRefusal::Invalid));
+        };
+        let now = self.now_ms().div_euclid(1000);
+        let claims = push::check_jws(&key.public_key, token, now).map_err(refused)?;
+        if factor.status != FactorStatus::Verified {
+            return Err(Error::DeviceUnauthorized {
+                code: "device_not_verified",
+                message: "the device's enrollment has not been verified",
+            });
+        }
+        let device = Device {
+            tenant: factor.tenant,
+            user_id: factor.user_id,
+            factor_id: factor.id,
+        };
+        Ok((device, claims))
+    }
+
     /// A page of the push challenges that name the device's factor, in id order, in
     /// `state` if given.
     pub async fn device_challenges(
@@ -96,7 +154,7 @@ impl Engine {
         device: &Device,
         id: &ChallengeId,
         decision: Decision,
-        signature: String,
+        signature: Signed,
     ) -> Result<View, Error> {
         let started = Instant::now();
         let result = self
@@ -123,9 +181,11 @@ impl Engine {
         device: &Device,
         id: &ChallengeId,
         decision: Decision,
-        signature: String,
+        signature: Signed,
     ) -> Result<View, Error> {
-        super::input::check_text("signature", &signature, 512)?;
+        if let Signed::Native(signature) = &signature {
+            super::input::check_text("signature", signature, 512)?;
+        }
         let tenant = Some(&device.tenant);
         let view = self.registry.view(tenant, id).await?;
         if view.kind != ChallengeType::Push || view.factor() != Some(device.factor_id) {

@@ -54,11 +54,19 @@ pub enum Proof {
     Code(String),
     Signature(String),
     Credential(serde_json::Value),
+    /// A vendor face's proof for a push factor: a DER signature of `message`, the
+    /// face's own enrollment string.
+    Signed {
+        message: String,
+        der: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct TotpOptions {
     pub issuer: Option<String>,
+    /// The account name the key URI shows; default the user id.
+    pub account_name: Option<String>,
     pub algorithm: Option<String>,
     pub digits: Option<u64>,
     pub period_seconds: Option<u64>,
@@ -371,7 +379,8 @@ impl Engine {
             sealed_seed: services.seal.seal(tenant, id, &seed),
             last_step: None,
         });
-        let otpauth_uri = totp::key_uri(&params, &seed, &issuer, user_id);
+        let account = options.account_name.as_deref().unwrap_or(user_id);
+        let otpauth_uri = totp::key_uri(&params, &seed, &issuer, account);
         let secret = EnrolledSecret {
             secret: totp::base32(&seed),
             qr_svg: totp::qr_svg(&otpauth_uri),
@@ -461,6 +470,13 @@ impl Engine {
                 check_text("signature", signature, 512)?;
                 None
             }
+            Proof::Signed { der, .. } if der.len() > 256 => {
+                return Err(Error::invalid(
+                    "field_too_long",
+                    "the signature is too long",
+                ))
+            }
+            Proof::Signed { .. } => None,
             Proof::Credential(raw) => Some(webauthn::parse_attestation(raw).ok_or_else(|| {
                 Error::invalid(
                     "invalid_credential",
@@ -562,6 +578,16 @@ impl Engine {
                                     credential: Some(credential),
                                 });
                                 next
+                            }
+                            (Proof::Signed { message, der }, FactorData::Push(device)) => {
+                                if !push::verify_der_bytes(
+                                    &device.public_key,
+                                    message.as_bytes(),
+                                    der,
+                                ) {
+                                    return Err(Refused::Signature);
+                                }
+                                factor.clone()
                             }
                             (_, FactorData::Totp(_)) => return Err(Refused::Proof("code")),
                             (_, FactorData::Push(_)) => return Err(Refused::Proof("signature")),
@@ -669,6 +695,44 @@ impl Engine {
         .await
     }
 
+    /// Renames one of the user's factors (`challenge:enrollment:post`): 1–64 characters.
+    /// Acknowledged once durable.
+    pub async fn rename_factor(
+        &self,
+        principal: &Principal,
+        user_id: String,
+        id: FactorId,
+        friendly_name: String,
+    ) -> Result<Factor, Error> {
+        authorize(principal, Scope::EnrollmentPost)?;
+        check_text("user_id", &user_id, MAX_USER_ID)?;
+        check_text("friendly_name", &friendly_name, MAX_FRIENDLY_NAME)?;
+        if friendly_name.is_empty() {
+            return Err(Error::invalid(
+                "invalid_field",
+                "friendly_name must not be empty",
+            ));
+        }
+        let tenant = principal.tenant.clone();
+        let now = self.now_ms();
+        let renamed = self
+            .blocking(move |store| {
+                store
+                    .factors()
+                    .update(&tenant, &user_id, &id, |factor| {
+                        let mut next = factor.clone();
+                        next.friendly_name = friendly_name.as_str().into();
+                        next.updated_at = now;
+                        Ok::<_, std::convert::Infallible>(next)
+                    })
+                    .map_err(|e| error::write_error(e, || Error::Internal, Error::FactorNotFound))
+            })
+            .await?;
+        self.durable().await?;
+        let Ok(factor) = renamed;
+        Ok(factor)
+    }
+
     /// Deletes one of the user's factors (`challenge:enrollment:delete`). Acknowledged
     /// once durable; challenges naming it accept no code from then on.
     pub async fn delete_factor(
@@ -695,7 +759,7 @@ impl Engine {
 fn kind_of(proof: &Proof) -> &'static str {
     match proof {
         Proof::Code(_) => FactorType::Totp.as_str(),
-        Proof::Signature(_) => FactorType::Push.as_str(),
+        Proof::Signature(_) | Proof::Signed { .. } => FactorType::Push.as_str(),
         Proof::Credential(_) => FactorType::Webauthn.as_str(),
     }
 }

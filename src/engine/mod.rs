@@ -9,6 +9,7 @@
 //! - `create.rs`: planning a create; the kind's part is asked of `challenge::kinds`.
 //! - `policies.rs`, `configuration.rs`: the management plane; `factors.rs`: enrollment;
 //!   `devices.rs`: what a push device does with its own token.
+//! - `records.rs`: what the vendor faces keep of their vendor's model.
 //! - `input.rs`: the bounds every request string is held to; `error.rs`: the errors.
 
 pub mod configuration;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod factors;
 pub mod input;
 pub mod policies;
+pub mod records;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,6 +106,13 @@ impl Engine {
             .and_then(|plan| services.webauthn.find(&c.tenant, Some(&plan.relying_party)))
             .map(|rp| rp.origin.as_str().trim_end_matches('/').to_string())
             .unwrap_or_else(|| services.base_url.clone())
+    }
+
+    /// Checks a URL a face was given to call back (a webhook): http(s), with a host the
+    /// outbound policy allows.
+    pub fn check_callback_url(&self, field: &str, url: &str) -> Result<(), Error> {
+        input::check_url(field, url)?;
+        input::check_outbound(field, url, self.registry.services().actions.policy())
     }
 
     /// Runs a store call on the blocking pool, never on an async worker.

@@ -142,7 +142,6 @@ struct Header {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
-    exp: i64,
 }
 
 /// The factor a device token claims to be from (its `sub`), unverified: which key to
@@ -162,6 +161,23 @@ pub fn check_token(
     token: &str,
     now: i64,
 ) -> Result<(), TokenRefusal> {
+    let claims = check_jws(public_key, token, now)?;
+    let sub = claims["sub"].as_str().and_then(FactorId::parse);
+    if sub.as_ref() != Some(factor) {
+        return Err(TokenRefusal::Invalid);
+    }
+    Ok(())
+}
+
+/// Checks a JWT a device signed with its key, for a face whose device tokens carry
+/// their own claims: header `alg` ES256, a JWS signature (r ‖ s) of `header.payload` by
+/// the key, a numeric `exp` in the future and at most [`MAX_TOKEN_LIFETIME_SECONDS`]
+/// ahead of `now` (unix seconds). The claims, for the face to read.
+pub fn check_jws(
+    public_key: &[u8],
+    token: &str,
+    now: i64,
+) -> Result<serde_json::Value, TokenRefusal> {
     let invalid = TokenRefusal::Invalid;
     let mut parts = token.split('.');
     let (Some(header), Some(payload), Some(signature), None) =
@@ -186,21 +202,19 @@ pub fn check_token(
     let signed_len = token.len() - token.rsplit('.').next().map_or(0, str::len) - 1;
     key.verify(&token.as_bytes()[..signed_len], &signature)
         .map_err(|_| invalid)?;
-    let claims: Claims = URL_SAFE_NO_PAD
+    let claims: serde_json::Value = URL_SAFE_NO_PAD
         .decode(payload)
         .ok()
         .and_then(|c| serde_json::from_slice(&c).ok())
         .ok_or(invalid)?;
-    if FactorId::parse(&claims.sub).as_ref() != Some(factor) {
-        return Err(invalid);
-    }
-    if claims.exp <= now {
+    let exp = claims["exp"].as_i64().ok_or(invalid)?;
+    if exp <= now {
         return Err(TokenRefusal::Expired);
     }
-    if claims.exp > now + MAX_TOKEN_LIFETIME_SECONDS {
+    if exp > now + MAX_TOKEN_LIFETIME_SECONDS {
         return Err(TokenRefusal::TooLong);
     }
-    Ok(())
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -239,6 +253,31 @@ mod tests {
         assert!(!verify_der(&der, b"verify.y", &encoded));
         assert!(!verify_der(&other, b"verify.x", &encoded));
         assert!(!verify_der(&der, b"verify.x", "not base64!"));
+    }
+
+    #[test]
+    fn a_face_token_is_checked_for_key_alg_and_lifetime_and_yields_its_claims() {
+        let (key, der) = device();
+        let (stranger, _) = device();
+        let now = 1_700_000_000;
+        let claims = check_jws(&der, &token(&key, "VA1", now + 60, "ES256"), now).unwrap();
+        assert_eq!(claims["sub"], "VA1");
+        assert_eq!(
+            check_jws(&der, &token(&stranger, "VA1", now + 60, "ES256"), now),
+            Err(TokenRefusal::Invalid)
+        );
+        assert_eq!(
+            check_jws(&der, &token(&key, "VA1", now, "ES256"), now),
+            Err(TokenRefusal::Expired)
+        );
+        assert_eq!(
+            check_jws(&der, &token(&key, "VA1", now + 301, "ES256"), now),
+            Err(TokenRefusal::TooLong)
+        );
+        assert_eq!(
+            check_jws(&der, &token(&key, "VA1", now + 60, "HS256"), now),
+            Err(TokenRefusal::Invalid)
+        );
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! by `tenant \0 id` (so every key is tenant-prefixed and a tenant's challenges are one
 //! range), a `meta` tree with the on-disk format version, the trees of policies and of
 //! tenant configurations (`policies.rs`, `configuration.rs`), the webhook outbox
-//! (`outbox.rs`), the tree of enrolled factors (`factors.rs`), and a group commit that
-//! makes writes durable in batches through a write-ahead log (`log.rs`).
+//! (`outbox.rs`), the tree of enrolled factors (`factors.rs`), the vendor faces' records
+//! (`records.rs`), and a group commit that makes writes durable in batches through a
+//! write-ahead log (`log.rs`).
 
 pub mod configuration;
 pub mod encoding;
@@ -12,6 +13,7 @@ pub mod group_commit;
 pub mod log;
 pub mod outbox;
 pub mod policies;
+pub mod records;
 
 use std::io::Write;
 use std::path::Path;
@@ -22,8 +24,9 @@ pub use configuration::ConfigurationStore;
 pub use factors::FactorStore;
 pub use group_commit::{Checkpoints, GroupCommit};
 pub use log::Tree;
-pub use outbox::{DeadLetter, OutboxStore, WebhookEvent};
+pub use outbox::{DeadLetter, EventFormat, OutboxStore, WebhookEvent};
 pub use policies::PolicyStore;
+pub use records::RecordStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,6 +113,7 @@ pub struct SnapshotStore {
     configuration: ConfigurationStore,
     outbox: Arc<OutboxStore>,
     factors: FactorStore,
+    records: RecordStore,
     commit: Arc<GroupCommit>,
 }
 
@@ -171,6 +175,7 @@ impl SnapshotStore {
         let configuration = ConfigurationStore::new(tree("configuration")?);
         let outbox = Arc::new(OutboxStore::new(tree("outbox")?, tree("dead_letters")?));
         let factors = FactorStore::new(tree("factors")?, tree("factor_ids")?);
+        let records = RecordStore::new(tree("records")?);
         db.flush()?;
         let writer = log::Writer::create(&segments, next_segment)?;
         let commit = Arc::new(GroupCommit::start(
@@ -187,6 +192,7 @@ impl SnapshotStore {
             configuration,
             outbox,
             factors,
+            records,
             commit,
         })
     }
@@ -210,6 +216,12 @@ impl SnapshotStore {
     /// Users' enrolled factors; durable like policies.
     pub fn factors(&self) -> &FactorStore {
         &self.factors
+    }
+
+    /// The vendor faces' records (a Twilio Service, Entity, Webhook); durable like
+    /// policies.
+    pub fn records(&self) -> &RecordStore {
+        &self.records
     }
 
     /// Writes a snapshot; it is durable once a later [`SnapshotStore::durable`] returns.

@@ -31,6 +31,27 @@ pub struct WebhookEvent {
     pub attempts: u32,
     /// When the next attempt is due.
     pub next_attempt_at: Millis,
+    /// How the body is sent and signed; records written before it existed are JSON.
+    #[serde(default, skip_serializing_if = "EventFormat::is_json")]
+    pub format: EventFormat,
+}
+
+/// How a webhook's body is sent and signed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventFormat {
+    /// JSON, signed with the tenant's webhook secret (`X-Challenge-Signature`).
+    #[default]
+    Json,
+    /// A form body signed as Twilio signs its webhooks (`X-Twilio-Signature`), with the
+    /// auth token of the configured account (never stored here).
+    TwilioForm { account_sid: String },
+}
+
+impl EventFormat {
+    pub fn is_json(&self) -> bool {
+        *self == EventFormat::Json
+    }
 }
 
 /// A delivery that gave up, with why.
@@ -142,7 +163,22 @@ mod tests {
             body: format!("{{\"n\":{n}}}"),
             attempts: 0,
             next_attempt_at: 1_000,
+            format: EventFormat::Json,
         }
+    }
+
+    #[test]
+    fn a_record_without_a_format_is_json_and_a_form_round_trips() {
+        let mut e = event(1);
+        let mut json = serde_json::to_value(&e).unwrap();
+        assert!(json.get("format").is_none());
+        json.as_object_mut().unwrap().remove("format");
+        assert_eq!(serde_json::from_value::<WebhookEvent>(json).unwrap(), e);
+        e.format = EventFormat::TwilioForm {
+            account_sid: "AC1".into(),
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<WebhookEvent>(&text).unwrap(), e);
     }
 
     fn store(dir: &std::path::Path) -> OutboxStore {

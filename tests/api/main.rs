@@ -24,5 +24,7 @@ mod safe_defaults;
 mod secrets;
 mod sinks;
 mod transports;
+mod twilio;
+mod twilio_sdk;
 mod webauthn;
 mod webhooks;

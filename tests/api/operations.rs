@@ -52,7 +52,7 @@ async fn health_readiness_and_metrics_answer() {
         "challenges_answered_total{type=\"token\",outcome=\"verified\"} 1",
         "challenges_live 1",
         "challenge_answer_duration_seconds_bucket",
-        "http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/challenges\",status=\"201\"",
+        "http_request_duration_seconds_bucket{face=\"native\",method=\"POST\",route=\"/api/v1/challenges\",status=\"201\"",
         "snapshot_flush_duration_seconds_bucket",
         "snapshot_flush_batch_size_bucket",
     ] {

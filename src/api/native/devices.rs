@@ -146,7 +146,12 @@ pub async fn answer(
     let id = ChallengeId::parse(&path).ok_or(crate::engine::Error::ChallengeNotFound)?;
     let view = state
         .engine
-        .device_answer(&device, &id, decision, request.signature)
+        .device_answer(
+            &device,
+            &id,
+            decision,
+            crate::challenge::kinds::token::Signed::Native(request.signature),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(DeviceChallenge::new(&view)))
 }

@@ -263,6 +263,7 @@ pub async fn enroll(
             digits: request.digits,
             period_seconds: request.period_seconds,
             skew_steps: request.skew_steps,
+            account_name: None,
         },
         push: PushOptions {
             public_key: request.public_key,

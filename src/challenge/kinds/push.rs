@@ -12,7 +12,7 @@
 //! A signature that does not verify is refused (`invalid_signature`) and changes
 //! nothing: it costs no attempt, since only the device's key can produce a valid one.
 
-use super::token::{Attempt, AttemptError};
+use super::token::{Attempt, AttemptError, Signed};
 use super::{Field, HashKey, Kind, KindPlan, PlanContext, Secrets};
 use crate::challenge::messages::ChallengeError;
 use crate::challenge::state::Verdict;
@@ -272,7 +272,14 @@ impl Kind for Push {
                     return Err(());
                 };
                 let signed = factor.status == FactorStatus::Verified
-                    && verify_decision(&key.public_key, &payload, decision, &device.signature);
+                    && match &device.signature {
+                        Signed::Native(signature) => {
+                            verify_decision(&key.public_key, &payload, decision, signature)
+                        }
+                        Signed::Exact { messages, der } => messages
+                            .iter()
+                            .any(|m| verify_signed(&key.public_key, m, der)),
+                    };
                 if !signed {
                     return Err(());
                 }

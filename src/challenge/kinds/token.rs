@@ -58,8 +58,20 @@ pub struct Attempt {
 #[derive(Clone)]
 pub struct DeviceProof {
     pub factor_id: crate::model::FactorId,
-    /// base64url of a DER ECDSA-P256-SHA256 signature of `signing_payload.decision`.
-    pub signature: String,
+    pub signature: Signed,
+}
+
+/// A device's signature and what it signs: the face that took it decides the signing
+/// string, the push kind checks it against the factor's key, once, the same way.
+#[derive(Clone)]
+pub enum Signed {
+    /// The native face: base64url of a DER ECDSA-P256-SHA256 signature of
+    /// `signing_payload.decision` (`kinds::push::signing_payload`).
+    Native(String),
+    /// A vendor face: a DER signature of one of `messages`, the face's own signing
+    /// strings for this challenge as its device was shown it (several when the device's
+    /// encoding of the same content may vary).
+    Exact { messages: Vec<String>, der: Vec<u8> },
 }
 
 /// Input a verdict cannot be reached from.

@@ -1,0 +1,8 @@
+//! The vendor faces: each speaks one vendor's wire format (its paths, field names, enum
+//! spellings, id formats and error body) so that vendor's own SDK works unchanged, and
+//! translates every call into engine calls. No face has state of its own: what its
+//! vendor's model holds beyond challenges and factors is engine data (`engine::records`).
+//!
+//! - `twilio/`: Twilio Verify v2 (`/v2/Services…`), see README.md "Twilio Verify".
+
+pub mod twilio;
