@@ -269,8 +269,11 @@ pub async fn complete(
 /// Re-deliver a challenge. `token` challenges are not delivered: 409 `not_deliverable`.
 #[utoipa::path(post, path = "/api/v1/challenges/{id}/resend", tag = "challenges",
     params(("id" = String, Path)),
-    responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, description = "not_deliverable", body = ErrorBody)),
+    responses((status = 202, description = "sent again", body = ChallengeDto),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "not_deliverable, resend_limit, or the challenge has ended", body = ErrorBody),
+        (status = 429, description = "resend_cooldown (with Retry-After), recipient_limit", body = ErrorBody)),
     security(("bearer" = ["challenge:resend"])))]
 pub async fn resend(
     req: HttpRequest,
