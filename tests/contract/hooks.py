@@ -12,7 +12,24 @@ document that says less than the server does, and fails the run.
 import re
 
 import schemathesis
+from hypothesis.internal import lambda_sources
 from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
+
+# CPython before 3.11.8 can raise SystemError ("AST constructor recursion depth
+# mismatch") from ast.parse deep in a recursion, which hypothesis calls only to write a
+# filter's name into a strategy's repr. A name it cannot find is "<unknown>" to it; this
+# makes the crash one of those instead of an error of the run.
+_describe = lambda_sources._lambda_description
+
+
+def _describe_or_unknown(f):
+    try:
+        return _describe(f)
+    except SystemError:
+        return "lambda: <unknown>"
+
+
+lambda_sources._lambda_description = _describe_or_unknown
 
 # (code, pattern the message must match): refusals that depend on what the request
 # cannot show.

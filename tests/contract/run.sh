@@ -22,6 +22,7 @@ version=$(sed -n 's/^schemathesis==//p' "$here/requirements.txt")
 
 if [ "$("$venv/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $version" ]; then
   echo "installing schemathesis $version into $venv"
+  rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
 fi

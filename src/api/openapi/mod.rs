@@ -128,6 +128,7 @@ fn request_bodies(doc: &mut Value, settings: &Settings) {
     );
     all.insert("EnrollFactor".into(), requests::enroll_factor());
     all.insert("VerifyFactor".into(), requests::verify_factor());
+    all.insert("AnswerRequest".into(), requests::answer());
     all.insert(
         "EnabledChallengeType".into(),
         json!({"type": "string", "enum": types, "description": "the challenge types this server creates"}),

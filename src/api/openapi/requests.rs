@@ -700,3 +700,21 @@ pub fn verify_factor() -> Value {
         "oneOf": [one("code", MAX_CODE, "signature"), one("signature", 512, "code")],
     })
 }
+
+/// `POST /api/v1/challenges/{id}/answer`: which of these a challenge takes depends on
+/// its type and its actors (400 `code_required`, `actor_required`, …).
+pub fn answer() -> Value {
+    use crate::engine::input::MAX_CODE;
+    object(
+        Map::from_iter([
+            (
+                "answer_token".to_string(),
+                json!({"type": ["string", "null"]}),
+            ),
+            ("allowed".to_string(), json!({"type": ["boolean", "null"]})),
+            ("code".to_string(), nullable(text(MAX_CODE))),
+            ("actor_id".to_string(), json!({"type": ["string", "null"]})),
+        ]),
+        &[],
+    )
+}
