@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 here=tests/contract
 venv=$here/.venv
 seed=${SEED:-20261202}
-max_examples=${MAX_EXAMPLES:-30}
+max_examples=${MAX_EXAMPLES:-50}
 workers=${WORKERS:-2}
 version=$(sed -n 's/^schemathesis==//p' "$here/requirements.txt")
 
@@ -51,8 +51,12 @@ base=http://127.0.0.1:$port
   >"$log" 2>&1 &
 server_pid=$!
 
+ready() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' \
+    "$base/readyz" >/dev/null 2>&1
+}
 for _ in $(seq 1 300); do
-  if curl -fsS "$base/readyz" >/dev/null 2>&1; then break; fi
+  if ready; then break; fi
   if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "the server exited before it was ready:" >&2
     cat "$log" >&2
@@ -60,7 +64,7 @@ for _ in $(seq 1 300); do
   fi
   sleep 0.1
 done
-curl -fsS "$base/readyz" >/dev/null
+ready || { echo "the server did not become ready:" >&2; cat "$log" >&2; exit 1; }
 
 scopes=$(sed -n 's/^ *Scope::[A-Za-z]* => "\(challenge:[a-z:]*\)",$/\1/p' src/auth/scopes.rs | tr '\n' ' ')
 token=$("$bin" token --config "$here/server.toml" --tenant contract --subject contract --scope "$scopes")
