@@ -30,10 +30,11 @@ fn state_param(field: &str, raw: &str) -> Result<ChallengeState, ApiError> {
     responses(
         (status = 201, description = "created; answer tokens appear here only", body = ChallengeDto),
         (status = 200, description = "idempotent replay of an earlier create (no answer tokens)", body = ChallengeDto),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "policy_not_found: the named policy does not exist", body = ErrorBody),
-        (status = 409, description = "idempotency_conflict", body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 429, description = "quota_exceeded", body = ErrorBody)),
+        (status = 400, description = "invalid input (invalid_field, field_too_long, …); or what the document cannot know: a bound the tenant's configuration or the policy lowers (ttl_out_of_range, max_attempts_out_of_range), the policy's type (policy_type_mismatch), its conditions (recipient_not_allowed), the outbound URL policy (url_not_allowed), the allowed action scopes (scope_not_allowed), the factor's type (factor_type_mismatch)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "policy_not_found, factor_not_found", body = ErrorBody),
+        (status = 409, description = "idempotency_conflict, factor_not_verified", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, description = "quota_exceeded, recipient_limit", body = ErrorBody)),
     security(("bearer" = ["challenge:post"])))]
 pub async fn create(
     req: HttpRequest,
