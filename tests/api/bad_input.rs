@@ -516,6 +516,12 @@ async fn the_document_gives_each_enabled_type_the_create_fields_it_takes() {
         .contains(&json!("actors")));
     let push = branch("push");
     assert_eq!(push["properties"]["actors"], json!({"type": "null"}));
+    let required = push["required"].as_array().unwrap();
+    assert!(required.contains(&json!("details")) && required.contains(&json!("factor_id")));
+    assert_eq!(
+        push["properties"]["details"]["required"],
+        json!(["message"])
+    );
     // No SMS gateway is configured here, so sms_otp (400 channel_not_configured) is
     // not offered.
     assert!(create

@@ -45,13 +45,15 @@ FROM_POLICY = [
     ("invalid_field", r"is not used by|is required for|^actions needs"),
     ("recipient_required", ""),
     ("invalid_phone", ""),
+    ("invalid_field", r"^details\.message is required for push"),
+    ("field_too_long", r"^details\."),
+    ("too_many_items", r"^details\.fields"),
 ]
 CREATE = STATEFUL_BOUNDS + [
     # The named policy's type must be the request's; the policy is state.
     ("policy_type_mismatch", ""),
     # The outbound policy parses a URL further than `check_url`'s pattern says.
     ("invalid_url", r"with a host"),
-    ("invalid_field", r"details\.message is required for push"),
     # The policy's conditions name the domains and prefixes allowed.
     ("recipient_not_allowed", ""),
     # The policy's templates render with the challenge's values.

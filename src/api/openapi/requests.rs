@@ -297,6 +297,11 @@ fn create_branches(settings: &Settings, kind: ChallengeType, rules: &dyn Kind) -
         take(Field::Factor, json!({"type": "string"})),
     );
     let mut required = vec!["type", "user_id"];
+    let bounds = rules.detail_bounds();
+    if bounds.message_required {
+        fields.insert("details".into(), details(bounds));
+        required.push("details");
+    }
     for (field, name) in [(Field::Actions, "actions"), (Field::Factor, "factor_id")] {
         if rules.accepts(field) && rules.requires(field) {
             required.push(name);
