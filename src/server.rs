@@ -113,6 +113,9 @@ impl Application {
             anonymous: AnonymousLimiter::new(settings.limits.anonymous_answers_per_ip_per_minute),
             proxies: TrustedProxies::parse(&settings.server.trusted_proxies)
                 .map_err(StartError::Config)?,
+            openapi: serde_json::to_vec(&crate::api::openapi::document(&settings))
+                .expect("the document encodes")
+                .into(),
             settings,
             metrics,
             jwks,

@@ -40,6 +40,8 @@ pub struct ApiState {
     /// Whose forwarding headers say who an anonymous caller is.
     pub proxies: TrustedProxies,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// `/openapi.json`, encoded once: it describes this server's configuration.
+    pub openapi: web::Bytes,
     /// The keys that verify tokens minted for actions (`/.well-known/jwks.json`).
     pub jwks: serde_json::Value,
     /// The bound address of the separate `/metrics` listener, if one is configured.
@@ -185,7 +187,38 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             "the request body is empty; send a JSON object",
         ));
     }
-    serde_json::from_slice(body).map_err(json_error)
+    let mut value: serde_json::Value = serde_json::from_slice(body).map_err(json_error)?;
+    integral_numbers_as_integers(&mut value);
+    serde_json::from_value(value).map_err(json_error)
+}
+
+/// `10.0` is the integer 10 in JSON Schema (and to most JSON encoders), but serde takes
+/// only `10` for an integer field: a number without a fractional part, within `i64` or
+/// `u64`, is read as the integer it is.
+fn integral_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // 2^63 is exact as a float; below it (and below 2^64) the casts are exact.
+            let two_63 = -(i64::MIN as f64);
+            let integer = if f.fract() != 0.0 {
+                None
+            } else if (-two_63..two_63).contains(&f) {
+                Some(serde_json::Number::from(f as i64))
+            } else if (0.0..2.0 * two_63).contains(&f) {
+                Some(serde_json::Number::from(f as u64))
+            } else {
+                None
+            };
+            if let Some(integer) = integer {
+                *n = integer;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// serde's complaint about JSON (from bytes or from a `Value`) as a stable code; see
@@ -258,4 +291,22 @@ pub fn if_match(req: &HttpRequest) -> Option<Precondition> {
         })
         .collect();
     Some(Precondition::OneOf(versions))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integral_numbers_become_integers_and_fractions_stay() {
+        let mut value =
+            serde_json::json!({"a": 10.0, "b": [-3.0, 2.5], "c": 1e19, "d": 1e300, "e": 7});
+        integral_numbers_as_integers(&mut value);
+        assert_eq!(value["a"].as_u64(), Some(10));
+        assert_eq!(value["b"][0].as_i64(), Some(-3));
+        assert_eq!(value["b"][1].as_f64(), Some(2.5));
+        assert_eq!(value["c"].as_u64(), Some(10_000_000_000_000_000_000));
+        assert!(value["d"].is_f64(), "beyond u64: left as it is");
+        assert_eq!(value["e"].as_u64(), Some(7));
+    }
 }

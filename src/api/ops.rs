@@ -89,8 +89,10 @@ pub async fn split_listeners(
     Ok(ServiceResponse::new(req, response).map_into_right_body())
 }
 
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(super::openapi::document())
+async fn openapi(state: State) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(state.openapi.clone())
 }
 
 struct BearerScheme;

@@ -400,6 +400,7 @@ fn refuse_unaccepted(
         .flatten()
         .any(|a| a.recipient.is_some());
     let given = [
+        (Field::Actors, request.actors.is_some()),
         (
             Field::Recipient,
             request.recipient.is_some() || per_actor_recipient,

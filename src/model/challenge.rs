@@ -23,6 +23,17 @@ pub enum ChallengeType {
 }
 
 impl ChallengeType {
+    pub const ALL: [ChallengeType; 8] = [
+        ChallengeType::Token,
+        ChallengeType::EmailOtp,
+        ChallengeType::SmsOtp,
+        ChallengeType::EmailLink,
+        ChallengeType::Totp,
+        ChallengeType::Webauthn,
+        ChallengeType::Push,
+        ChallengeType::OneTimeUseAction,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ChallengeType::Token => "token",

@@ -450,3 +450,94 @@ async fn a_method_a_path_does_not_serve_is_405_with_the_methods_it_does_in_allow
         );
     }
 }
+
+#[tokio::test]
+async fn a_number_with_a_zero_fraction_is_the_integer_it_spells_and_any_other_fraction_is_refused()
+{
+    let server = TestServer::start().await;
+    let created = raw_create(
+        &server,
+        r#"{"type": "token", "user_id": "u", "ttl_seconds": 60.0, "max_attempts": 3.0}"#,
+        "application/json",
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let body: Value = created.json().await.unwrap();
+    assert_eq!(body["max_attempts"], 3);
+    let refused = raw_create(
+        &server,
+        r#"{"type": "token", "user_id": "u", "ttl_seconds": 60.5}"#,
+        "application/json",
+    )
+    .await;
+    assert_eq!(error_code(refused).await, (400, "invalid_field".into()));
+    assert_eq!(count(&server).await, 1);
+}
+
+#[tokio::test]
+async fn the_document_gives_each_enabled_type_the_create_fields_it_takes() {
+    let server = TestServer::start().await;
+    let doc: Value = server
+        .http
+        .get(server.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let create = &doc["components"]["schemas"]["CreateChallenge"]["oneOf"];
+    let branch = |title: &str| {
+        create
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["title"] == title)
+            .unwrap_or_else(|| panic!("no branch {title}"))
+            .clone()
+    };
+    let token = branch("token");
+    assert_eq!(token["properties"]["recipient"], json!({"type": "null"}));
+    assert_eq!(token["properties"]["actions"], json!({"type": "null"}));
+    let action = branch("one_time_use_action");
+    assert!(action["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("actions")));
+    let email = branch("email_otp, one recipient");
+    assert_eq!(
+        email["properties"]["recipient"]["required"],
+        json!(["email"])
+    );
+    let each = branch("email_otp, a recipient per actor");
+    assert!(each["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("actors")));
+    let push = branch("push");
+    assert_eq!(push["properties"]["actors"], json!({"type": "null"}));
+    let required = push["required"].as_array().unwrap();
+    assert!(required.contains(&json!("details")) && required.contains(&json!("factor_id")));
+    assert_eq!(
+        push["properties"]["details"]["required"],
+        json!(["message"])
+    );
+    // No SMS gateway is configured here, so sms_otp (400 channel_not_configured) is
+    // not offered.
+    assert!(create
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| !b["title"].as_str().unwrap().starts_with("sms_otp")));
+    let ttl = &token["properties"]["ttl_seconds"]["anyOf"][0];
+    assert_eq!(ttl["maximum"], server.settings.limits.max_ttl_seconds);
+    // A push challenge refuses actors, with the code every refused field has.
+    let response = server
+        .create(
+            &server.admin(),
+            json!({"type": "push", "user_id": "u", "factor_id": "fac_x", "actors": [{"user_id": "u"}],
+                   "details": {"message": "m"}}),
+        )
+        .await;
+    assert_eq!(error_code(response).await, (400, "invalid_field".into()));
+}

@@ -619,8 +619,23 @@ async fn the_openapi_document_describes_webauthn_enrollment_and_answers() {
             "{schema}.{field} is optional"
         );
     };
-    not_required("EnrollFactor", "relying_party_id");
-    not_required("VerifyFactor", "credential");
+    // The enrollment and verify bodies are one branch per factor type.
+    let branches = |schema: &str| schemas[schema]["oneOf"].as_array().unwrap().clone();
+    let enroll = branches("EnrollFactor")
+        .into_iter()
+        .find(|b| b["properties"]["type"]["const"] == "webauthn")
+        .expect("a webauthn enrollment branch");
+    assert!(enroll["properties"]["relying_party_id"].is_object());
+    assert!(!enroll["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("relying_party_id")));
+    assert!(
+        branches("VerifyFactor")
+            .iter()
+            .any(|b| b["required"] == json!(["credential"])),
+        "a verify branch takes the credential"
+    );
     not_required("AnswerRequest", "credential");
     not_required("FactorDto", "webauthn");
     not_required("FactorDto", "registration");
@@ -647,11 +662,12 @@ async fn the_openapi_document_describes_webauthn_enrollment_and_answers() {
             );
         }
     }
-    let types = &schemas["EnrollFactor"]["properties"]["type"]["enum"];
-    assert!(
-        types.as_array().unwrap().contains(&json!("webauthn")),
-        "{types}"
-    );
+    // The challenge create body has a webauthn branch too.
+    let create = schemas["CreateChallenge"]["oneOf"].as_array().map(|b| {
+        b.iter()
+            .any(|b| b.to_string().contains(r#""const":"webauthn""#))
+    });
+    assert_eq!(create, Some(true), "a webauthn create branch");
 }
 
 /// A live challenge's ceremony is in its snapshot and the factor's counter is durable:

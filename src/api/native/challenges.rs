@@ -30,10 +30,11 @@ fn state_param(field: &str, raw: &str) -> Result<ChallengeState, ApiError> {
     responses(
         (status = 201, description = "created; answer tokens appear here only", body = ChallengeDto),
         (status = 200, description = "idempotent replay of an earlier create (no answer tokens)", body = ChallengeDto),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, description = "policy_not_found: the named policy does not exist", body = ErrorBody),
-        (status = 409, description = "idempotency_conflict", body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 429, description = "quota_exceeded", body = ErrorBody)),
+        (status = 400, description = "invalid input (invalid_field, field_too_long, …); or what the document cannot know: a bound the tenant's configuration or the policy lowers (ttl_out_of_range, max_attempts_out_of_range), the policy's type (policy_type_mismatch), its conditions (recipient_not_allowed), the outbound URL policy (url_not_allowed), the allowed action scopes (scope_not_allowed), the factor's type (factor_type_mismatch)", body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "policy_not_found, factor_not_found", body = ErrorBody),
+        (status = 409, description = "idempotency_conflict, factor_not_verified", body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, description = "quota_exceeded, recipient_limit", body = ErrorBody)),
     security(("bearer" = ["challenge:post"])))]
 pub async fn create(
     req: HttpRequest,
@@ -270,8 +271,11 @@ pub async fn complete(
 /// Re-deliver a challenge. `token` challenges are not delivered: 409 `not_deliverable`.
 #[utoipa::path(post, path = "/api/v1/challenges/{id}/resend", tag = "challenges",
     params(("id" = String, Path)),
-    responses((status = 202), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, description = "not_deliverable", body = ErrorBody)),
+    responses((status = 202, description = "sent again", body = ChallengeDto),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "not_deliverable, resend_limit, or the challenge has ended", body = ErrorBody),
+        (status = 429, description = "resend_cooldown (with Retry-After), recipient_limit", body = ErrorBody)),
     security(("bearer" = ["challenge:resend"])))]
 pub async fn resend(
     req: HttpRequest,

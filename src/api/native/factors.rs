@@ -328,7 +328,9 @@ pub async fn list(
 /// Read one of a user's factors (never its secret).
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/factors/{factor_id}", tag = "factors",
     params(("user_id" = String, Path), ("factor_id" = String, Path)),
-    responses((status = 200, body = FactorDto), (status = 401, body = ErrorBody),
+    responses((status = 200, body = FactorDto),
+        (status = 400, description = "invalid_field: a user id that cannot be one", body = ErrorBody),
+        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, description = "factor_not_found", body = ErrorBody)),
     security(("bearer" = ["challenge:enrollment:get"])))]
 pub async fn get(
@@ -386,7 +388,9 @@ pub async fn verify(
 /// Delete a factor; challenges naming it accept no code from then on.
 #[utoipa::path(delete, path = "/api/v1/users/{user_id}/factors/{factor_id}", tag = "factors",
     params(("user_id" = String, Path), ("factor_id" = String, Path)),
-    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
+    responses((status = 204, description = "deleted"),
+        (status = 400, description = "invalid_field: a user id that cannot be one", body = ErrorBody),
+        (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, description = "factor_not_found", body = ErrorBody)),
     security(("bearer" = ["challenge:enrollment:delete"])))]
 pub async fn delete(

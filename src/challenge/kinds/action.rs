@@ -16,6 +16,10 @@ pub struct OneTimeUseAction;
 
 impl Kind for OneTimeUseAction {
     fn accepts(&self, field: Field) -> bool {
+        matches!(field, Field::Actions | Field::Actors)
+    }
+
+    fn requires(&self, field: Field) -> bool {
         field == Field::Actions
     }
 

@@ -44,9 +44,22 @@ pub trait Kind: Sync {
     /// Whether a create request may give `field`.
     fn accepts(&self, field: Field) -> bool {
         match field {
+            Field::Actors => true,
             Field::Recipient | Field::Send | Field::Locale => self.delivery().is_some(),
             Field::Actions | Field::Factor => false,
         }
+    }
+
+    /// Whether a create request must give `field`: [`Kind::plan`] refuses a request
+    /// without it. A delivered kind needs a recipient for each actor (one for the
+    /// request, or one per actor).
+    fn requires(&self, field: Field) -> bool {
+        field == Field::Recipient && self.delivery().is_some()
+    }
+
+    /// The bounds of a request's `details` and `hidden_details` for this kind.
+    fn detail_bounds(&self) -> DetailBounds {
+        DetailBounds::COMMON
     }
 
     /// Whether a policy for this kind may set `field`.
@@ -168,9 +181,39 @@ pub enum SecretForm {
     Link,
 }
 
+/// What `details` and `hidden_details` may hold (README.md, "Limits"): lengths in
+/// characters, `hidden` in bytes of its JSON encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetailBounds {
+    /// `details.message` must be given.
+    pub message_required: bool,
+    pub message: usize,
+    pub fields: usize,
+    pub label: usize,
+    pub value: usize,
+    pub hidden: usize,
+}
+
+impl DetailBounds {
+    /// Every kind's, unless it says otherwise.
+    pub const COMMON: DetailBounds = {
+        use crate::engine::input::*;
+        DetailBounds {
+            message_required: false,
+            message: MAX_MESSAGE,
+            fields: MAX_FIELDS,
+            label: MAX_LABEL,
+            value: MAX_VALUE,
+            hidden: MAX_HIDDEN_DETAILS,
+        }
+    };
+}
+
 /// Fields of a create request that only some kinds take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
+    /// `actors`: who answers, when not only `user_id`.
+    Actors,
     Recipient,
     Send,
     Locale,
@@ -182,6 +225,7 @@ pub enum Field {
 impl Field {
     pub fn name(self) -> &'static str {
         match self {
+            Field::Actors => "actors",
             Field::Recipient => "recipient",
             Field::Send => "send",
             Field::Locale => "locale",

@@ -13,7 +13,7 @@
 //! nothing: it costs no attempt, since only the device's key can produce a valid one.
 
 use super::token::{Attempt, AttemptError, Signed};
-use super::{Field, HashKey, Kind, KindPlan, PlanContext, Secrets};
+use super::{DetailBounds, Field, HashKey, Kind, KindPlan, PlanContext, Secrets};
 use crate::challenge::messages::ChallengeError;
 use crate::challenge::state::Verdict;
 use crate::challenge::Services;
@@ -152,6 +152,21 @@ fn check_details(request: &CreateRequest) -> Result<(), Error> {
 impl Kind for Push {
     fn accepts(&self, field: Field) -> bool {
         field == Field::Factor
+    }
+
+    fn requires(&self, field: Field) -> bool {
+        field == Field::Factor
+    }
+
+    fn detail_bounds(&self) -> DetailBounds {
+        DetailBounds {
+            message_required: true,
+            message: MAX_MESSAGE,
+            fields: MAX_FIELDS,
+            label: MAX_LABEL,
+            value: MAX_VALUE,
+            hidden: MAX_HIDDEN_DETAILS,
+        }
     }
 
     /// The request names one of the user's verified push factors, and its details are

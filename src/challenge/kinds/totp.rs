@@ -26,6 +26,10 @@ pub struct Totp;
 
 impl Kind for Totp {
     fn accepts(&self, field: Field) -> bool {
+        matches!(field, Field::Factor | Field::Actors)
+    }
+
+    fn requires(&self, field: Field) -> bool {
         field == Field::Factor
     }
 

@@ -40,7 +40,7 @@ fn not_verified() -> Error {
 
 impl Kind for Webauthn {
     fn accepts(&self, field: Field) -> bool {
-        field == Field::Factor
+        matches!(field, Field::Factor | Field::Actors)
     }
 
     fn user_factors(&self) -> Option<FactorType> {

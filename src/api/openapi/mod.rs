@@ -3,14 +3,17 @@
 //! cannot say what the server does:
 //! - a DTO that flattens another (`PolicyDto`, `ConfigurationDto`) is one closed object,
 //!   not an `allOf` of two closed ones (which no value satisfies);
-//! - request bodies have their own schemas: what the server sets (`version`,
-//!   `created_at`, `updated_at`) is optional there and of any value, since it is ignored;
-//! - a create must name a `type` this server has enabled, or a `policy`;
-//! - a policy alias has its pattern, and optional query parameters are never `null`;
+//! - the request bodies whose shape depends on their `type` (a create, a policy, an
+//!   enrollment) are a branch per type this server has enabled ([`requests`]), with the
+//!   bounds of this server's configuration;
+//! - a policy alias and a page token have their patterns, and optional query
+//!   parameters are never `null`;
 //! - operation ids are unique (`<tag>_<name>`), and the responses of a create link to the
 //!   operations that take its id, so that a client (or a fuzzer) can follow them.
 //!
 //! The methods each documented path serves are also the `Allow` header of its 405s.
+
+mod requests;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -18,16 +21,13 @@ use std::sync::OnceLock;
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
-use crate::model::ChallengeType;
+use crate::config::Settings;
 
-/// The document, built once.
-pub fn document() -> &'static Value {
-    static DOCUMENT: OnceLock<Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let generated =
-            serde_json::to_value(super::ops::ApiDoc::openapi()).expect("the document encodes");
-        exact(generated)
-    })
+/// The document for a server with these settings (built once, at start).
+pub fn document(settings: &Settings) -> Value {
+    let generated =
+        serde_json::to_value(super::ops::ApiDoc::openapi()).expect("the document encodes");
+    exact(generated, settings)
 }
 
 /// The `Allow` header for a documented path pattern (`/api/v1/challenges/{id}`).
@@ -36,15 +36,15 @@ pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
     ALLOW
         .get_or_init(|| {
             let mut allow = HashMap::new();
-            if let Some(paths) = document()["paths"].as_object() {
-                for (path, item) in paths {
-                    let methods: Vec<String> = ["get", "post", "put", "patch", "delete"]
-                        .into_iter()
-                        .filter(|m| item.get(m).is_some())
-                        .map(str::to_ascii_uppercase)
-                        .collect();
-                    allow.insert(path.clone(), methods.join(", "));
-                }
+            let generated = super::ops::ApiDoc::openapi();
+            for (path, item) in &generated.paths.paths {
+                let item = serde_json::to_value(item).expect("a path item encodes");
+                let methods: Vec<String> = ["get", "post", "put", "patch", "delete"]
+                    .into_iter()
+                    .filter(|m| item.get(m).is_some())
+                    .map(str::to_ascii_uppercase)
+                    .collect();
+                allow.insert(path.clone(), methods.join(", "));
             }
             allow
         })
@@ -52,13 +52,15 @@ pub fn allowed_methods(pattern: &str) -> Option<&'static str> {
         .map(String::as_str)
 }
 
-fn exact(mut doc: Value) -> Value {
+fn exact(mut doc: Value, settings: &Settings) -> Value {
     flatten_all_of(&mut doc);
-    request_bodies(&mut doc);
-    create_needs_type_or_policy(&mut doc);
-    enrollable_factor_types(&mut doc);
+    request_bodies(&mut doc, settings);
     policy_alias_pattern(&mut doc);
     query_parameters_are_not_null(&mut doc);
+    page_tokens_are_exact(&mut doc);
+    user_ids_in_paths(&mut doc);
+    long_poll_bound(&mut doc, settings);
+    idempotency_key_header(&mut doc);
     close_response_shapes(&mut doc);
     unique_operation_ids(&mut doc);
     links(&mut doc);
@@ -106,37 +108,31 @@ fn flatten_all_of(doc: &mut Value) {
     }
 }
 
-/// `PolicyCreate`, `PolicyReplace` and `ConfigurationReplace`: the response shapes less
-/// what the server sets, which a request may carry with any value (it is ignored).
-fn request_bodies(doc: &mut Value) {
-    let server_set = ["version", "created_at", "updated_at"];
-    let derive = |doc: &mut Value, from: &str, name: &str, keep_alias: bool| {
-        let mut schema = schemas(doc)[from].clone();
-        let object = schema.as_object_mut().expect("an object schema");
-        if let Some(props) = object.get_mut("properties").and_then(Value::as_object_mut) {
-            for field in server_set {
-                if props.contains_key(field) {
-                    props.insert(
-                        field.to_string(),
-                        json!({"description": "set by the server; ignored in a request"}),
-                    );
-                }
-            }
-            if !keep_alias {
-                props.remove("alias");
-            }
-        }
-        if let Some(required) = object.get_mut("required").and_then(Value::as_array_mut) {
-            required.retain(|r| !server_set.contains(&r.as_str().unwrap_or_default()));
-            if !keep_alias {
-                required.retain(|r| r != "alias");
-            }
-        }
-        schemas(doc).insert(name.to_string(), schema);
-    };
-    derive(doc, "PolicyDto", "PolicyCreate", true);
-    derive(doc, "PolicyDto", "PolicyReplace", false);
-    derive(doc, "ConfigurationDto", "ConfigurationReplace", true);
+/// The request bodies: a create, a policy (create and replace), a configuration and an
+/// enrollment, each with its own schema ([`requests`]).
+fn request_bodies(doc: &mut Value, settings: &Settings) {
+    let types: Vec<Value> = requests::enabled_types(settings)
+        .into_iter()
+        .map(|t| Value::String(t.as_str().to_string()))
+        .collect();
+    let all = schemas(doc);
+    all.insert(
+        "CreateChallenge".into(),
+        requests::create_challenge(settings),
+    );
+    all.insert("PolicyCreate".into(), requests::policy(settings, true));
+    all.insert("PolicyReplace".into(), requests::policy(settings, false));
+    all.insert(
+        "ConfigurationReplace".into(),
+        requests::configuration(settings),
+    );
+    all.insert("EnrollFactor".into(), requests::enroll_factor());
+    all.insert("VerifyFactor".into(), requests::verify_factor());
+    all.insert("AnswerRequest".into(), requests::answer());
+    all.insert(
+        "EnabledChallengeType".into(),
+        json!({"type": "string", "enum": types, "description": "the challenge types this server creates"}),
+    );
     let body = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
     let paths = &mut doc["paths"];
     for (path, method, schema) in [
@@ -151,65 +147,15 @@ fn request_bodies(doc: &mut Value) {
     }
 }
 
-/// A create names a `type` this server has enabled, or a `policy` that gives one.
 /// A policy alias: 1–64 of `a-z 0-9 . _ -`, starting with a letter or digit.
 const ALIAS_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
 
-fn create_needs_type_or_policy(doc: &mut Value) {
-    let enabled: Vec<Value> = doc["components"]["schemas"]["ChallengeType"]["enum"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|name| {
-            name.as_str()
-                .and_then(ChallengeType::parse)
-                .and_then(crate::challenge::kinds::of)
-                .is_some()
-        })
-        .cloned()
-        .collect();
-    let mut nullable = enabled.clone();
-    nullable.push(Value::Null);
-    let create = &mut schemas(doc)["CreateChallenge"];
-    create["properties"]["type"] = json!({
-        "type": ["string", "null"],
-        "enum": nullable,
-        "description": "the challenge type (one this server has enabled); required unless `policy` names one",
-    });
-    create["anyOf"] = json!([
-        {"required": ["type"], "properties": {"type": {"type": "string", "enum": enabled}}},
-        {"required": ["policy"], "properties": {"policy": {"type": "string", "pattern": ALIAS_PATTERN}}},
-    ]);
-}
-
-/// An enrollment names a factor type this server can enroll.
-fn enrollable_factor_types(doc: &mut Value) {
-    let enabled: Vec<Value> = crate::factors::FactorType::ALL
-        .into_iter()
-        .filter(|t| t.enabled())
-        .map(|t| Value::String(t.as_str().to_string()))
-        .collect();
-    if let Some(enroll) = schemas(doc).get_mut("EnrollFactor") {
-        enroll["properties"]["type"] = json!({
-            "type": "string",
-            "enum": enabled,
-            "description": "a factor type this server can enroll",
-        });
-    }
-}
-
-/// What `PolicyAlias::parse` takes, wherever an alias is given.
+/// What `PolicyAlias::parse` takes, wherever a policy is shown.
 fn policy_alias_pattern(doc: &mut Value) {
     let alias = json!({"type": "string", "pattern": ALIAS_PATTERN});
-    let create = &mut schemas(doc)["CreateChallenge"]["properties"];
-    if create.get("policy").is_some() {
-        create["policy"] = json!({"type": ["string", "null"], "pattern": ALIAS_PATTERN});
-    }
-    for name in ["PolicyDto", "PolicyCreate"] {
-        let props = &mut schemas(doc)[name]["properties"];
-        if props.get("alias").is_some() {
-            props["alias"] = alias.clone();
-        }
+    let props = &mut schemas(doc)["PolicyDto"]["properties"];
+    if props.get("alias").is_some() {
+        props["alias"] = alias;
     }
 }
 
@@ -236,6 +182,93 @@ fn query_parameters_are_not_null(doc: &mut Value) {
                     schema["type"] = only;
                 }
             }
+        }
+    }
+}
+
+/// A page token is the id (or alias) a page ended at: exactly its length, so that no
+/// trailing line break can match the pattern's `$`.
+fn page_tokens_are_exact(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|o| o.values_mut())
+    {
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for param in params.iter_mut().filter(|p| p["name"] == "page_token") {
+            let schema = &mut param["schema"];
+            let pattern = schema["pattern"].as_str().unwrap_or_default().to_string();
+            let pattern = pattern.as_str();
+            // `<prefix>_` and the 22 characters of a 16-byte id.
+            if let Some(prefix) = pattern.strip_prefix('^').and_then(|p| p.split_once('_')) {
+                if prefix.1.starts_with("[A-Za-z0-9_-]{21}") {
+                    let len = prefix.0.len() + 1 + 22;
+                    schema["minLength"] = json!(len);
+                    schema["maxLength"] = json!(len);
+                }
+            }
+            if pattern == ALIAS_PATTERN {
+                schema["minLength"] = json!(1);
+                schema["maxLength"] = json!(64);
+            }
+        }
+    }
+}
+
+/// A long-poll's `wait` is at most the server's `limits.long_poll_max_seconds` (a
+/// tenant's configuration may lower it: 400 `invalid_query`).
+fn long_poll_bound(doc: &mut Value, settings: &Settings) {
+    let params = &mut doc["paths"]["/api/v1/challenges/{id}"]["get"]["parameters"];
+    for param in params.as_array_mut().into_iter().flatten() {
+        if param["name"] == "wait" {
+            param["schema"] = json!({
+                "type": "integer",
+                "minimum": 0,
+                "maximum": settings.limits.long_poll_max_seconds,
+            });
+        }
+    }
+}
+
+/// A user id in a path is what a create's `user_id` takes.
+fn user_ids_in_paths(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|o| o.values_mut())
+    {
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for param in params
+            .iter_mut()
+            .filter(|p| p["name"] == "user_id" && p["in"] == "path")
+        {
+            param["schema"] = requests::text(crate::engine::input::MAX_USER_ID);
+        }
+    }
+}
+
+/// `Idempotency-Key`: what the body's `idempotency_key` takes, in visible ASCII (a
+/// header value).
+fn idempotency_key_header(doc: &mut Value) {
+    let params = &mut doc["paths"]["/api/v1/challenges"]["post"]["parameters"];
+    for param in params.as_array_mut().into_iter().flatten() {
+        if param["name"] == "Idempotency-Key" {
+            param["schema"] = json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": crate::engine::input::MAX_IDEMPOTENCY_KEY,
+                "pattern": "^[!-~]([ -~]*[!-~])?$",
+            });
         }
     }
 }
@@ -288,7 +321,22 @@ fn links(doc: &mut Value) {
     if created.is_object() {
         created["links"] = json!({
             "get": policy("policies_get"),
+            "replace": policy("policies_replace"),
             "delete": policy("policies_delete"),
+        });
+    }
+    let factor = |op: &str| {
+        json!({"operationId": op, "parameters": {
+            "user_id": "$response.body#/user_id",
+            "factor_id": "$response.body#/id",
+        }})
+    };
+    let enrolled = &mut paths["/api/v1/users/{user_id}/factors"]["post"]["responses"]["201"];
+    if enrolled.is_object() {
+        enrolled["links"] = json!({
+            "get": factor("factors_get"),
+            "verify": factor("factors_verify"),
+            "delete": factor("factors_delete"),
         });
     }
 }
@@ -299,7 +347,7 @@ mod tests {
 
     #[test]
     fn no_component_is_an_all_of_and_operation_ids_are_unique() {
-        let doc = document();
+        let doc = &document(&Settings::development());
         for (name, schema) in doc["components"]["schemas"].as_object().unwrap() {
             assert!(schema.get("allOf").is_none(), "{name} is an allOf");
         }
@@ -312,13 +360,22 @@ mod tests {
             }
         }
         assert!(ids.contains("challenges_get") && ids.contains("policies_delete"));
-        let enrollable = &doc["components"]["schemas"]["EnrollFactor"]["properties"]["type"];
-        assert_eq!(enrollable["enum"], json!(["totp", "webauthn", "push"]));
+        let enrollable: Vec<&Value> = doc["components"]["schemas"]["EnrollFactor"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|branch| &branch["properties"]["type"]["const"])
+            .collect();
+        assert_eq!(
+            enrollable,
+            [&json!("totp"), &json!("webauthn"), &json!("push")]
+        );
     }
 
     #[test]
     fn query_parameters_are_in_the_query_with_their_bounds() {
-        let params = document()["paths"]["/api/v1/challenges"]["get"]["parameters"]
+        let doc = document(&Settings::development());
+        let params = doc["paths"]["/api/v1/challenges"]["get"]["parameters"]
             .as_array()
             .unwrap();
         let page_size = params.iter().find(|p| p["name"] == "page_size").unwrap();
@@ -334,23 +391,21 @@ mod tests {
 
     #[test]
     fn a_policy_reads_as_one_closed_object_and_its_bodies_ignore_server_fields() {
-        let schemas = &document()["components"]["schemas"];
+        let doc = document(&Settings::development());
+        let schemas = &doc["components"]["schemas"];
         let dto = &schemas["PolicyDto"];
         assert_eq!(dto["additionalProperties"], false);
         for field in ["alias", "type", "version", "created_at"] {
             assert!(dto["properties"].get(field).is_some(), "{field}");
         }
-        let create = &schemas["PolicyCreate"];
-        let required: Vec<&str> = create["required"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        assert!(required.contains(&"alias") && !required.contains(&"version"));
-        assert!(schemas["PolicyReplace"]["properties"]
-            .get("alias")
-            .is_none());
+        for branch in schemas["PolicyCreate"]["oneOf"].as_array().unwrap() {
+            let required = &branch["required"];
+            assert_eq!(required, &json!(["alias", "type"]), "{}", branch["title"]);
+        }
+        for branch in schemas["PolicyReplace"]["oneOf"].as_array().unwrap() {
+            assert_eq!(branch["required"], json!(["type"]), "{}", branch["title"]);
+            assert_eq!(branch["properties"]["alias"]["anyOf"][1]["type"], "null");
+        }
         assert_eq!(
             allowed_methods("/api/v1/policies/{alias}"),
             Some("GET, PUT, DELETE")
