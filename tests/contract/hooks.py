@@ -100,15 +100,22 @@ ANSWER = [
     ("code_required", ""),
     ("device_answer_required", ""),
     ("invalid_field", r"^code answers one-time-code challenges"),
+    # A WebAuthn assertion is the JSON of a PublicKeyCredential: its binary fields,
+    # client data and authenticator data are a parser's judgement, not a schema's.
+    ("invalid_credential", r"navigator\.credentials\.get"),
 ]
 VERIFY = [
     # Whether a code or a signature is right, and which one the factor (state) takes.
     ("wrong_answer", ""),
     ("invalid_field", r"^this factor is verified with"),
+    # A WebAuthn attestation is the JSON of a PublicKeyCredential: a parser's judgement.
+    ("invalid_credential", r"navigator\.credentials\.create"),
 ]
 ENROLL = [
     # A public key is base64 of the SPKI DER of a P-256 key: a parser's judgement.
     ("invalid_public_key", ""),
+    # The relying parties a tenant may enroll under are configuration ([webauthn]).
+    ("unknown_relying_party", ""),
 ]
 LIST = [
     # A long-poll's wait is at most the tenant's long_poll_max_seconds (configuration).
