@@ -270,6 +270,33 @@ pub struct PlanContext<'a> {
     pub tenant: &'a crate::model::TenantId,
 }
 
+/// The factor a create names with `factor_id`, when it is a verified factor of `kind`:
+/// `404 factor_not_found` if the user has no such factor, `400 factor_type_mismatch`
+/// for another type, `409 factor_not_verified` before its enrollment is verified.
+pub fn named_factor<'a>(
+    ctx: &PlanContext<'a>,
+    kind: crate::factors::FactorType,
+) -> Result<&'a crate::factors::Factor, Error> {
+    let factor = ctx.factor.ok_or(Error::FactorNotFound)?;
+    if factor.kind() != kind {
+        return Err(Error::invalid(
+            "factor_type_mismatch",
+            format!(
+                "factor_id names a {} factor; {kind} challenges need a {kind} factor",
+                factor.kind().as_str(),
+                kind = kind.as_str(),
+            ),
+        ));
+    }
+    if factor.status != crate::factors::FactorStatus::Verified {
+        return Err(Error::conflict(
+            "factor_not_verified",
+            "the factor's enrollment has not been verified",
+        ));
+    }
+    Ok(factor)
+}
+
 /// The kind's part of a new challenge record.
 pub type KindPlan = crate::model::KindData;
 

@@ -185,28 +185,7 @@ impl Kind for Push {
                 "factor_id is required for push challenges",
             ));
         }
-        if request.actors.is_some() {
-            return Err(Error::invalid(
-                "invalid_field",
-                "actors is not used by push challenges: the factor's device answers",
-            ));
-        }
-        let factor = ctx.factor.ok_or(Error::FactorNotFound)?;
-        if factor.kind() != FactorType::Push {
-            return Err(Error::invalid(
-                "factor_type_mismatch",
-                format!(
-                    "factor_id names a {} factor; push challenges need a push factor",
-                    factor.kind().as_str()
-                ),
-            ));
-        }
-        if factor.status != FactorStatus::Verified {
-            return Err(Error::conflict(
-                "factor_not_verified",
-                "the factor's enrollment has not been verified",
-            ));
-        }
+        let factor = super::named_factor(ctx, FactorType::Push)?;
         Ok(KindData::Factor(factor.id))
     }
 

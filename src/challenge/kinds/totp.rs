@@ -46,22 +46,7 @@ impl Kind for Totp {
                 "factor_id is required for totp challenges",
             ));
         }
-        let factor = ctx.factor.ok_or(Error::FactorNotFound)?;
-        if factor.kind() != FactorType::Totp {
-            return Err(Error::invalid(
-                "factor_type_mismatch",
-                format!(
-                    "factor_id names a {} factor; totp challenges need a totp factor",
-                    factor.kind().as_str()
-                ),
-            ));
-        }
-        if factor.status != FactorStatus::Verified {
-            return Err(Error::conflict(
-                "factor_not_verified",
-                "the factor's enrollment has not been verified",
-            ));
-        }
+        let factor = super::named_factor(ctx, FactorType::Totp)?;
         Ok(KindData::Factor(factor.id))
     }
 

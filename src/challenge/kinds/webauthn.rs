@@ -57,19 +57,7 @@ impl Kind for Webauthn {
     ) -> Result<KindPlan, Error> {
         let chosen: Vec<&factors::Factor> = match request.factor_id {
             Some(_) => {
-                let factor = ctx.factor.ok_or(Error::FactorNotFound)?;
-                if factor.kind() != FactorType::Webauthn {
-                    return Err(Error::invalid(
-                        "factor_type_mismatch",
-                        format!(
-                            "factor_id names a {} factor; webauthn challenges need a webauthn factor",
-                            factor.kind().as_str()
-                        ),
-                    ));
-                }
-                if factor.status != FactorStatus::Verified {
-                    return Err(not_verified());
-                }
+                let factor = super::named_factor(ctx, FactorType::Webauthn)?;
                 vec![factor]
             }
             None => {
