@@ -176,7 +176,7 @@ pub fn face_label(route: &str) -> &'static str {
         "native"
     } else if route.starts_with("/v2/") {
         "twilio"
-    } else if route.starts_with("/c/") {
+    } else if route.starts_with("/c/") || route.starts_with("/enroll/") {
         "pages"
     } else {
         "ops"
@@ -272,6 +272,7 @@ mod tests {
         assert_eq!(face_label(route_label("/v2/Services/VA1")), "twilio");
         assert_eq!(face_label(route_label("/api/v1/challenges")), "native");
         assert_eq!(face_label(route_label("/c/x")), "pages");
+        assert_eq!(face_label(route_label("/enroll/fac_x")), "pages");
         assert_eq!(face_label(route_label("/healthz")), "ops");
         assert_eq!(face_label(route_label("/nope")), "unmatched");
         for template in ROUTES {
