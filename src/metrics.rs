@@ -1,7 +1,7 @@
 //! Prometheus recorder and metric names. Every metric this service exports is named
 //! here (README.md lists them with their labels).
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -187,23 +187,52 @@ pub fn face_label(route: &str) -> &'static str {
 /// matches any one non-empty segment); anything else is `unmatched`, so the label set
 /// stays bounded.
 pub fn route_label(path: &str) -> &'static str {
-    ROUTES
+    /// The most segments a template has; a longer path matches none.
+    const MAX_SEGMENTS: usize = 12;
+    static TEMPLATES: LazyLock<Vec<Template>> =
+        LazyLock::new(|| ROUTES.iter().copied().map(Template::parse).collect());
+    // The path is split once; each template of as many segments is compared to it.
+    let mut segments = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for segment in path.split('/') {
+        if count == MAX_SEGMENTS {
+            return "unmatched";
+        }
+        segments[count] = segment;
+        count += 1;
+    }
+    let segments = &segments[..count];
+    TEMPLATES
         .iter()
-        .copied()
-        .find(|template| matches_template(template, path))
-        .unwrap_or("unmatched")
+        .find(|template| template.matches(segments))
+        .map_or("unmatched", |template| template.route)
 }
 
-fn matches_template(template: &str, path: &str) -> bool {
-    let mut template = template.split('/');
-    let mut path = path.split('/');
-    loop {
-        match (template.next(), path.next()) {
-            (None, None) => return true,
-            (Some(t), Some(p)) if t.starts_with('{') && !p.is_empty() => {}
-            (Some(t), Some(p)) if t == p && !t.starts_with('{') => {}
-            _ => return false,
-        }
+/// A route template split into its segments: `None` is a `{…}` one.
+struct Template {
+    route: &'static str,
+    segments: Vec<Option<&'static str>>,
+}
+
+impl Template {
+    fn parse(route: &'static str) -> Self {
+        let segments = route
+            .split('/')
+            .map(|s| (!s.starts_with('{')).then_some(s))
+            .collect();
+        Template { route, segments }
+    }
+
+    fn matches(&self, path: &[&str]) -> bool {
+        self.segments.len() == path.len()
+            && self
+                .segments
+                .iter()
+                .zip(path)
+                .all(|(template, segment)| match template {
+                    Some(fixed) => fixed == segment,
+                    None => !segment.is_empty(),
+                })
     }
 }
 
