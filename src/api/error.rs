@@ -41,9 +41,10 @@ pub fn status(error: &Error) -> StatusCode {
     match error {
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::DeviceUnauthorized { .. } => StatusCode::UNAUTHORIZED,
-        Error::ChallengeNotFound | Error::PolicyNotFound | Error::FactorNotFound => {
-            StatusCode::NOT_FOUND
-        }
+        Error::ChallengeNotFound
+        | Error::PolicyNotFound
+        | Error::FactorNotFound
+        | Error::MethodNotFound => StatusCode::NOT_FOUND,
         Error::Invalid { .. }
         | Error::TypeNotEnabled(_)
         | Error::FactorTypeNotEnabled(_)

@@ -380,6 +380,7 @@ impl Engine {
                     alias: p.alias.clone(),
                     version: p.version,
                 }),
+                methods: Vec::new(),
             }
             .boxed(),
         };

@@ -202,6 +202,7 @@ impl Engine {
                 signature,
             }),
             credential: None,
+            method: None,
         };
         Ok(self.registry.send(tenant, id, Answer(attempt)).await??)
     }

@@ -278,6 +278,7 @@ impl Engine {
             on_behalf: false,
             device: None,
             credential: None,
+            method: None,
         };
         match token::verify(&self.registry.services().key, &view.actors, &attempt) {
             Ok(Verdict::Accepted { .. }) => Ok(view),

@@ -619,6 +619,7 @@ mod tests {
             on_behalf: false,
             device: None,
             credential: None,
+            method: None,
         }
     }
 
@@ -672,6 +673,7 @@ mod tests {
             on_behalf: false,
             device: None,
             credential: None,
+            method: None,
         };
         let answered = registry
             .send(Some(&tenant), &id, Answer(attempt.clone()))

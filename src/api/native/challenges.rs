@@ -223,6 +223,7 @@ async fn answer_as(
         on_behalf: principal.is_some(),
         device: None,
         credential: request.credential,
+        method: None,
     };
     Ok(state
         .engine
