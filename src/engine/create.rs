@@ -45,6 +45,9 @@ pub struct CreateRequest {
     pub idempotency: Option<IdempotencyRequest>,
     /// Kinds answered with an enrolled factor (`totp`): which of the user's factors.
     pub factor_id: Option<String>,
+    /// The methods of a challenge that offers several (`engine::methods`); the fields
+    /// of one kind (`type`, `recipient`, `factor_id`, …) are then given per method.
+    pub methods: Option<Vec<super::methods::MethodRequest>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -101,6 +104,8 @@ pub struct Created {
     /// The answer tokens to show once, in actor order; empty for a replay and for kinds
     /// that deliver their own secrets.
     pub answer_tokens: Vec<AnswerToken>,
+    /// The answer tokens of the challenge's `token` method, if it offers several.
+    pub method_tokens: super::methods::MethodTokens,
     /// The idempotency key named an earlier challenge created by the same request.
     pub replayed: bool,
 }
@@ -114,6 +119,9 @@ impl Engine {
         request: CreateRequest,
     ) -> Result<Created, Error> {
         super::authorize(principal, Scope::Post)?;
+        if request.methods.is_some() {
+            return self.create_with_methods(principal, request).await;
+        }
         let tenant = &principal.tenant;
         let policy = match request.policy.as_deref() {
             None => None,
@@ -197,11 +205,13 @@ impl Engine {
             Spawned::New(view) => Ok(Created {
                 view,
                 answer_tokens,
+                method_tokens: Vec::new(),
                 replayed: false,
             }),
             Spawned::Existing(id) => Ok(Created {
                 view: self.registry.view(Some(tenant), &id).await?,
                 answer_tokens: Vec::new(),
+                method_tokens: Vec::new(),
                 replayed: true,
             }),
         }
@@ -244,7 +254,7 @@ impl Engine {
 
     /// The challenge record and its secrets, with defaults and bounds from the tenant's
     /// configuration narrowed by the policy, if any.
-    fn plan(
+    pub(super) fn plan(
         &self,
         mut request: CreateRequest,
         tenant: &TenantId,

@@ -14,6 +14,7 @@ mod expiry;
 mod factors;
 mod helpers;
 mod lifecycle;
+mod methods;
 mod operations;
 mod pages;
 mod policies;

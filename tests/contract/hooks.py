@@ -72,6 +72,8 @@ CREATE = STATEFUL_BOUNDS + [
     # An email address is judged by the mail library (lettre), a stricter reader than
     # JSON Schema's `email` format.
     ("invalid_email", ""),
+    # A create with methods offers each type once: one item against another.
+    ("duplicate_method", ""),
 ]
 POLICY = [
     # ttl_seconds is at most max_ttl_seconds, one field against another.

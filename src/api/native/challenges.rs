@@ -10,11 +10,17 @@ use crate::api::error::ErrorBody;
 use crate::api::{authenticate, bearer, json_body, parse_json, query, ApiError, State};
 use crate::challenge::kinds::token::Attempt;
 use crate::engine::View;
-use crate::model::{ActorId, AnswerToken, ChallengeId, ChallengeType, State as ChallengeState};
+use crate::model::{
+    ActorId, AnswerToken, ChallengeId, ChallengeType, MethodId, State as ChallengeState,
+};
 use crate::store::ListFilter;
 
 fn challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
     ChallengeId::parse(raw).ok_or(crate::engine::Error::ChallengeNotFound.into())
+}
+
+fn method_id(raw: &str) -> Result<MethodId, ApiError> {
+    MethodId::parse(raw).ok_or(crate::engine::Error::MethodNotFound.into())
 }
 
 fn state_param(field: &str, raw: &str) -> Result<ChallengeState, ApiError> {
@@ -72,6 +78,14 @@ pub async fn create(
     }
     let tokens = &created.answer_tokens;
     let mut dto = ChallengeDto::new(&created.view, Some(tokens));
+    for method in dto.methods.iter_mut().flatten() {
+        method.answer_token = created
+            .method_tokens
+            .iter()
+            .find(|(id, _)| id.to_string() == method.id)
+            .and_then(|(_, tokens)| tokens.first())
+            .map(|t| t.expose().to_string());
+    }
     let base = state.engine.page_origin(&created.view);
     for (actor, token) in dto.actors.iter_mut().zip(tokens) {
         actor.answer_url = Some(format!("{base}/c/{}?t={}", dto.id, token.expose()));
@@ -215,6 +229,7 @@ async fn answer_as(
             })
         })
         .transpose()?;
+    let method = request.method_id.as_deref().map(method_id).transpose()?;
     let attempt = Attempt {
         token,
         code: request.code,
@@ -223,7 +238,7 @@ async fn answer_as(
         on_behalf: principal.is_some(),
         device: None,
         credential: request.credential,
-        method: None,
+        method,
     };
     Ok(state
         .engine
@@ -288,6 +303,29 @@ pub async fn resend(
         .engine
         .resend(&principal, &challenge_id(&path)?)
         .await?;
+    Ok(HttpResponse::Accepted().json(ChallengeDto::new(&view, None)))
+}
+
+/// Start a method of a challenge that offers several: its code is issued and sent.
+/// Starting it again sends it again, under the resend rules.
+#[utoipa::path(post, path = "/api/v1/challenges/{id}/methods/{method_id}/start", tag = "challenges",
+    params(("id" = String, Path), ("method_id" = String, Path)),
+    responses((status = 202, description = "its code is being sent", body = ChallengeDto),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "challenge_not_found, method_not_found", body = ErrorBody),
+        (status = 409, description = "not_deliverable (a method that is not delivered), not_startable (the challenge is no longer issued), method_failed, resend_limit", body = ErrorBody),
+        (status = 429, description = "resend_cooldown (with Retry-After), recipient_limit", body = ErrorBody)),
+    security(("bearer" = ["challenge:resend"])))]
+pub async fn start_method(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&req, &state)?;
+    let (id, method) = path.into_inner();
+    let id = challenge_id(&id)?;
+    let method = method_id(&method)?;
+    let view = state.engine.start_method(&principal, &id, method).await?;
     Ok(HttpResponse::Accepted().json(ChallengeDto::new(&view, None)))
 }
 
