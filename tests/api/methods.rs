@@ -177,6 +177,48 @@ async fn a_challenge_with_methods_lists_them_without_secrets_and_starting_one_se
 }
 
 #[tokio::test]
+async fn a_totp_method_takes_a_code_of_its_factor_once_per_step_and_wins() {
+    let server = TestServer::start().await;
+    let (enrolled, authenticator, step) =
+        crate::factors::verified_factor(&server, "u-1", json!({"type": "totp"})).await;
+    let factor = enrolled["id"].as_str().unwrap();
+    let created = server
+        .create_ok(json!({"user_id": "u-1", "methods": [
+            {"type": "token"},
+            {"type": "totp", "factor_id": factor},
+        ]}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let totp = method_id(&created, "totp");
+    assert_eq!(method(&created, "totp")["factor_id"], factor);
+    assert_eq!(method(&created, "totp")["started"], true);
+    assert!(method(&created, "totp").get("answer_token").is_none());
+    // The step the enrollment's verification used is spent: a wrong code to this method.
+    let r = answer(
+        &server,
+        id,
+        json!({"code": authenticator.code(step), "method_id": totp}),
+    )
+    .await;
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "wrong_answer");
+    assert_eq!(body["error"]["attempts_left"], 4);
+    let c = server.state_of(id).await;
+    assert_eq!(method(&c, "token")["attempts_left"], 5);
+    let r = answer(
+        &server,
+        id,
+        json!({"code": authenticator.code(step + 1), "method_id": totp}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["state"], "verified");
+    assert_eq!(method(&c, "totp")["state"], "verified");
+    assert_eq!(method(&c, "token")["state"], "closed");
+}
+
+#[tokio::test]
 async fn a_wrong_answer_costs_only_its_methods_attempt_and_the_challenge_fails_with_the_last_method(
 ) {
     let sink = SmtpSink::start().await;
