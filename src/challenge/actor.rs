@@ -513,6 +513,15 @@ impl ChallengeActor {
             "at": crate::clock::rfc3339(self.now()),
             "answered_by": answered_by,
         });
+        if let Some(won) = c.methods().iter().find(|m| {
+            matches!(
+                m.state,
+                crate::model::MethodState::Verified | crate::model::MethodState::Declined
+            )
+        }) {
+            body["method"] =
+                serde_json::json!({"id": won.id.to_string(), "type": won.kind.as_str()});
+        }
         if let Some(plan) = c.actions() {
             body["actions"] = serde_json::to_value(crate::api::native::dto::ActionsView::new(plan))
                 .unwrap_or_default();

@@ -219,6 +219,34 @@ async fn a_totp_method_takes_a_code_of_its_factor_once_per_step_and_wins() {
 }
 
 #[tokio::test]
+async fn the_webhook_of_a_win_names_the_winning_method() {
+    let hook = HttpSink::start();
+    let server = TestServer::start_with(|s| s.actions.allow_private = true).await;
+    let created = server
+        .create_ok(
+            json!({"user_id": "u-1", "callback_url": hook.url("/hooks"), "methods": [
+                {"type": "token"},
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let token = method_id(&created, "token");
+    let r = answer(
+        &server,
+        id,
+        json!({"answer_token": method(&created, "token")["answer_token"], "method_id": token}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sent = hook.wait_for(1).await.remove(0);
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["state"], "verified");
+    assert_eq!(body["method"], json!({"id": token, "type": "token"}));
+    let answer_token = method(&created, "token")["answer_token"].as_str().unwrap();
+    assert!(!String::from_utf8_lossy(&sent.body).contains(answer_token));
+}
+
+#[tokio::test]
 async fn a_wrong_answer_costs_only_its_methods_attempt_and_the_challenge_fails_with_the_last_method(
 ) {
     let sink = SmtpSink::start().await;
