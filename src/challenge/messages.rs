@@ -85,10 +85,12 @@ pub struct Resend;
 /// Start method `method` of a challenge that offers several: issue its secret and
 /// send it. Starting a method already started sends it again, under the resend rules
 /// (cooldown, limit). Replies after the new secret is durable; the send runs afterwards.
-#[derive(Message, Clone, Copy)]
+#[derive(Message, Clone)]
 #[rtype(result = "Result<View, ChallengeError>")]
 pub struct Start {
     pub method: crate::model::MethodId,
+    /// A push method's announcement to the push gateway, written with the start.
+    pub announce: Option<crate::store::WebhookEvent>,
 }
 
 /// One attempt to deliver to actor `index` finished (sent by the task that sends).

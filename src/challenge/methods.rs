@@ -170,6 +170,21 @@ pub fn find(c: &Challenge, id: crate::model::MethodId) -> Option<usize> {
     c.methods().iter().position(|m| m.id == id)
 }
 
+/// The push method of `c` answered by `factor`, if it has one.
+pub fn push_method(c: &Challenge, factor: crate::model::FactorId) -> Option<&Method> {
+    c.methods()
+        .iter()
+        .find(|m| m.kind == crate::model::ChallengeType::Push && m.data == KindData::Factor(factor))
+}
+
+/// `c` as the device of `factor` sees it: the face of its push method, if that method
+/// is started; `None` when `c` offers no such method.
+pub fn for_factor(c: &Challenge, factor: crate::model::FactorId) -> Option<Challenge> {
+    let method = push_method(c, factor).filter(|m| m.started())?;
+    let index = c.methods().iter().position(|m| m.id == method.id)?;
+    Some(face(c, index))
+}
+
 /// Whether a method's kind is delivered (started when asked) or answerable at once.
 pub fn is_delivered(data: &KindData) -> bool {
     matches!(data, KindData::Delivery(_))

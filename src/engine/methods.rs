@@ -17,11 +17,12 @@ use crate::model::{
 use crate::tenant::supervisor::Spawned;
 
 /// The types a method may have: those answered with a code the calling service relays,
-/// or with an answer token.
-pub const METHOD_TYPES: [ChallengeType; 4] = [
+/// with an answer token, or by the user's device.
+pub const METHOD_TYPES: [ChallengeType; 5] = [
     ChallengeType::SmsOtp,
     ChallengeType::EmailOtp,
     ChallengeType::Totp,
+    ChallengeType::Push,
     ChallengeType::Token,
 ];
 
@@ -148,6 +149,9 @@ impl Engine {
                 locale: m.locale,
                 // Nothing goes out until the method is started.
                 send: delivery.map(|_| false),
+                // A kind with bounds of its own on them (push) checks them.
+                details: request.details.clone(),
+                hidden_details: request.hidden_details.clone(),
                 ..CreateRequest::default()
             };
             let data = rules.plan(&sub, None, &ctx)?;
@@ -170,22 +174,16 @@ impl Engine {
                 }
                 .boxed();
             }
-            let started_at = match delivery {
-                // Its secret is issued when it is started; until then the hashes of
-                // tokens nobody was given stand in its place.
-                Some(d) => {
-                    delivered::transport_ready(services, d.channel, kind)?;
-                    None
+            // A delivered method's secret is issued when it is started; until then the
+            // hashes of tokens nobody was given stand in its place.
+            if let Some(d) = delivery {
+                delivered::transport_ready(services, d.channel, kind)?;
+            } else if let Secrets::AnswerTokens(shown) = rules.issue(&mut face, fresh, &ctx)? {
+                if !shown.is_empty() {
+                    tokens.push((id, shown));
                 }
-                None => {
-                    if let Secrets::AnswerTokens(shown) = rules.issue(&mut face, fresh, &ctx)? {
-                        if !shown.is_empty() {
-                            tokens.push((id, shown));
-                        }
-                    }
-                    Some(now)
-                }
-            };
+            }
+            let started_at = (!rules.starts_on_demand()).then_some(now);
             planned.push(Method {
                 id,
                 kind,
@@ -224,15 +222,56 @@ impl Engine {
     }
 
     /// Starts a method of one of the principal's challenges (`challenge:resend`): its
-    /// code is issued and sent; a method started already is sent again, as a resend.
+    /// code is issued and sent; a method started already is sent again, as a resend. A
+    /// push method is shown to its device from then on, and announced to the push
+    /// gateway (`[push] gateway_url`) with the same flush.
     pub async fn start_method(
         &self,
         principal: &Principal,
         id: &ChallengeId,
         method: MethodId,
     ) -> Result<View, Error> {
-        self.command(principal, Scope::Resend, id, Start { method })
+        super::authorize(principal, Scope::Resend)?;
+        let view = self.registry.view(Some(&principal.tenant), id).await?;
+        let announce = match crate::challenge::methods::find(&view, method) {
+            Some(index) if !view.methods()[index].started() => {
+                self.method_announcement(principal, &view, index).await?
+            }
+            _ => None,
+        };
+        self.command(principal, Scope::Resend, id, Start { method, announce })
             .await
+    }
+
+    /// What a push method's start announces to the push gateway, as an outbox event.
+    async fn method_announcement(
+        &self,
+        principal: &Principal,
+        view: &View,
+        index: usize,
+    ) -> Result<Option<crate::store::WebhookEvent>, Error> {
+        let services = self.registry.services();
+        let (Some(url), crate::model::KindData::Factor(factor)) = (
+            services.push_gateway.as_deref(),
+            &view.methods()[index].data,
+        ) else {
+            return Ok(None);
+        };
+        let Some(rules) = kinds::of(view.methods()[index].kind) else {
+            return Ok(None);
+        };
+        let factor = match self
+            .find_factor(principal, view.user_id.to_string(), *factor)
+            .await
+        {
+            Ok(factor) => factor,
+            Err(Error::FactorNotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let face = crate::challenge::methods::face(view, index);
+        Ok(rules
+            .announce(&face, &factor)
+            .map(|body| services.outbox.event(&view.tenant, view.id, url, body)))
     }
 }
 

@@ -81,3 +81,30 @@ impl Method {
         }
     }
 }
+
+impl super::Challenge {
+    /// Whether it is answered by a method of `kind`: its own kind, or one of its methods'.
+    pub fn offers(&self, kind: ChallengeType) -> bool {
+        self.kind == kind || self.methods().iter().any(|m| m.kind == kind)
+    }
+
+    /// The enrolled factors that answer it: its own, and its methods' (started or not).
+    pub fn factors(&self) -> impl Iterator<Item = super::FactorId> + '_ {
+        self.factor()
+            .into_iter()
+            .chain(self.methods().iter().filter_map(|m| match m.data {
+                KindData::Factor(id) => Some(id),
+                _ => None,
+            }))
+    }
+
+    /// Whether `factor` answers it now: its own factor, or that of a method that was
+    /// started (a push method reaches its device only once started).
+    pub fn answered_by_factor(&self, factor: super::FactorId) -> bool {
+        self.factor() == Some(factor)
+            || self
+                .methods()
+                .iter()
+                .any(|m| m.started() && m.data == KindData::Factor(factor))
+    }
+}

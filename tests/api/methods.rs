@@ -247,6 +247,96 @@ async fn the_webhook_of_a_win_names_the_winning_method() {
 }
 
 #[tokio::test]
+async fn a_push_method_reaches_its_device_only_once_started_and_its_signed_approval_wins() {
+    let gateway = HttpSink::start();
+    let url = gateway.url("/send");
+    let server = TestServer::start_with(|s| {
+        s.sms.gateway_url = url.clone();
+        s.sms.format = SmsFormat::Json;
+    })
+    .await;
+    let device = crate::push::enrolled_device(&server, "u-1", "none").await;
+    let created = server
+        .create_ok(
+            json!({"user_id": "u-1", "details": {"message": "Sign in?"}, "methods": [
+                {"type": "sms_otp", "recipient": {"phone": "+15551234567"}},
+                {"type": "push", "factor_id": device.factor_id},
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let push = method_id(&created, "push");
+    assert_eq!(method(&created, "push")["started"], false);
+    assert_eq!(method(&created, "push")["factor_id"], device.factor_id);
+    assert!(crate::push::open_challenges(&server, &device)
+        .await
+        .is_empty());
+    // Not started: the device cannot answer it, whatever it signs.
+    let token = device.jwt(60);
+    let r = crate::push::device_answer(&server, &token, id, "approved", "c2ln").await;
+    assert_eq!(
+        error_code(r).await,
+        (404, "challenge_not_found".to_string())
+    );
+
+    let r = start(&server, id, &push).await;
+    assert_eq!(r.status(), 202);
+    let started: Value = r.json().await.unwrap();
+    assert_eq!(method(&started, "push")["started"], true);
+    assert_eq!(
+        start(&server, id, &push).await.status(),
+        202,
+        "again: nothing new"
+    );
+    let open = crate::push::open_challenges(&server, &device).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["id"], id);
+    let payload = open[0]["signing_payload"].as_str().unwrap();
+    assert!(payload.contains(&device.factor_id));
+    let forged = device.sign(&format!("{payload}.denied"));
+    let r = crate::push::device_answer(&server, &token, id, "approved", &forged).await;
+    assert_eq!(error_code(r).await, (400, "invalid_signature".to_string()));
+    let signature = device.sign(&format!("{payload}.approved"));
+    let r = crate::push::device_answer(&server, &token, id, "approved", &signature).await;
+    assert_eq!(r.status(), 200);
+    let c = server.state_of(id).await;
+    assert_eq!(c["state"], "verified");
+    assert_eq!(method(&c, "push")["state"], "verified");
+    assert_eq!(method(&c, "sms_otp")["state"], "closed");
+    assert!(
+        gateway.requests().is_empty(),
+        "the SMS method was never started"
+    );
+    // A push method is the device's to answer; a relayed answer is refused.
+    let other = server
+        .create_ok(
+            json!({"user_id": "u-1", "details": {"message": "Again?"}, "methods": [
+                {"type": "push", "factor_id": device.factor_id},
+            ]}),
+        )
+        .await;
+    let other_id = other["id"].as_str().unwrap();
+    let other_push = method_id(&other, "push");
+    assert_eq!(start(&server, other_id, &other_push).await.status(), 202);
+    let r = answer(&server, other_id, json!({"method_id": other_push})).await;
+    assert_eq!(
+        error_code(r).await,
+        (400, "device_answer_required".to_string())
+    );
+    let r = server
+        .create(
+            &server.admin(),
+            json!({"user_id": "u-1", "methods": [{"type": "push", "factor_id": device.factor_id}]}),
+        )
+        .await;
+    assert_eq!(
+        outcome(r).await.1,
+        "invalid_field",
+        "push asks for details.message"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_answer_costs_only_its_methods_attempt_and_the_challenge_fails_with_the_last_method(
 ) {
     let sink = SmtpSink::start().await;
@@ -478,11 +568,11 @@ async fn bad_method_requests_are_refused_with_stable_codes_and_create_nothing() 
             "duplicate_method",
         ),
         (
-            json!({"user_id": "u", "methods": [sms, {"type": "token"}, {"type": "totp", "factor_id": "fac_x"}, {"type": "email_otp"}, {"type": "email_link"}]}),
+            json!({"user_id": "u", "methods": [sms, {"type": "token"}, {"type": "totp", "factor_id": "fac_x"}, {"type": "email_otp"}, {"type": "push"}, {"type": "email_link"}]}),
             "too_many_items",
         ),
         (
-            json!({"user_id": "u", "methods": [{"type": "push"}]}),
+            json!({"user_id": "u", "methods": [{"type": "webauthn"}]}),
             "method_type_not_supported",
         ),
         (

@@ -73,8 +73,8 @@ impl ChallengeActor {
 impl Handler<Start> for ChallengeActor {
     type Result = AtomicResponse<Self, Result<View, ChallengeError>>;
 
-    fn handle(&mut self, Start { method }: Start, _: &mut Context<Self>) -> Self::Result {
-        AtomicResponse::new(self.start(method))
+    fn handle(&mut self, msg: Start, _: &mut Context<Self>) -> Self::Result {
+        AtomicResponse::new(self.start(msg.method, msg.announce))
     }
 }
 
@@ -82,6 +82,7 @@ impl ChallengeActor {
     fn start(
         &mut self,
         id: crate::model::MethodId,
+        announce: Option<crate::store::WebhookEvent>,
     ) -> ResponseActFuture<Self, Result<View, ChallengeError>> {
         let Some(index) = methods::find(&self.challenge, id) else {
             return refuse(ChallengeError::Method(MethodError::Unknown));
@@ -98,8 +99,14 @@ impl ChallengeActor {
         if method.state == MethodState::Failed {
             return refuse(ChallengeError::Method(MethodError::Failed));
         }
+        let on_demand = kinds::of(method.kind).is_some_and(|k| k.starts_on_demand());
         let Some(plan) = method.delivery() else {
-            return refuse(ChallengeError::NotDeliverable);
+            return match (on_demand, method.started()) {
+                (false, _) => refuse(ChallengeError::NotDeliverable),
+                // Shown to its device already: nothing more to send.
+                (true, true) => Box::pin(fut::ready(Ok(self.challenge.clone()))),
+                (true, false) => self.start_undelivered(index, announce, now),
+            };
         };
         let started = method.started();
         if started {
@@ -160,6 +167,24 @@ impl ChallengeActor {
                 act.method_secrets[index] = secrets;
             }
             act.send_method(ctx, index);
+            Ok(act.challenge.clone())
+        }))
+    }
+
+    /// Starts a method that is not delivered but waits to be started (push): from now on
+    /// its device sees it; its announcement, if any, is written with the same flush.
+    fn start_undelivered(
+        &mut self,
+        index: usize,
+        announce: Option<crate::store::WebhookEvent>,
+        now: crate::clock::Millis,
+    ) -> ResponseActFuture<Self, Result<View, ChallengeError>> {
+        let mut next: Challenge = (*self.challenge).clone();
+        if let Some(method) = next.methods_mut().and_then(|m| m.get_mut(index)) {
+            method.started_at = Some(now);
+        }
+        Box::pin(self.persist_with(next, announce).map(|persisted, act, _| {
+            persisted?;
             Ok(act.challenge.clone())
         }))
     }
