@@ -45,6 +45,9 @@ pub struct CreateRequest {
     pub idempotency: Option<IdempotencyRequest>,
     /// Kinds answered with an enrolled factor (`totp`): which of the user's factors.
     pub factor_id: Option<String>,
+    /// The kinds the calling face creates (`None`: every kind). Another kind, named by
+    /// the request or by its policy, is refused with `type_not_supported`.
+    pub only_kinds: Option<&'static [ChallengeType]>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -278,6 +281,15 @@ impl Engine {
                 ))
             }
         };
+        if request.only_kinds.is_some_and(|only| !only.contains(&kind)) {
+            return Err(Error::invalid(
+                "type_not_supported",
+                format!(
+                    "{} challenges are not created through this API; use /api/v1/challenges",
+                    kind.as_str()
+                ),
+            ));
+        }
         let rules: &dyn Kind = kinds::of(kind).ok_or(Error::TypeNotEnabled(kind))?;
         refuse_unaccepted(rules, kind, &request)?;
         let services = self.registry.services();
