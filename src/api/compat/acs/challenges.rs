@@ -39,7 +39,7 @@ pub async fn create(
 ) -> Result<HttpResponse, AcsError> {
     let principal = authenticate(&req, &state)?;
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
-    let request: AcsCreateChallenge = parse_json(&body)?;
+    let request: AcsCreateChallenge = parse_json(&body).map_err(AcsError::as_given)?;
     let native = request.into_native()?;
     let (replayed, dto) =
         create_challenge(&req, &state, &principal, native, Some(ACS_TYPES)).await?;
@@ -59,7 +59,7 @@ pub async fn get(
     state: State,
 ) -> Result<HttpResponse, AcsError> {
     let principal = authenticate(&req, &state)?;
-    let q: AcsGetQuery = query(&req)?;
+    let q: AcsGetQuery = query(&req).map_err(AcsError::as_given)?;
     let known = q.status.as_deref().map(status_param).transpose()?;
     let id = challenge_id(&path)?;
     let view = match q.wait {
@@ -77,7 +77,7 @@ pub async fn get(
 /// List the tenant's challenges (`userId`, `status`, `type`, `pageSize`, `pageToken`).
 pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, AcsError> {
     let principal = authenticate(&req, &state)?;
-    let q: AcsListQuery = query(&req)?;
+    let q: AcsListQuery = query(&req).map_err(AcsError::as_given)?;
     let (page_size, after) = crate::api::page(
         q.page_size,
         DEFAULT_PAGE_SIZE,
@@ -127,11 +127,16 @@ pub async fn answer(
 ) -> Result<HttpResponse, AcsError> {
     let principal = bearer(&req, &state)?;
     let anonymous = principal.is_none();
+    // Each error with whether it is about the ACS body (see `AcsError::as_given`).
     let result = async {
-        admit_anonymous(&req, &state, anonymous)?;
-        let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
-        let request: AcsAnswer = parse_json(&body)?;
-        answer_with(&state, principal, &path, request.into_native()).await
+        admit_anonymous(&req, &state, anonymous).map_err(|e| (e, false))?;
+        let body = json_body(&req, payload, state.settings.server.body_limit_bytes)
+            .await
+            .map_err(|e| (e, false))?;
+        let request: AcsAnswer = parse_json(&body).map_err(|e| (e, true))?;
+        answer_with(&state, principal, &path, request.into_native())
+            .await
+            .map_err(|e| (e, false))
     }
     .await;
     match result {
@@ -139,8 +144,10 @@ pub async fn answer(
             Ok(HttpResponse::Ok().json(AcsAnonymousAnswer::from(AnonymousAnswerDto::new(&view))))
         }
         Ok(view) => Ok(HttpResponse::Ok().json(render(&view))),
-        Err(e) if anonymous => Err(e.for_anonymous().into()),
-        Err(e) => Err(e.into()),
+        Err((e, true)) if anonymous => Err(AcsError::as_given(e.for_anonymous())),
+        Err((e, false)) if anonymous => Err(e.for_anonymous().into()),
+        Err((e, true)) => Err(AcsError::as_given(e)),
+        Err((e, false)) => Err(e.into()),
     }
 }
 

@@ -18,14 +18,30 @@ pub struct AcsError {
     error: ApiError,
     /// The status when it differs from the native one.
     status: Option<StatusCode>,
+    /// The message speaks ACS names already (it is about an ACS body or query, whose
+    /// unknown fields it may quote as given): not renamed.
+    as_given: bool,
 }
 
 impl AcsError {
+    /// An error about the ACS request itself, its message left as it is.
+    pub fn as_given(error: ApiError) -> Self {
+        AcsError {
+            error,
+            status: None,
+            as_given: true,
+        }
+    }
+
     /// A stale precondition that came from a body's `version`: 409.
     pub fn from_body_version(error: ApiError) -> Self {
         let status = matches!(error, ApiError::Domain(Error::VersionConflict { .. }))
             .then_some(StatusCode::CONFLICT);
-        AcsError { error, status }
+        AcsError {
+            error,
+            status,
+            as_given: false,
+        }
     }
 }
 
@@ -34,6 +50,7 @@ impl From<ApiError> for AcsError {
         AcsError {
             error,
             status: None,
+            as_given: false,
         }
     }
 }
@@ -46,7 +63,12 @@ impl From<Error> for AcsError {
 
 impl std::fmt::Display for AcsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&acs_names(&self.error.to_string()))
+        let message = self.error.to_string();
+        if self.as_given {
+            f.write_str(&message)
+        } else {
+            f.write_str(&acs_names(&message))
+        }
     }
 }
 

@@ -44,14 +44,15 @@ fn split_body(
 }
 
 /// A policy body: its alias (if given), the body's `version` (if given) and its spec.
-fn parse_policy(body: &[u8]) -> Result<(Option<String>, Option<u64>, AcsPolicySpec), ApiError> {
+fn parse_policy(body: &[u8]) -> Result<(Option<String>, Option<u64>, AcsPolicySpec), AcsError> {
     let (mut object, version) = split_body(body, &["createdAt", "updatedAt"])?;
     let alias = match object.remove("alias") {
         None | Some(Value::Null) => None,
         Some(Value::String(alias)) => Some(alias),
-        Some(_) => return Err(ApiError::invalid("invalid_field", "alias must be a string")),
+        Some(_) => return Err(ApiError::invalid("invalid_field", "alias must be a string").into()),
     };
-    let spec = serde_json::from_value(Value::Object(object)).map_err(json_error)?;
+    let spec = serde_json::from_value(Value::Object(object))
+        .map_err(|e| AcsError::as_given(json_error(e)))?;
     Ok((alias, version, spec))
 }
 
@@ -99,7 +100,7 @@ pub async fn create(
 /// A page of policy IDs (aliases) in alias order.
 pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, AcsError> {
     let principal = authenticate(&req, &state)?;
-    let q: AcsPageQuery = query(&req)?;
+    let q: AcsPageQuery = query(&req).map_err(AcsError::as_given)?;
     let (page_size, after) = crate::api::page(
         q.page_size,
         DEFAULT_PAGE_SIZE,
@@ -195,8 +196,8 @@ pub async fn replace_configuration(
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
     let (object, version) = split_body(&body, &["updatedAt"])?;
     let (expected, from_body) = precondition(&req, version)?;
-    let properties: AcsProperties =
-        serde_json::from_value(Value::Object(object)).map_err(json_error)?;
+    let properties: AcsProperties = serde_json::from_value(Value::Object(object))
+        .map_err(|e| AcsError::as_given(json_error(e)))?;
     match state
         .engine
         .replace_configuration(&principal, expected, properties.into())
