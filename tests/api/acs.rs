@@ -11,7 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::helpers::*;
-use crate::sinks::SmtpSink;
+use crate::sinks::{HttpSink, SmtpSink};
 
 const EVERY_SCOPE: &str = "challenge:post challenge:get challenge:delete challenge:answer \
      challenge:resend challenge:complete challenge:policy:get challenge:policy:post \
@@ -279,12 +279,15 @@ async fn a_token_challenge_made_through_acs_is_answered_with_its_token_value() {
             .await,
         (409, "not_deliverable".into())
     );
+    let (status, early) = acs(&server, Method::POST, &format!("{path}/complete"))
+        .json()
+        .await;
     assert_eq!(
-        acs(&server, Method::POST, &format!("{path}/complete"))
-            .error()
-            .await,
-        (409, "not_completable".into())
+        (status, &early["error"]["code"]),
+        (409, &json!("not_completable"))
     );
+    let message = early["error"]["message"].as_str().unwrap();
+    assert!(message.ends_with("this one is ISSUED"), "{message}");
     let (status, wrong) = acs(&server, Method::POST, &format!("{path}/answer"))
         .body(json!({"answerToken": "not-the-token"}))
         .json()
@@ -1031,4 +1034,175 @@ async fn acs_requests_count_under_the_acs_face_and_stay_out_of_the_native_docume
     let paths = document["paths"].as_object().unwrap();
     assert!(paths.keys().all(|p| !p.starts_with("/compat")));
     assert!(paths.contains_key("/api/v1/challenges"));
+}
+
+#[tokio::test]
+async fn sms_codes_and_email_links_made_through_acs_answer_them() {
+    let sink = SmtpSink::start().await;
+    let gateway = HttpSink::start();
+    let url = gateway.url("/send");
+    let server = TestServer::start_with(|s| {
+        mail_to(s, sink.port);
+        s.sms.gateway_url = url.clone();
+        s.sms.format = challenge_server::config::SmsFormat::Json;
+    })
+    .await;
+    let (status, sms) = acs(&server, Method::POST, "/challenges")
+        .body(json!({"type": "SMS_OTP", "userId": "u-1",
+            "recipient": {"phone": "+15551234567"}}))
+        .json()
+        .await;
+    assert_eq!(status, 201, "{sms}");
+    assert_eq!(sms["delivery"][0]["channel"], "SMS");
+    let id = id_of(&sms);
+    assert_eq!(server.state_of(&id).await["type"], "sms_otp");
+    let request = gateway.wait_for(1).await.remove(0);
+    let sent: Value = serde_json::from_slice(&request.body).unwrap();
+    let code = code_in(sent["body"].as_str().unwrap(), 6);
+    let (status, answered) = acs(&server, Method::POST, &format!("/challenges/{id}/answer"))
+        .body(json!({"code": code}))
+        .json()
+        .await;
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(answered["status"], "VERIFIED");
+    let sent = eventually(Duration::from_secs(20), || async {
+        let (_, c) = acs(&server, Method::GET, &format!("/challenges/{id}"))
+            .json()
+            .await;
+        (c["delivery"][0]["status"] == "SENT").then_some(c)
+    })
+    .await;
+    assert_eq!(sent["delivery"][0]["attempts"], 1);
+
+    let (status, link) = acs(&server, Method::POST, "/challenges")
+        .body(json!({"type": "EMAIL_LINK", "userId": "u-2",
+            "recipient": {"email": "bob@example.com"}}))
+        .json()
+        .await;
+    assert_eq!(status, 201, "{link}");
+    assert!(
+        link["actors"][0].get("answerToken").is_none(),
+        "the link is mailed only"
+    );
+    let id = id_of(&link);
+    let mail = sink.wait_for(1).await.remove(0);
+    let text = mail.part("text/plain").unwrap();
+    let token = text
+        .split_whitespace()
+        .find_map(|w| w.split_once("?t=").map(|(_, t)| t.to_string()))
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    let (status, answered) = acs(&server, Method::POST, &format!("/challenges/{id}/answer"))
+        .token(None)
+        .body(json!({"answerToken": token}))
+        .json()
+        .await;
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(answered["status"], "VERIFIED");
+    assert_eq!(server.state_of(&id).await["state"], "verified");
+}
+
+#[tokio::test]
+async fn acs_reads_expired_and_failed_challenges_and_refuses_them_an_answer() {
+    let server = TestServer::start().await;
+    let (_, short) = acs(&server, Method::POST, "/challenges")
+        .body(json!({"type": "TOKEN", "userId": "u", "ttlSeconds": 1}))
+        .json()
+        .await;
+    let path = format!("/challenges/{}", id_of(&short));
+    let expired = eventually(Duration::from_secs(10), || async {
+        let (_, c) = acs(&server, Method::GET, &path).json().await;
+        (c["status"] == "EXPIRED").then_some(c)
+    })
+    .await;
+    assert_eq!(expired["type"], "TOKEN");
+    let token = short["actors"][0]["answerToken"].as_str().unwrap();
+    assert_eq!(
+        acs(&server, Method::POST, &format!("{path}/answer"))
+            .body(json!({"answerToken": token}))
+            .error()
+            .await,
+        (409, "expired".into())
+    );
+
+    let (_, once) = acs(&server, Method::POST, "/challenges")
+        .body(json!({"type": "TOKEN", "userId": "u", "maxAttempts": 1}))
+        .json()
+        .await;
+    let path = format!("/challenges/{}", id_of(&once));
+    let (status, wrong) = acs(&server, Method::POST, &format!("{path}/answer"))
+        .body(json!({"answerToken": "wrong"}))
+        .json()
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(wrong["error"]["remainingAttempts"], 0);
+    let (_, failed) = acs(&server, Method::GET, &path).json().await;
+    assert_eq!(failed["status"], "FAILED");
+    assert_eq!(failed["remainingAttempts"], 0);
+    assert_eq!(server.state_of(&id_of(&once)).await["state"], "failed");
+    let token = once["actors"][0]["answerToken"].as_str().unwrap();
+    assert_eq!(
+        acs(&server, Method::POST, &format!("{path}/answer"))
+            .body(json!({"answerToken": token}))
+            .error()
+            .await,
+        (409, "failed".into())
+    );
+    let (_, list) = acs(&server, Method::GET, "/challenges?status=FAILED")
+        .json()
+        .await;
+    assert_eq!(list["challenges"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_acs_create_with_an_idempotency_key_replays_and_refuses_another_request() {
+    let server = TestServer::start().await;
+    let body = json!({"type": "TOKEN", "userId": "u", "idempotencyKey": "req-42"});
+    let (status, first) = acs(&server, Method::POST, "/challenges")
+        .body(body.clone())
+        .json()
+        .await;
+    assert_eq!(status, 201);
+    assert!(first["actors"][0]["answerToken"].is_string());
+    let replay = acs(&server, Method::POST, "/challenges")
+        .body(body.clone())
+        .send()
+        .await;
+    assert_eq!(replay.status(), 200);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replayed: Value = replay.json().await.unwrap();
+    assert_eq!(replayed["id"], first["id"]);
+    assert!(
+        replayed["actors"][0].get("answerToken").is_none(),
+        "secrets are shown once"
+    );
+    // The same key and request through the native API: the same challenge.
+    let (status, natively) = native(&server, Method::POST, "/challenges")
+        .body(json!({"type": "token", "user_id": "u", "idempotency_key": "req-42"}))
+        .json()
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(natively["id"], first["id"]);
+
+    assert_eq!(
+        acs(&server, Method::POST, "/challenges")
+            .body(json!({"type": "TOKEN", "userId": "other", "idempotencyKey": "req-42"}))
+            .error()
+            .await,
+        (409, "idempotency_conflict".into())
+    );
+    let mismatch = server
+        .http
+        .post(server.url("/compat/acs/v1/challenges"))
+        .bearer_auth(manager(&server, "acme"))
+        .header("Idempotency-Key", "req-43")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let error: Value = mismatch.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "invalid_field");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("idempotencyKey differs"), "{message}");
+    let (_, list) = acs(&server, Method::GET, "/challenges").json().await;
+    assert_eq!(list["challenges"].as_array().unwrap().len(), 1);
 }

@@ -184,9 +184,15 @@ fn camel(snake: &str) -> String {
     out
 }
 
-/// The ACS spelling of one word of a message, if it has one: a native field name or a
-/// type name (`token`, a word of prose too, excepted).
-fn acs_word(word: &str) -> Option<String> {
+/// The ACS spelling of one word of a message, if it has one: a native field name, a
+/// type name (`token`, a word of prose too, excepted), or a state named as one (after
+/// `state` or `is`: "in state cancelled", "this one is issued").
+fn acs_word(word: &str, previous: &str) -> Option<String> {
+    if matches!(previous, "state" | "is") {
+        if let Some(state) = crate::model::State::parse(word) {
+            return Some(super::dto::status_name(state).to_string());
+        }
+    }
     if let Some((_, acs)) = RENAMED.iter().find(|(native, _)| *native == word) {
         return Some(acs.to_string());
     }
@@ -204,22 +210,27 @@ fn acs_word(word: &str) -> Option<String> {
 pub fn acs_names(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        match acs_word(word) {
+    let mut previous = String::new();
+    let flush = |word: &mut String, previous: &mut String, out: &mut String| {
+        if word.is_empty() {
+            return;
+        }
+        match acs_word(word, previous) {
             Some(acs) => out.push_str(&acs),
             None => out.push_str(word),
         }
+        std::mem::swap(word, previous);
         word.clear();
     };
     for c in message.chars() {
         if c.is_ascii_alphanumeric() || c == '_' {
             word.push(c);
         } else {
-            flush(&mut word, &mut out);
+            flush(&mut word, &mut previous, &mut out);
             out.push(c);
         }
     }
-    flush(&mut word, &mut out);
+    flush(&mut word, &mut previous, &mut out);
     out
 }
 
@@ -248,6 +259,14 @@ mod tests {
         assert_eq!(
             acs_names("totp challenges are not created through this API"),
             "TOTP challenges are not created through this API"
+        );
+        assert_eq!(
+            acs_names("a challenge in state cancelled cannot be cancelled"),
+            "a challenge in state CANCELLED cannot be cancelled"
+        );
+        assert_eq!(
+            acs_names("only a verified challenge can be completed; this one is issued"),
+            "only a verified challenge can be completed; this one is ISSUED"
         );
         let prose = "the token lacks the scope challenge:post; a policy named user_ids exists";
         assert_eq!(acs_names(prose), prose);
