@@ -161,6 +161,7 @@ impl CreateChallenge {
                     })
                     .collect()
             }),
+            only_kinds: None,
         }
     }
 }
