@@ -294,6 +294,79 @@ mod tests {
     }
 
     #[test]
+    fn a_methods_face_is_a_challenge_of_its_kind_and_takes_its_changes_back() {
+        use crate::model::*;
+        let mut c = Challenge {
+            id: ChallengeId::random(),
+            tenant: TenantId::parse("acme").unwrap(),
+            kind: ChallengeType::Token,
+            user_id: "u".into(),
+            actors: vec![ActorRecord {
+                id: ActorId::random(),
+                user_id: "u".into(),
+                token_hash: TokenHash([1; 32]),
+            }],
+            created_at: T0,
+            life: fresh(),
+            retention_ms: 0,
+            extras: None,
+        };
+        let factor = FactorId::random();
+        c.extras = Extras {
+            methods: vec![
+                Method {
+                    id: MethodId::random(),
+                    kind: ChallengeType::Token,
+                    state: MethodState::Open,
+                    attempts: 0,
+                    max_attempts: 3,
+                    started_at: Some(T0),
+                    hashes: vec![TokenHash([2; 32])],
+                    data: KindData::None,
+                },
+                Method {
+                    id: MethodId::random(),
+                    kind: ChallengeType::Push,
+                    state: MethodState::Open,
+                    attempts: 0,
+                    max_attempts: 3,
+                    started_at: None,
+                    hashes: vec![TokenHash([3; 32])],
+                    data: KindData::Factor(factor),
+                },
+            ],
+            ..Extras::default()
+        }
+        .boxed();
+        let mut push = face(&c, 1);
+        assert_eq!(push.kind, ChallengeType::Push);
+        assert_eq!(push.factor(), Some(factor));
+        assert_eq!(push.actors[0].token_hash, TokenHash([3; 32]));
+        assert_eq!(push.actors[0].id, c.actors[0].id);
+        assert!(push.methods().is_empty());
+        // Its device sees it only once it is started.
+        assert!(for_factor(&c, factor).is_none());
+        assert!(!c.answered_by_factor(factor));
+        c.methods_mut().unwrap()[1].started_at = Some(T0 + 1);
+        assert_eq!(
+            for_factor(&c, factor).map(|f| f.kind),
+            Some(ChallengeType::Push)
+        );
+        assert!(c.answered_by_factor(factor) && c.offers(ChallengeType::Push));
+        assert_eq!(c.factors().collect::<Vec<_>>(), [factor]);
+
+        push.actors[0].token_hash = TokenHash([4; 32]);
+        absorb(&mut c, 1, &push);
+        assert_eq!(c.methods()[1].hashes, [TokenHash([4; 32])]);
+        assert_eq!(c.methods()[0].hashes, [TokenHash([2; 32])]);
+        assert_eq!(
+            c.actors[0].token_hash,
+            TokenHash([1; 32]),
+            "the challenge's own stay"
+        );
+    }
+
+    #[test]
     fn an_unrecognized_answer_changes_nothing() {
         let methods = [open(true)];
         let step = answer(fresh(), &methods, 0, Verdict::Unrecognized, T0 + 1).unwrap();

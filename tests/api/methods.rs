@@ -337,6 +337,58 @@ async fn a_push_method_reaches_its_device_only_once_started_and_its_signed_appro
 }
 
 #[tokio::test]
+async fn a_push_methods_start_announces_it_to_the_push_gateway_once() {
+    let push_gateway = HttpSink::start();
+    let url = push_gateway.url("/push");
+    let server = TestServer::start_with(|s| {
+        s.actions.allow_private = true;
+        s.push.gateway_url = url;
+    })
+    .await;
+    let device = crate::push::enrolled_device(&server, "u-1", "webhook").await;
+    let created = server
+        .create_ok(
+            json!({"user_id": "u-1", "details": {"message": "Sign in?"}, "methods": [
+                {"type": "token"},
+                {"type": "push", "factor_id": device.factor_id},
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let push = method_id(&created, "push");
+    // Nothing is announced at create: the token method may be all the user needs.
+    let token = method_id(&created, "token");
+    let r = start(&server, id, &token).await;
+    assert_eq!(error_code(r).await, (409, "not_deliverable".to_string()));
+    assert!(push_gateway.requests().is_empty());
+
+    assert_eq!(start(&server, id, &push).await.status(), 202);
+    let notified = push_gateway.wait_for(1).await.remove(0);
+    let body: Value = serde_json::from_slice(&notified.body).unwrap();
+    assert_eq!(body["event"], "push.challenge.created");
+    assert_eq!(body["id"], id);
+    assert_eq!(body["factor_id"], device.factor_id);
+    let open = crate::push::open_challenges(&server, &device).await;
+    assert_eq!(body["signing_payload"], open[0]["signing_payload"]);
+    // Starting it again announces nothing more.
+    assert_eq!(start(&server, id, &push).await.status(), 202);
+    let again = server
+        .create_ok(
+            json!({"user_id": "u-1", "details": {"message": "Later"}, "methods": [
+                {"type": "push", "factor_id": device.factor_id},
+            ]}),
+        )
+        .await;
+    let again_id = again["id"].as_str().unwrap();
+    let again_push = method_id(&again, "push");
+    assert_eq!(start(&server, again_id, &again_push).await.status(), 202);
+    let requests = push_gateway.wait_for(2).await;
+    assert_eq!(requests.len(), 2, "one announcement per started method");
+    let second: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(second["id"], again_id);
+}
+
+#[tokio::test]
 async fn a_wrong_answer_costs_only_its_methods_attempt_and_the_challenge_fails_with_the_last_method(
 ) {
     let sink = SmtpSink::start().await;
