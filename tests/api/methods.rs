@@ -389,6 +389,29 @@ async fn a_push_methods_start_announces_it_to_the_push_gateway_once() {
 }
 
 #[tokio::test]
+async fn a_create_with_methods_replayed_by_its_idempotency_key_is_the_same_challenge() {
+    let server = TestServer::start().await;
+    let body =
+        json!({"user_id": "u-1", "idempotency_key": "login-7", "methods": [{"type": "token"}]});
+    let first = server.create_ok(body.clone()).await;
+    let r = server.create(&server.admin(), body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    let replay: Value = r.json().await.unwrap();
+    assert_eq!(replay["id"], first["id"]);
+    assert_eq!(method_id(&replay, "token"), method_id(&first, "token"));
+    assert!(
+        method(&replay, "token").get("answer_token").is_none(),
+        "the token is shown once"
+    );
+    let other = json!({"user_id": "u-1", "idempotency_key": "login-7", "ttl_seconds": 60, "methods": [{"type": "token"}]});
+    let r = server.create(&server.admin(), other).await;
+    let (status, code) = outcome(r).await;
+    assert_eq!(status, 409);
+    assert_eq!(code, "idempotency_conflict");
+}
+
+#[tokio::test]
 async fn a_wrong_answer_costs_only_its_methods_attempt_and_the_challenge_fails_with_the_last_method(
 ) {
     let sink = SmtpSink::start().await;
@@ -698,6 +721,19 @@ async fn bad_method_requests_are_refused_with_stable_codes_and_create_nothing() 
         assert_eq!(m["attempts_left"], 5, "{m}");
     }
     assert_eq!(method(&c, "sms_otp")["started"], false);
+
+    // Another tenant's caller finds no such challenge, let alone its method.
+    let globex = server.token("globex", ALL_SCOPES);
+    let sms_method = method_id(&created, "sms_otp");
+    let r = server
+        .post(
+            Some(&globex),
+            &format!("/api/v1/challenges/{id}/methods/{sms_method}/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(outcome(r).await, (404, "challenge_not_found".to_string()));
+    assert!(gateway.requests().is_empty());
 
     // A challenge of one kind has no methods.
     let single = server
