@@ -591,6 +591,68 @@ async fn a_methods_acknowledged_answer_survives_sigkill() {
 }
 
 #[tokio::test]
+async fn a_started_methods_send_cut_off_by_sigkill_is_resumed_with_a_new_code() {
+    let gateway = HttpSink::start();
+    // The first send is held far longer than the test runs; later ones answer.
+    gateway.reply_with([crate::sinks::Reply::status(200).after(Duration::from_secs(120))]);
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let url = gateway.url("/send");
+    let env = [("CHALLENGE_SERVER__SMS__GATEWAY_URL", url.as_str())];
+    let http = reqwest::Client::new();
+    let admin = token(&Settings::development(), "acme", ALL_SCOPES);
+    let mut server = ServerProcess::start(data.path(), logs.path(), &env).await;
+    let created: Value = http
+        .post(server.url("/api/v1/challenges"))
+        .bearer_auth(&admin)
+        .json(&json!({"user_id": "u-1", "ttl_seconds": 600, "methods": [
+            {"type": "sms_otp", "recipient": {"phone": "+15551234567"}},
+            {"type": "token"},
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let sms = method_id(&created, "sms_otp");
+    let started = http
+        .post(server.url(&format!("/api/v1/challenges/{id}/methods/{sms}/start")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let held = gateway.wait_for(1).await.remove(0);
+    let first: Value = serde_json::from_slice(&held.body).unwrap();
+    let old_code = code_in(first["body"].as_str().unwrap());
+    server.kill();
+
+    let server = ServerProcess::start(data.path(), logs.path(), &env).await;
+    let resent = gateway.wait_for(2).await.remove(1);
+    let body: Value = serde_json::from_slice(&resent.body).unwrap();
+    assert_eq!(body["challenge_id"], id);
+    let new_code = code_in(body["body"].as_str().unwrap());
+    let answer = |code: String| {
+        http.post(server.url(&format!("/api/v1/challenges/{id}/answer")))
+            .bearer_auth(&admin)
+            .json(&json!({"code": code, "method_id": sms}))
+            .send()
+    };
+    if old_code != new_code {
+        // The plain code died with the process: the resumed send carries a new one.
+        let r = answer(old_code).await.unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    let r = answer(new_code).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["state"], "verified");
+    assert_eq!(method(&c, "sms_otp")["state"], "verified");
+}
+
+#[tokio::test]
 async fn starting_a_started_method_again_is_a_resend_under_its_cooldown() {
     let gateway = HttpSink::start();
     let url = gateway.url("/send");
