@@ -170,6 +170,26 @@ pub fn find(c: &Challenge, id: crate::model::MethodId) -> Option<usize> {
     c.methods().iter().position(|m| m.id == id)
 }
 
+/// The method whose secret is this answer token (a `token` method's, or the one an
+/// `email_link` method's link carries), if any: every method's hashes are compared, in
+/// constant time each, so the time taken does not say which matched.
+pub fn by_token(
+    key: &super::HashKey,
+    c: &Challenge,
+    token: &crate::model::AnswerToken,
+) -> Option<usize> {
+    let presented = key.hash(token.expose());
+    let mut matched = None;
+    for (index, method) in c.methods().iter().enumerate() {
+        for hash in &method.hashes {
+            if super::HashKey::matches(&presented, hash) && matched.is_none() {
+                matched = Some(index);
+            }
+        }
+    }
+    matched
+}
+
 /// The push method of `c` answered by `factor`, if it has one.
 pub fn push_method(c: &Challenge, factor: crate::model::FactorId) -> Option<&Method> {
     c.methods()

@@ -412,6 +412,74 @@ async fn a_create_with_methods_replayed_by_its_idempotency_key_is_the_same_chall
 }
 
 #[tokio::test]
+async fn an_email_link_method_is_sent_when_started_and_its_link_answers_on_the_page() {
+    let sink = SmtpSink::start().await;
+    let server = TestServer::start_with(|s| {
+        s.email.smtp_host = "127.0.0.1".into();
+        s.email.smtp_port = sink.port;
+        s.email.tls = SmtpTls::None;
+    })
+    .await;
+    let created = server
+        .create_ok(
+            json!({"user_id": "u-1", "details": {"message": "Sign in from Ottawa?"}, "methods": [
+                {"type": "email_link", "recipient": {"email": "alice@example.com"}},
+                {"type": "token"},
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let link_method = method_id(&created, "email_link");
+    assert_eq!(method(&created, "email_link")["started"], false);
+    assert_eq!(start(&server, id, &link_method).await.status(), 202);
+    let mail = sink.wait_for(1).await.remove(0);
+    let text = mail.part("text/plain").unwrap();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:8080/c/"))
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    let token = link.rsplit("?t=").next().unwrap().to_string();
+    let link = link.replace("http://127.0.0.1:8080", &server.base);
+    // Opening it shows what is asked and changes nothing.
+    let page = server.http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Sign in from Ottawa?"));
+    assert_eq!(server.state_of(id).await["state"], "issued");
+    // A stranger's token opens nothing.
+    let stranger = format!("{}/c/{id}?t={}", server.base, "A".repeat(43));
+    let page = server.http.get(&stranger).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    let r = server.answer_anonymously(id, &"B".repeat(43), true).await;
+    assert_eq!(outcome(r).await, (400, "answer_rejected".to_string()));
+    let c = server.state_of(id).await;
+    assert_eq!(
+        method(&c, "email_link")["attempts_left"],
+        5,
+        "a stranger costs nothing"
+    );
+
+    let approved = server
+        .http
+        .post(server.url(&format!("/c/{id}")))
+        .form(&[("t", token.as_str()), ("allowed", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let c = server.state_of(id).await;
+    assert_eq!(c["state"], "verified");
+    assert_eq!(method(&c, "email_link")["state"], "verified");
+    assert_eq!(method(&c, "token")["state"], "closed");
+    // The link's token, anonymously on the API without a method id: already used.
+    let r = server.answer_anonymously(id, &token, true).await;
+    assert_eq!(
+        r.status(),
+        400,
+        "anonymous refusals say only answer_rejected"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_answer_costs_only_its_methods_attempt_and_the_challenge_fails_with_the_last_method(
 ) {
     let sink = SmtpSink::start().await;
@@ -705,7 +773,7 @@ async fn bad_method_requests_are_refused_with_stable_codes_and_create_nothing() 
             "duplicate_method",
         ),
         (
-            json!({"user_id": "u", "methods": [sms, {"type": "token"}, {"type": "totp", "factor_id": "fac_x"}, {"type": "email_otp"}, {"type": "push"}, {"type": "email_link"}]}),
+            json!({"user_id": "u", "methods": [sms, {"type": "token"}, {"type": "totp", "factor_id": "fac_x"}, {"type": "email_otp"}, {"type": "push"}, {"type": "email_link"}, {"type": "webauthn"}]}),
             "too_many_items",
         ),
         (
