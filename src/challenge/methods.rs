@@ -205,11 +205,6 @@ pub fn for_factor(c: &Challenge, factor: crate::model::FactorId) -> Option<Chall
     Some(face(c, index))
 }
 
-/// Whether a method's kind is delivered (started when asked) or answerable at once.
-pub fn is_delivered(data: &KindData) -> bool {
-    matches!(data, KindData::Delivery(_))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
