@@ -35,7 +35,9 @@ fn address(server: &TestServer) -> String {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_head_is_cut_off() {
-    let server = TestServer::start_with(|s| s.server.request_head_timeout_ms = 300).await;
+    // The HTTP stack reckons the deadline from a clock it refreshes every 500 ms, so the
+    // cut may come up to that much early: the timeout is long enough to tell either way.
+    let server = TestServer::start_with(|s| s.server.request_head_timeout_ms = 1500).await;
     let mut stream = TcpStream::connect(address(&server)).await.unwrap();
     let started = Instant::now();
     stream
@@ -44,7 +46,7 @@ async fn a_client_that_never_finishes_its_head_is_cut_off() {
         .unwrap();
     let seen = read_until_closed(&mut stream, Duration::from_secs(10)).await;
     assert!(
-        started.elapsed() >= Duration::from_millis(200),
+        started.elapsed() >= Duration::from_millis(900),
         "cut off before the timeout: {:?} {seen:?}",
         started.elapsed()
     );
