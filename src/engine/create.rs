@@ -45,6 +45,9 @@ pub struct CreateRequest {
     pub idempotency: Option<IdempotencyRequest>,
     /// Kinds answered with an enrolled factor (`totp`): which of the user's factors.
     pub factor_id: Option<String>,
+    /// Answer tokens of letters and digits only ([`AnswerToken::random_alphanumeric`]),
+    /// for a face whose vendor fixes their form.
+    pub alphanumeric_tokens: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -357,7 +360,12 @@ impl Engine {
             key: i.key.into(),
             request_hash: i.fingerprint,
         });
-        let (actors, tokens) = token::issue(&services.key, &actor_ids);
+        let make = if request.alphanumeric_tokens {
+            AnswerToken::random_alphanumeric
+        } else {
+            AnswerToken::random
+        };
+        let (actors, tokens) = token::issue_with(&services.key, &actor_ids, make);
         let mut challenge = Challenge {
             id: ChallengeId::random(),
             tenant: tenant.clone(),

@@ -285,6 +285,13 @@ impl Engine {
         }
     }
 
+    /// A challenge found by its id alone, whatever its tenant: for a face whose vendor
+    /// makes the unguessable id (128 random bits) the capability to read it (Agilicus'
+    /// anonymous `get_challenge`). The face acts within the tenant found, never another.
+    pub async fn locate(&self, id: &ChallengeId) -> Result<View, Error> {
+        Ok(self.registry.view(None, id).await?)
+    }
+
     /// Cancels an `issued` or `verified` challenge (`challenge:delete`).
     pub async fn cancel(&self, principal: &Principal, id: &ChallengeId) -> Result<View, Error> {
         self.command(principal, Scope::Delete, id, Cancel).await

@@ -128,6 +128,7 @@ impl CreateChallenge {
             factor_id: self.factor_id,
             locale: self.locale,
             idempotency,
+            alphanumeric_tokens: false,
         }
     }
 }
