@@ -164,10 +164,16 @@ pub const ROUTES: &[&str] = &[
     "/v2/Services/{service}/AccessTokens",
     "/v2/Services/{service}/Webhooks",
     "/v2/Services/{service}/Webhooks/{webhook}",
+    "/v1/challenges",
+    "/v1/challenges/one_time_use_actions",
+    "/v1/challenges/{challenge_id}",
+    "/v1/challenges/{challenge_id}/answers",
+    "/v1/challenge_enrollment/totp",
+    "/v1/challenge_enrollment/totp/{totp_id}",
 ];
 
 /// The `face` label: which API a route belongs to — `native` (`/api/v1`), `twilio`
-/// (`/v2`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
+/// (`/v2`), `agilicus` (`/v1`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
 /// `unmatched` with the route.
 pub fn face_label(route: &str) -> &'static str {
     if route == "unmatched" {
@@ -176,6 +182,8 @@ pub fn face_label(route: &str) -> &'static str {
         "native"
     } else if route.starts_with("/v2/") {
         "twilio"
+    } else if route.starts_with("/v1/") {
+        "agilicus"
     } else if route.starts_with("/c/") || route.starts_with("/enroll/") {
         "pages"
     } else {
@@ -271,6 +279,14 @@ mod tests {
         assert_eq!(route_label("/nope"), "unmatched");
         assert_eq!(face_label(route_label("/v2/Services/VA1")), "twilio");
         assert_eq!(face_label(route_label("/api/v1/challenges")), "native");
+        assert_eq!(
+            face_label(route_label("/v1/challenges/ch_x/answers")),
+            "agilicus"
+        );
+        assert_eq!(
+            route_label("/v1/challenges/one_time_use_actions"),
+            "/v1/challenges/one_time_use_actions"
+        );
         assert_eq!(face_label(route_label("/c/x")), "pages");
         assert_eq!(face_label(route_label("/enroll/fac_x")), "pages");
         assert_eq!(face_label(route_label("/healthz")), "ops");

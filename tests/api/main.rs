@@ -3,6 +3,7 @@
 //! Delivery tests start their own receivers instead (`sinks.rs`).
 
 mod actions;
+mod agilicus_sdk;
 mod auth;
 mod bad_input;
 mod bounded;

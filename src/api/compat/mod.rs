@@ -4,5 +4,8 @@
 //! vendor's model holds beyond challenges and factors is engine data (`engine::records`).
 //!
 //! - `twilio/`: Twilio Verify v2 (`/v2/Services…`), see README.md "Twilio Verify".
+//! - `agilicus/`: Agilicus' ChallengesApi (`/v1/challenges…`,
+//!   `/v1/challenge_enrollment/…`), see README.md "Agilicus".
 
+pub mod agilicus;
 pub mod twilio;
