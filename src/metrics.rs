@@ -141,6 +141,7 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/challenges/{id}/answer",
     "/api/v1/challenges/{id}/complete",
     "/api/v1/challenges/{id}/resend",
+    "/api/v1/challenges/{id}/issue",
     "/api/v1/policies",
     "/api/v1/policies/{alias}",
     "/api/v1/webhooks/secret",

@@ -41,6 +41,8 @@ pub struct CreateRequest {
     pub callback_url: Option<String>,
     pub actions: Option<ActionsRequest>,
     pub send: Option<bool>,
+    /// `Some(false)`: created `pending`, nothing delivered until [`Engine::issue`].
+    pub issue: Option<bool>,
     pub locale: Option<String>,
     pub idempotency: Option<IdempotencyRequest>,
     /// Kinds answered with an enrolled factor (`totp`): which of the user's factors.
@@ -180,8 +182,10 @@ impl Engine {
         };
         let one_active = policy.is_some_and(|p| p.spec.one_active_per_user);
         let reservation = self.reserve_recipients(&challenge)?;
+        // A pending challenge is not announced: nothing goes out until it is issued.
         let announce = factor
             .as_ref()
+            .filter(|_| challenge.life.state != crate::model::State::Pending)
             .and_then(|factor| self.announcement(&challenge, factor));
         let spawned = self
             .registry
@@ -283,6 +287,16 @@ impl Engine {
         };
         let rules: &dyn Kind = kinds::of(kind).ok_or(Error::TypeNotEnabled(kind))?;
         refuse_unaccepted(rules, kind, &request)?;
+        let pending = request.issue == Some(false);
+        if pending && rules.accepts(Field::Send) {
+            if request.send == Some(true) {
+                return Err(Error::invalid(
+                    "invalid_field",
+                    "send cannot be true for a challenge created with issue false",
+                ));
+            }
+            request.send = Some(false);
+        }
         let services = self.registry.services();
         let now = services.clock.now_ms();
         let ctx = PlanContext {
@@ -373,7 +387,11 @@ impl Engine {
             user_id: request.user_id.into(),
             actors,
             created_at: now,
-            life: Lifecycle::issued(now, now + (ttl as i64) * 1000, max_attempts),
+            life: if pending {
+                Lifecycle::pending(now, now + (ttl as i64) * 1000, max_attempts)
+            } else {
+                Lifecycle::issued(now, now + (ttl as i64) * 1000, max_attempts)
+            },
             retention_ms: (bounds.retention_seconds as i64) * 1000,
             extras: Extras {
                 details: request

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::auth::{Principal, Scope};
 use crate::challenge::kinds::token::{self, Attempt};
 use crate::challenge::messages::{
-    Answer, Cancel, ChallengeError, Complete, Resend, Watch, Watching,
+    Answer, Cancel, ChallengeError, Complete, Issue, Resend, Watch, Watching,
 };
 use crate::challenge::state::Verdict;
 use crate::challenge::ChallengeActor;
@@ -295,6 +295,12 @@ impl Engine {
     /// Cancels an `issued` or `verified` challenge (`challenge:delete`).
     pub async fn cancel(&self, principal: &Principal, id: &ChallengeId) -> Result<View, Error> {
         self.command(principal, Scope::Delete, id, Cancel).await
+    }
+
+    /// Issues a `pending` challenge (`challenge:post`): `issued`, and a delivered kind's
+    /// messages sent; `not_pending` for any other state.
+    pub async fn issue(&self, principal: &Principal, id: &ChallengeId) -> Result<View, Error> {
+        self.command(principal, Scope::Post, id, Issue).await
     }
 
     /// Completes a `verified` challenge (`challenge:complete`).

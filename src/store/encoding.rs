@@ -18,7 +18,8 @@
 //! - 4: the records of [`v4`]: format 3 with the enrolled factor a challenge is
 //!   answered with (`totp`) at the end of its extras.
 //! - 5: the records of [`v5`]: format 4 with a `webauthn` challenge's ceremony at the
-//!   end of its extras.
+//!   end of its extras. The state `pending` was appended later as variant 7 of the
+//!   state record (the indices before it unchanged, so every stored snapshot reads).
 
 use serde::de::DeserializeOwned;
 
@@ -333,6 +334,9 @@ mod v3 {
         Failed = 4,
         Cancelled = 5,
         Expired = 6,
+        /// Appended (never renumbered): a snapshot of a `pending` challenge. Formats 3
+        /// to 5 read unchanged; a build that predates it refuses such a snapshot.
+        Pending = 7,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -789,6 +793,7 @@ mod v3 {
             Failed,
             Cancelled,
             Expired,
+            Pending,
         }
     );
     same_variants!(ActionSet, ActionSetRecord { Approved, Declined });
@@ -919,6 +924,19 @@ mod tests {
         let bytes = encode(&c);
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode(&bytes).unwrap(), c);
+    }
+
+    #[test]
+    fn a_pending_snapshot_round_trips_with_the_appended_state() {
+        let mut c = sample();
+        c.life = crate::model::Lifecycle::pending(1, 2, 5);
+        let bytes = encode(&c);
+        assert_eq!(decode(&bytes).unwrap(), c);
+        assert_eq!(
+            v3::LifecycleRecord::from(c.life).state,
+            v3::StateRecord::Pending
+        );
+        assert_eq!(v3::StateRecord::Pending as u32, 7);
     }
 
     #[test]
@@ -1194,6 +1212,7 @@ mod tests {
             StateRecord::Failed,
             StateRecord::Cancelled,
             StateRecord::Expired,
+            StateRecord::Pending,
         ] {
             assert_eq!(written(&v), v as u32, "{v:?}");
         }

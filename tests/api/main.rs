@@ -17,6 +17,7 @@ mod helpers;
 mod lifecycle;
 mod operations;
 mod pages;
+mod pending;
 mod policies;
 mod push;
 mod races;

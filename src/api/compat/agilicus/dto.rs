@@ -146,6 +146,7 @@ pub fn native_kind(agilicus: &str) -> Option<ChallengeType> {
 /// could not be issued — a delivery that failed to every recipient.
 pub fn state_of(c: &Challenge) -> Option<&'static str> {
     Some(match c.life.state {
+        State::Pending => "pending",
         State::Issued if delivery_failed(c) => "challenge_failed",
         State::Issued => "issued",
         State::Verified | State::Completed => "challenge_passed",
@@ -364,6 +365,7 @@ mod tests {
     #[test]
     fn native_states_map_onto_agilicus_states() {
         let cases = [
+            (State::Pending, Some("pending")),
             (State::Issued, Some("issued")),
             (State::Verified, Some("challenge_passed")),
             (State::Completed, Some("challenge_passed")),
