@@ -80,7 +80,7 @@ async fn the_tenant_comes_from_org_without_a_tenant_claim_and_challenges_stay_in
         .http
         .post(server.url("/v1/challenges"))
         .bearer_auth(&token)
-        .json(&json!({"spec": {"user_id": "alice", "challenge_type": "code"}}))
+        .json(&json!({"spec": {"user_id": "alice", "challenge_type": "code", "send_now": true}}))
         .send()
         .await
         .unwrap()

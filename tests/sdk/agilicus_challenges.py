@@ -75,6 +75,8 @@ def raw(method, path, body=None, token=None):
 
 
 def spec(user, kind, **extra):
+    """A challenge spec, sent now unless `send_now` says otherwise (its default is false)."""
+    extra.setdefault("send_now", True)
     return Challenge._from_openapi_data(
         spec=ChallengeSpec._from_openapi_data(user_id=user, challenge_types=[kind], **extra)
     )
@@ -159,6 +161,7 @@ def code_challenges(bearer, anonymous):
             spec=ChallengeSpec._from_openapi_data(
                 user_id="mallory",
                 challenge_types=["code"],
+                send_now=True,
                 response_uri="https://app.example/answer",
             )
         ),
@@ -169,6 +172,23 @@ def code_challenges(bearer, anonymous):
         lambda: anonymous.replace_challenge(lid, spec("carol", "totp")),
         400,
     )
+
+    # send_now=false (the default) holds it pending: no answer counts until a replace
+    # sets send_now; after that, setting it again changes nothing.
+    held = bearer.create_challenge(
+        Challenge._from_openapi_data(
+            spec=ChallengeSpec._from_openapi_data(user_id="erin", challenge_types=["code"])
+        )
+    )
+    hid = held.metadata.id
+    assert held.status.state == "pending" and held.spec.send_now is False
+    refused(lambda: anonymous.get_answer(hid, held.status.code, True, "code"), 400)
+    assert anonymous.get_challenge(hid).status.state == "pending"
+    sent = anonymous.replace_challenge(hid, spec("erin", "code"))
+    assert sent.status.state == "issued" and sent.spec.send_now is True
+    assert anonymous.replace_challenge(hid, spec("erin", "code")).status.state == "issued"
+    anonymous.get_answer(hid, held.status.code, True, "code")
+    assert anonymous.get_challenge(hid).status.state == "challenge_passed"
 
     # Delete: gone for every call after it.
     anonymous.delete_challenge(lid)
@@ -373,6 +393,7 @@ def totp(bearer, anonymous):
 
     # A totp challenge, answered with a later step's code (the enrollment used this one).
     challenge = bearer.create_challenge(spec("dave", "totp"))
+    assert challenge.status.state == "issued"
     cid = challenge.metadata.id
     assert "code" not in challenge.status
     refused(lambda: anonymous.get_answer(cid, wrong, True, "totp"), 400)

@@ -177,10 +177,14 @@ pub async fn create(
             ))
         }
     };
+    // `send_now` defaults to false: such a challenge is held `pending` until a replace
+    // sets it.
+    let send_now = spec.send_now.unwrap_or(false);
     let mut request = CreateRequest {
         kind: Some(kind),
         user_id: user_id.clone(),
         ttl_seconds: Some(timeout),
+        issue: Some(send_now),
         ..CreateRequest::default()
     };
     match kind {
@@ -194,7 +198,7 @@ pub async fn create(
     let record = ChallengeRecord {
         challenge_type: spec.challenge_type.clone(),
         challenge_types: vec![agilicus],
-        send_now: spec.send_now.unwrap_or(false),
+        send_now,
         timeout_seconds: timeout,
         response_uri: spec.response_uri,
         origin: spec.origin,
@@ -226,11 +230,11 @@ pub async fn get(path: web::Path<String>, state: State) -> Result<HttpResponse, 
     Ok(HttpResponse::Ok().json(shown(&c, record.as_ref())?))
 }
 
-/// `replace_challenge` (no bearer): changes the spec's mutable fields — `send_now`,
-/// `response_uri`, `origin`, `challenge_endpoints`, `answer_data`, and the types as
-/// long as they name the same one; never `user_id`. One-time-use action challenges
-/// refuse it (400 `immutable_challenge`); `timeout_seconds` cannot change once issued
-/// (400 `timeout_not_changeable`).
+/// `replace_challenge` (no bearer): changes the spec's mutable fields — `send_now`
+/// (`true` issues a `pending` challenge; after that it changes nothing), `response_uri`,
+/// `origin`, `challenge_endpoints`, `answer_data`, and the types as long as they name
+/// the same one; never `user_id`. One-time-use action challenges refuse it (400
+/// `immutable_challenge`); `timeout_seconds` cannot change (400 `timeout_not_changeable`).
 pub async fn replace(
     req: HttpRequest,
     path: web::Path<String>,
@@ -263,7 +267,7 @@ pub async fn replace(
         if timeout != current.spec.timeout_seconds {
             return Err(AgilicusError::invalid(
                 "timeout_not_changeable",
-                "timeout_seconds cannot change once the challenge is issued",
+                "timeout_seconds is fixed when the challenge is created",
             ));
         }
     }
@@ -292,8 +296,21 @@ pub async fn replace(
     if let Some(data) = spec.answer_data {
         next.answer_data = Some(data);
     }
-    save_record(&state, &c, &next).await?;
-    Ok(HttpResponse::Ok().json(shown(&c, Some(&next))?))
+    let mut view = c;
+    if next.send_now && view.life.state == Native::Pending {
+        let principal = acting_for(&view.tenant, &[Scope::Post]);
+        view = match state.engine.issue(&principal, &view.id).await {
+            Ok(issued) => issued,
+            // Issued, or ended, meanwhile: then sending it again changes nothing.
+            Err(Error::Conflict {
+                code: "not_pending",
+                ..
+            }) => state.engine.locate(&view.id).await?,
+            Err(e) => return Err(e.into()),
+        };
+    }
+    save_record(&state, &view, &next).await?;
+    Ok(HttpResponse::Ok().json(shown(&view, Some(&next))?))
 }
 
 /// `delete_challenge` (no bearer): cancels a live challenge; an ended one is only
