@@ -119,3 +119,89 @@ async fn a_tenant_claim_list_without_the_tokens_claim_refuses_it() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error_code"], "unauthorized");
 }
+
+#[actix_rt::test]
+async fn an_sms_challenge_sends_its_code_to_the_endpoint_and_takes_it_back() {
+    let gateway = crate::sinks::HttpSink::start();
+    let url = gateway.url("/send");
+    let server = TestServer::start_with(|s| {
+        s.sms.gateway_url = url.clone();
+        s.sms.format = challenge_server::config::SmsFormat::Json;
+    })
+    .await;
+    let token = server.token("acme", "challenge:post");
+    let create = |spec: Value| {
+        server
+            .http
+            .post(server.url("/v1/challenges"))
+            .bearer_auth(&token)
+            .json(&json!({ "spec": spec }))
+            .send()
+    };
+    let refused = create(json!({"user_id": "alice", "challenge_type": "sms", "send_now": true}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400, "no phone number to send to");
+    let created: Value = create(json!({"user_id": "alice", "challenge_types": ["sms"],
+        "send_now": true, "challenge_endpoints": [{"type": "sms", "endpoint": "+15551234567"}]}))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(created["status"]["state"], "issued");
+    assert!(
+        created["status"].get("code").is_none(),
+        "the code goes by SMS only"
+    );
+    assert_eq!(
+        created["spec"]["challenge_endpoints"][0]["endpoint"],
+        "+1••••••4567"
+    );
+    let id = created["metadata"]["id"].as_str().unwrap().to_string();
+    let requests = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        let seen = gateway.requests();
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await;
+    let sms: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(sms["to"], "+15551234567");
+    let code: String = sms["body"]
+        .as_str()
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .expect("a code")
+        .to_string();
+    let answer = |code: String| {
+        let url = server.url(&format!("/v1/challenges/{id}/answers"));
+        server
+            .http
+            .get(url)
+            .query(&[
+                ("challenge_answer", code.as_str()),
+                ("allowed", "True"),
+                ("challenge_type", "sms"),
+            ])
+            .send()
+    };
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let refused = answer(wrong.to_string()).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], "answer_rejected");
+    let accepted = answer(code.clone()).await.unwrap();
+    assert_eq!(accepted.status(), 200);
+    let body: Value = accepted.json().await.unwrap();
+    assert_eq!(body["spec"]["answer"], code.as_str());
+    let read: Value = server
+        .http
+        .get(server.url(&format!("/v1/challenges/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["status"]["state"], "challenge_passed");
+}

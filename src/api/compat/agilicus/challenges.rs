@@ -6,6 +6,8 @@
 //! - `code` is a `token` challenge whose one answer token is 40 letters and digits: it
 //!   is `status.code`, shown in the create response only, and the answer;
 //! - `totp` is a `totp` challenge on the user's most recently verified TOTP factor;
+//! - `sms` is an `sms_otp` challenge to the number a `challenge_endpoints` entry of type
+//!   `sms` names (E.164); its code goes by SMS, the user gives it back;
 //! - `one_time_use_action` is made by `actions.rs`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -17,7 +19,7 @@ use super::{acting_for, authenticate, body, located, record_of, require, save_re
 use crate::api::State;
 use crate::auth::Scope;
 use crate::challenge::kinds::token::Attempt;
-use crate::engine::{CreateRequest, Error, View};
+use crate::engine::{CreateRequest, Error, Recipient, View};
 use crate::factors::{FactorStatus, FactorType};
 use crate::model::{AnswerToken, ChallengeType, State as Native};
 
@@ -191,6 +193,24 @@ pub async fn create(
         ChallengeType::Token => request.alphanumeric_tokens = true,
         ChallengeType::Totp => {
             request.factor_id = Some(totp_factor(&state, &principal.tenant, &user_id).await?)
+        }
+        ChallengeType::SmsOtp => {
+            let phone = spec
+                .challenge_endpoints
+                .iter()
+                .flatten()
+                .find(|e| e.kind.as_deref() == Some("sms"))
+                .and_then(|e| e.endpoint.clone())
+                .ok_or_else(|| {
+                    AgilicusError::invalid(
+                        "invalid_field",
+                        "an sms challenge needs a challenge_endpoints entry of type sms naming the phone number",
+                    )
+                })?;
+            request.recipient = Some(Recipient {
+                email: None,
+                phone: Some(phone),
+            });
         }
         _ => {}
     }
@@ -413,7 +433,7 @@ pub async fn answer(
             attempt.token = Some(token.ok_or_else(AgilicusError::answer_rejected)?);
             state.engine.answer(None, &c.id, attempt).await
         }
-        ChallengeType::Totp => {
+        ChallengeType::Totp | ChallengeType::SmsOtp => {
             attempt.code = Some(given.clone());
             let principal = acting_for(&c.tenant, &[Scope::Answer]);
             state.engine.answer(Some(&principal), &c.id, attempt).await

@@ -134,6 +134,7 @@ pub fn native_kind(agilicus: &str) -> Option<ChallengeType> {
     match agilicus {
         "code" => Some(ChallengeType::Token),
         "totp" => Some(ChallengeType::Totp),
+        "sms" => Some(ChallengeType::SmsOtp),
         "one_time_use_action" => Some(ChallengeType::OneTimeUseAction),
         _ => None,
     }
@@ -206,7 +207,7 @@ impl ChallengeOut {
                 timeout_seconds: timeout.clamp(1, MAX_TIMEOUT_SECONDS),
                 response_uri,
                 origin,
-                challenge_endpoints: endpoints,
+                challenge_endpoints: endpoints.into_iter().map(masked).collect(),
             },
             metadata: Metadata {
                 id: c.id.to_string(),
@@ -221,6 +222,23 @@ impl ChallengeOut {
             },
         })
     }
+}
+
+/// An endpoint as shown: a phone number (type `sms`) keeps its first two and last
+/// four characters, as the native face shows a recipient.
+fn masked(mut e: Endpoint) -> Endpoint {
+    if e.kind.as_deref() == Some("sms") {
+        e.endpoint = e.endpoint.map(|phone| {
+            let chars: Vec<char> = phone.chars().collect();
+            if chars.len() <= 6 {
+                return "•".repeat(chars.len());
+            }
+            let head: String = chars[..2].iter().collect();
+            let tail: String = chars[chars.len() - 4..].iter().collect();
+            format!("{head}{}{tail}", "•".repeat(chars.len() - 6))
+        });
+    }
+    e
 }
 
 /// `ChallengeAnswer`, the body of an accepted answer.
@@ -419,6 +437,20 @@ mod tests {
             ..ChallengeRecord::default()
         };
         assert!(ChallengeOut::new(&c, Some(&deleted)).is_none());
+    }
+
+    #[test]
+    fn phone_endpoints_are_masked() {
+        let e = masked(Endpoint {
+            endpoint: Some("+15551234567".into()),
+            kind: Some("sms".into()),
+        });
+        assert_eq!(e.endpoint.as_deref(), Some("+1••••••4567"));
+        let other = Endpoint {
+            endpoint: Some("fac_x".into()),
+            kind: Some("totp".into()),
+        };
+        assert_eq!(masked(other.clone()), other);
     }
 
     #[test]
