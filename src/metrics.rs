@@ -171,6 +171,8 @@ pub const ROUTES: &[&str] = &[
     "/v1/challenges/{challenge_id}/answers",
     "/v1/challenge_enrollment/totp",
     "/v1/challenge_enrollment/totp/{totp_id}",
+    "/v1/challenge_enrollment/webauthn",
+    "/v1/challenge_enrollment/webauthn/{webauthn_id}",
 ];
 
 /// The `face` label: which API a route belongs to — `native` (`/api/v1`), `twilio`

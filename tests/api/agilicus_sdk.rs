@@ -27,8 +27,10 @@ async fn the_agilicus_sdk_drives_challenges_actions_and_totp_enrollment() {
         s.server.public_base_url = format!("http://127.0.0.1:{port}");
         s.actions.allow_private = true;
         s.actions.allowed_scopes = vec![ACTION_SCOPE.into()];
+        s.webauthn.relying_parties[0].origin = format!("http://localhost:{port}");
     })
     .await;
+    let relying_party = server.settings.webauthn.relying_parties[0].clone();
     let token = server.token(
         "acme",
         "challenge:post challenge:enrollment:get challenge:enrollment:post challenge:enrollment:delete",
@@ -44,6 +46,8 @@ async fn the_agilicus_sdk_drives_challenges_actions_and_totp_enrollment() {
             .env("TOKEN", token)
             .env("READ_ONLY", read_only)
             .env("ACTION_SCOPE", ACTION_SCOPE)
+            .env("RP_ID", relying_party.id)
+            .env("RP_ORIGIN", relying_party.origin)
             .output()
             .expect("run python")
     })

@@ -7,6 +7,8 @@ token of tenant A with challenge:get only), ACTION_SCOPE (a scope actions may as
 Exits 0 and prints "agilicus sdk: ok" when every check passed.
 """
 
+import base64
+import hashlib
 import json
 import os
 import threading
@@ -16,6 +18,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pyotp
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import agilicus  # noqa: F401  (puts its bundled `agilicus_api` package on the path)
 from agilicus_api import ApiClient, Configuration
@@ -35,11 +38,16 @@ from agilicus_api.model.token_scope import TokenScope
 from agilicus_api.model.totp_enrollment import TOTPEnrollment
 from agilicus_api.model.totp_enrollment_answer import TOTPEnrollmentAnswer
 from agilicus_api.model.totp_enrollment_spec import TOTPEnrollmentSpec
+from agilicus_api.model.web_auth_n_enrollment import WebAuthNEnrollment
+from agilicus_api.model.web_auth_n_enrollment_answer import WebAuthNEnrollmentAnswer
+from agilicus_api.model.web_auth_n_enrollment_spec import WebAuthNEnrollmentSpec
 
 BASE = os.environ["BASE"].rstrip("/")
 TOKEN = os.environ["TOKEN"]
 READ_ONLY = os.environ["READ_ONLY"]
 ACTION_SCOPE = os.environ["ACTION_SCOPE"]
+RP_ID = os.environ["RP_ID"]
+RP_ORIGIN = os.environ["RP_ORIGIN"]
 
 
 def api(token=None):
@@ -408,6 +416,118 @@ def totp(bearer, anonymous):
     refused(lambda: bearer.get_totp_enrollment("fac_AAAAAAAAAAAAAAAAAAAAAA"), 404)
 
 
+def cbor(value):
+    """The few CBOR items an attestation object needs (RFC 8949)."""
+
+    def head(major, n):
+        if n < 24:
+            return bytes([major << 5 | n])
+        if n < 256:
+            return bytes([major << 5 | 24, n])
+        return bytes([major << 5 | 25]) + n.to_bytes(2, "big")
+
+    if isinstance(value, bool):
+        raise TypeError("no bools here")
+    if isinstance(value, int):
+        return head(0, value) if value >= 0 else head(1, -1 - value)
+    if isinstance(value, bytes):
+        return head(2, len(value)) + value
+    if isinstance(value, str):
+        raw = value.encode()
+        return head(3, len(raw)) + raw
+    if isinstance(value, dict):
+        out = head(5, len(value))
+        for k, v in value.items():
+            out += cbor(k) + cbor(v)
+        return out
+    raise TypeError(type(value))
+
+
+def b64url(raw):
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def software_registration(challenge):
+    """What a platform authenticator with attestation "none" returns for `challenge`,
+    with user presence and verification: (credential id, clientDataJSON, attestation
+    object)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    numbers = key.public_key().public_numbers()
+    credential_id = os.urandom(32)
+    cose = cbor(
+        {
+            1: 2,
+            3: -7,
+            -1: 1,
+            -2: numbers.x.to_bytes(32, "big"),
+            -3: numbers.y.to_bytes(32, "big"),
+        }
+    )
+    auth_data = (
+        hashlib.sha256(RP_ID.encode()).digest()
+        + bytes([0x45])  # UP | UV | AT
+        + (0).to_bytes(4, "big")
+        + bytes(16)
+        + len(credential_id).to_bytes(2, "big")
+        + credential_id
+        + cose
+    )
+    client_data = json.dumps(
+        {"type": "webauthn.create", "challenge": challenge, "origin": RP_ORIGIN, "crossOrigin": False}
+    )
+    attestation = cbor({"fmt": "none", "attStmt": {}, "authData": auth_data})
+    return credential_id, client_data, attestation
+
+
+def webauthn(bearer):
+    def enrollment(rp, **extra):
+        return WebAuthNEnrollment(spec=WebAuthNEnrollmentSpec(user_id="frank", relying_party_id=rp, **extra))
+
+    body = refused(lambda: bearer.create_webauthn_enrollment(enrollment("nowhere.example")), 400)
+    assert body["error_code"] == "unknown_relying_party", body
+    created = bearer.create_webauthn_enrollment(enrollment(RP_ID, user_verification="discouraged"))
+    wid = created.metadata.id
+    challenge = created.status.challenge
+    assert challenge and created.spec.user_verification == "discouraged"
+    assert bearer.get_webauthn_enrollment(wid).status.challenge == challenge
+    assert [w.metadata.id for w in bearer.list_webauthn_enrollments(user_id="frank").webauthn] == [wid]
+
+    def answer(credential_id, client_data, attestation, **extra):
+        return WebAuthNEnrollmentAnswer._from_openapi_data(
+            user_id="frank",
+            credential_id=b64url(credential_id),
+            client_data=client_data,
+            authenticator_data=b64url(attestation),
+            **extra,
+        )
+
+    # Refusals: garbage, another challenge's registration, no attestation.
+    cred, data, att = software_registration(b64url(b"not the challenge"))
+    refused(lambda: bearer.update_webauthn_enrollment(wid, answer(cred, data, att)), 400)
+    refused(lambda: bearer.update_webauthn_enrollment(wid, answer(cred, data, b"\xa0")), 400)
+    status, body = raw(
+        "POST",
+        f"/v1/challenge_enrollment/webauthn/{wid}",
+        json.dumps({"user_id": "frank", "credential_id": "AQID", "client_data": "{}"}).encode(),
+        TOKEN,
+    )
+    assert status == 400 and body["error_code"] == "invalid_field", body
+    assert "credential_id" not in bearer.get_webauthn_enrollment(wid).status
+
+    # The ceremony, by a software authenticator.
+    cred, data, att = software_registration(challenge)
+    done = bearer.update_webauthn_enrollment(wid, answer(cred, data, att, transports=["internal"]))
+    assert done.status.credential_id == b64url(cred), done.status
+    assert done.status.transports == ["internal"]
+    assert "challenge" not in done.status
+    # A registration is answered once.
+    refused(lambda: bearer.update_webauthn_enrollment(wid, answer(cred, data, att)), 400)
+
+    bearer.delete_webauthn_enrollment(wid)
+    refused(lambda: bearer.get_webauthn_enrollment(wid), 404)
+    refused(lambda: bearer.get_webauthn_enrollment("fac_AAAAAAAAAAAAAAAAAAAAAA"), 404)
+
+
 def main():
     receiver = HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
@@ -418,6 +538,7 @@ def main():
     bad_inputs(bearer)
     one_time_use_actions(bearer, anonymous, receiver_url)
     totp(bearer, anonymous)
+    webauthn(bearer)
     print("agilicus sdk: ok")
 
 

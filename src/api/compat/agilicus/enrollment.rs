@@ -64,8 +64,8 @@ struct Owner {
 }
 
 #[derive(Debug, Deserialize)]
-struct UserQuery {
-    user_id: Option<String>,
+pub struct UserQuery {
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,7 +74,7 @@ struct ListQuery {
     user_id: Option<String>,
 }
 
-fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, AgilicusError> {
+pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, AgilicusError> {
     serde_urlencoded::from_str(req.query_string())
         .map_err(|e| AgilicusError::invalid("invalid_query", e.to_string()))
 }
@@ -99,6 +99,37 @@ fn render(factor: &Factor, key: Option<String>) -> TotpEnrollmentOut {
     }
 }
 
+/// The face's record of an enrollment (its owner, and what the type keeps).
+pub async fn record_owner(
+    state: &State,
+    principal: &Principal,
+    id: &FactorId,
+) -> Result<Option<serde_json::Value>, AgilicusError> {
+    let name = id.to_string();
+    let key = RecordKey {
+        namespace: ENROLLMENTS,
+        name: &name,
+    };
+    let reader = acting_for(&principal.tenant, &[Scope::ConfigurationGet]);
+    Ok(state.engine.record(&reader, key).await?)
+}
+
+/// Drops the face's record of a deleted enrollment.
+pub async fn remove_owner(
+    state: &State,
+    principal: &Principal,
+    id: &FactorId,
+) -> Result<(), AgilicusError> {
+    let name = id.to_string();
+    let key = RecordKey {
+        namespace: ENROLLMENTS,
+        name: &name,
+    };
+    let writer = acting_for(&principal.tenant, &[Scope::ConfigurationPut]);
+    state.engine.remove_record(&writer, key).await?;
+    Ok(())
+}
+
 /// The user an enrollment is of: the query's `user_id`, else the one the face recorded.
 async fn owner(
     state: &State,
@@ -109,17 +140,54 @@ async fn owner(
     if let Some(user) = given {
         return Ok(user);
     }
-    let name = id.to_string();
-    let key = RecordKey {
-        namespace: ENROLLMENTS,
-        name: &name,
-    };
-    let reader = acting_for(&principal.tenant, &[Scope::ConfigurationGet]);
-    let record = state.engine.record(&reader, key).await?;
-    record
+    record_owner(state, principal, id)
+        .await?
         .and_then(|v| serde_json::from_value::<Owner>(v).ok())
         .map(|o| o.user_id)
         .ok_or_else(AgilicusError::not_found)
+}
+
+/// Up to `limit` enrollments of type `kind`: the user's, or without a user the tenant's
+/// made through this face.
+pub async fn enrollments(
+    state: &State,
+    principal: &Principal,
+    user: Option<String>,
+    kind: FactorType,
+    limit: usize,
+) -> Result<Vec<Factor>, AgilicusError> {
+    let mut found = Vec::new();
+    match user {
+        Some(user) => {
+            let (factors, _) = state.engine.factors(principal, user, None, 1000).await?;
+            found.extend(factors.into_iter().filter(|f| f.kind() == kind));
+        }
+        None => {
+            let reader = acting_for(&principal.tenant, &[Scope::ConfigurationGet]);
+            let page = state
+                .engine
+                .records(&reader, ENROLLMENTS, String::new(), None, 1000)
+                .await?;
+            for (name, document) in page.0 {
+                let (Some(id), Ok(owner)) = (
+                    FactorId::parse(&name),
+                    serde_json::from_value::<Owner>(document),
+                ) else {
+                    continue;
+                };
+                match state.engine.factor(principal, owner.user_id, id).await {
+                    Ok(f) if f.kind() == kind => found.push(f),
+                    Ok(_) | Err(crate::engine::Error::FactorNotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+    }
+    found.truncate(limit);
+    Ok(found)
 }
 
 /// The user's TOTP factor `raw`, or 404 (another type's factor too).
@@ -186,37 +254,7 @@ pub async fn list_totp(req: HttpRequest, state: State) -> Result<HttpResponse, A
             format!("limit must be between 1 and {MAX_LIMIT}"),
         ));
     }
-    let mut found = Vec::new();
-    match q.user_id {
-        Some(user) => {
-            let (factors, _) = state.engine.factors(&principal, user, None, 1000).await?;
-            found.extend(factors.into_iter().filter(|f| f.kind() == FactorType::Totp));
-        }
-        None => {
-            let reader = acting_for(&principal.tenant, &[Scope::ConfigurationGet]);
-            let page = state
-                .engine
-                .records(&reader, ENROLLMENTS, String::new(), None, 1000)
-                .await?;
-            for (name, document) in page.0 {
-                let (Some(id), Ok(owner)) = (
-                    FactorId::parse(&name),
-                    serde_json::from_value::<Owner>(document),
-                ) else {
-                    continue;
-                };
-                match state.engine.factor(&principal, owner.user_id, id).await {
-                    Ok(f) if f.kind() == FactorType::Totp => found.push(f),
-                    Ok(_) | Err(crate::engine::Error::FactorNotFound) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                if found.len() >= limit {
-                    break;
-                }
-            }
-        }
-    }
-    found.truncate(limit);
+    let found = enrollments(&state, &principal, q.user_id, FactorType::Totp, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "limit": limit,
         "totp": found.iter().map(|f| render(f, None)).collect::<Vec<_>>(),
@@ -279,12 +317,6 @@ pub async fn delete_totp(
         .engine
         .delete_factor(&principal, factor.user_id.to_string(), factor.id)
         .await?;
-    let name = factor.id.to_string();
-    let key = RecordKey {
-        namespace: ENROLLMENTS,
-        name: &name,
-    };
-    let writer = acting_for(&principal.tenant, &[Scope::ConfigurationPut]);
-    state.engine.remove_record(&writer, key).await?;
+    remove_owner(&state, &principal, &factor.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,7 +1,8 @@
 //! The Agilicus ChallengesApi face (`/v1/challenges…`, `/v1/challenge_enrollment/…`):
 //! what Agilicus' own SDK calls, answered from the one engine (spec/agilicus-challenges.md).
 //! `dto.rs` has the models and the face's record, `errors.rs` the `ErrorMessage` body;
-//! `challenges.rs`, `actions.rs` and `enrollment.rs` are the handlers.
+//! `challenges.rs`, `actions.rs`, `enrollment.rs` (TOTP) and `webauthn.rs` are the
+//! handlers.
 //!
 //! Two kinds of caller:
 //! - bearer calls (create, the enrollments): a JWT verified by `[auth]`, its tenant from
@@ -21,6 +22,7 @@ pub mod challenges;
 pub mod dto;
 pub mod enrollment;
 pub mod errors;
+pub mod webauthn;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
@@ -188,6 +190,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(enrollment::get_totp))
                     .route(web::post().to(enrollment::update_totp))
                     .route(web::delete().to(enrollment::delete_totp)),
+            )
+            .service(
+                resource("/challenge_enrollment/webauthn")
+                    .route(web::post().to(webauthn::create))
+                    .route(web::get().to(webauthn::list)),
+            )
+            .service(
+                resource("/challenge_enrollment/webauthn/{webauthn_id}")
+                    .route(web::get().to(webauthn::get))
+                    .route(web::post().to(webauthn::update))
+                    .route(web::delete().to(webauthn::delete)),
             )
             .default_service(web::to(unknown)),
     );
