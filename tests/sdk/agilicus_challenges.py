@@ -26,6 +26,7 @@ from agilicus_api.api.challenges_api import ChallengesApi
 from agilicus_api.exceptions import ApiException, NotFoundException
 from agilicus_api.model.challenge import Challenge
 from agilicus_api.model.challenge_actor import ChallengeActor
+from agilicus_api.model.challenge_endpoint import ChallengeEndpoint
 from agilicus_api.model.challenge_spec import ChallengeSpec
 from agilicus_api.model.http_challenge_action import HTTPChallengeAction
 from agilicus_api.model.one_time_use_action_challenge import (
@@ -476,7 +477,42 @@ def software_registration(challenge):
         {"type": "webauthn.create", "challenge": challenge, "origin": RP_ORIGIN, "crossOrigin": False}
     )
     attestation = cbor({"fmt": "none", "attStmt": {}, "authData": auth_data})
+    software_registration.keys[credential_id] = key
     return credential_id, client_data, attestation
+
+
+software_registration.keys = {}
+
+
+def software_assertion(credential_id, options, counter):
+    """The PublicKeyCredential JSON of `credential_id`'s assertion for request options
+    `options` (`{"publicKey": …}`)."""
+    from cryptography.hazmat.primitives import hashes
+
+    challenge = options["publicKey"]["challenge"]
+    auth_data = (
+        hashlib.sha256(RP_ID.encode()).digest() + bytes([0x05]) + counter.to_bytes(4, "big")
+    )
+    client_data = json.dumps(
+        {"type": "webauthn.get", "challenge": challenge, "origin": RP_ORIGIN, "crossOrigin": False}
+    ).encode()
+    key = software_registration.keys[credential_id]
+    signature = key.sign(
+        auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256())
+    )
+    return json.dumps(
+        {
+            "id": b64url(credential_id),
+            "rawId": b64url(credential_id),
+            "type": "public-key",
+            "response": {
+                "clientDataJSON": b64url(client_data),
+                "authenticatorData": b64url(auth_data),
+                "signature": b64url(signature),
+            },
+            "clientExtensionResults": {},
+        }
+    )
 
 
 def webauthn(bearer):
@@ -522,6 +558,24 @@ def webauthn(bearer):
     assert "challenge" not in done.status
     # A registration is answered once.
     refused(lambda: bearer.update_webauthn_enrollment(wid, answer(cred, data, att)), 400)
+
+    # A webauthn challenge on that enrollment, answered with an assertion.
+    body = refused(lambda: bearer.create_challenge(spec("frank", "webauthn")), 400)
+    assert body["error_code"] == "invalid_field", body
+    endpoint = ChallengeEndpoint(endpoint=wid, type="webauthn")
+    challenge = bearer.create_challenge(spec("frank", "webauthn", challenge_endpoints=[endpoint]))
+    cid = challenge.metadata.id
+    options = json.loads(challenge.status.public_challenge)
+    anonymous = api()
+    assert anonymous.get_challenge(cid).status.public_challenge == challenge.status.public_challenge
+    refused(lambda: anonymous.get_answer(cid, "{}", True, "webauthn"), 400)
+    other = dict(options, publicKey=dict(options["publicKey"], challenge=b64url(b"another")))
+    refused(lambda: anonymous.get_answer(cid, software_assertion(cred, other, 1), True, "webauthn"), 400)
+    assertion = software_assertion(cred, options, 2)
+    answered = anonymous.get_answer(cid, assertion, True, "webauthn", challenge_uid="frank")
+    assert answered.spec.challenge_id == cid
+    assert anonymous.get_challenge(cid).status.state == "challenge_passed"
+    refused(lambda: anonymous.get_answer(cid, assertion, True, "webauthn"), 400)
 
     bearer.delete_webauthn_enrollment(wid)
     refused(lambda: bearer.get_webauthn_enrollment(wid), 404)

@@ -8,6 +8,9 @@
 //! - `totp` is a `totp` challenge on the user's most recently verified TOTP factor;
 //! - `sms` is an `sms_otp` challenge to the number a `challenge_endpoints` entry of type
 //!   `sms` names (E.164); its code goes by SMS, the user gives it back;
+//! - `webauthn` is a `webauthn` challenge on the WebAuthn enrollment a
+//!   `challenge_endpoints` entry of type `webauthn` names; `status.public_challenge` is
+//!   its request options, the answer the assertion (`PublicKeyCredential` JSON);
 //! - `one_time_use_action` is made by `actions.rs`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -140,6 +143,15 @@ async fn totp_factor(
         })
 }
 
+/// The endpoint of the spec's first `challenge_endpoints` entry of type `kind`.
+fn endpoint_of(spec: &SpecIn, kind: &str) -> Option<String> {
+    spec.challenge_endpoints
+        .iter()
+        .flatten()
+        .find(|e| e.kind.as_deref() == Some(kind))
+        .and_then(|e| e.endpoint.clone())
+}
+
 /// `create_challenge`: 201 `Challenge` (with `status.code` for type `code`).
 pub async fn create(
     req: HttpRequest,
@@ -194,14 +206,17 @@ pub async fn create(
         ChallengeType::Totp => {
             request.factor_id = Some(totp_factor(&state, &principal.tenant, &user_id).await?)
         }
+        ChallengeType::Webauthn => {
+            let factor = endpoint_of(&spec, "webauthn").ok_or_else(|| {
+                AgilicusError::invalid(
+                    "invalid_field",
+                    "a webauthn challenge needs a challenge_endpoints entry of type webauthn naming the enrollment",
+                )
+            })?;
+            request.factor_id = Some(factor);
+        }
         ChallengeType::SmsOtp => {
-            let phone = spec
-                .challenge_endpoints
-                .iter()
-                .flatten()
-                .find(|e| e.kind.as_deref() == Some("sms"))
-                .and_then(|e| e.endpoint.clone())
-                .ok_or_else(|| {
+            let phone = endpoint_of(&spec, "sms").ok_or_else(|| {
                     AgilicusError::invalid(
                         "invalid_field",
                         "an sms challenge needs a challenge_endpoints entry of type sms naming the phone number",
@@ -435,6 +450,11 @@ pub async fn answer(
         }
         ChallengeType::Totp | ChallengeType::SmsOtp => {
             attempt.code = Some(given.clone());
+            let principal = acting_for(&c.tenant, &[Scope::Answer]);
+            state.engine.answer(Some(&principal), &c.id, attempt).await
+        }
+        ChallengeType::Webauthn => {
+            attempt.credential = Some(serde_json::Value::String(given.clone()));
             let principal = acting_for(&c.tenant, &[Scope::Answer]);
             state.engine.answer(Some(&principal), &c.id, attempt).await
         }

@@ -135,6 +135,7 @@ pub fn native_kind(agilicus: &str) -> Option<ChallengeType> {
         "code" => Some(ChallengeType::Token),
         "totp" => Some(ChallengeType::Totp),
         "sms" => Some(ChallengeType::SmsOtp),
+        "webauthn" => Some(ChallengeType::Webauthn),
         "one_time_use_action" => Some(ChallengeType::OneTimeUseAction),
         _ => None,
     }
