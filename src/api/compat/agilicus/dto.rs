@@ -327,12 +327,6 @@ pub fn parse_bool(raw: &str) -> Option<bool> {
     }
 }
 
-/// Whether `code` is an answer of type `code`'s form: 1 to 40 of `[0-9a-zA-Z]`
-/// (anchored, unlike the SDK's own check).
-pub fn is_code(code: &str) -> bool {
-    (1..=40).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,14 +446,5 @@ mod tests {
             kind: Some("totp".into()),
         };
         assert_eq!(masked(other.clone()), other);
-    }
-
-    #[test]
-    fn codes_are_anchored() {
-        assert!(is_code("abc123"));
-        assert!(is_code(&"a".repeat(40)));
-        assert!(!is_code(&"a".repeat(41)));
-        assert!(!is_code(""));
-        assert!(!is_code("abc-123"));
     }
 }
