@@ -209,3 +209,68 @@ async fn an_sms_challenge_sends_its_code_to_the_endpoint_and_takes_it_back() {
         .unwrap();
     assert_eq!(read["status"]["state"], "challenge_passed");
 }
+
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `answer_data` is a secret handed over once: the data directory holds it sealed
+/// only, and it still opens for the answer after a restart.
+#[actix_rt::test]
+async fn answer_data_is_sealed_at_rest_and_opens_once_after_a_restart() {
+    let secret = "answer-data-that-must-not-be-on-disk";
+    let server = TestServer::start().await;
+    let token = server.token("acme", "challenge:post");
+    let created: Value = server
+        .http
+        .post(server.url("/v1/challenges"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"spec": {"user_id": "alice", "challenge_type": "code", "send_now": true,
+            "answer_data": {"secret": secret}}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["metadata"]["id"].as_str().unwrap().to_string();
+    let code = created["status"]["code"].as_str().unwrap().to_string();
+    let (settings, data) = server.stop().await;
+    for path in files(data.path()) {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "answer_data in clear in {path:?}"
+        );
+    }
+    let restarted = TestServer::start_with(|s| {
+        *s = settings;
+        s.storage.data_dir = data.path().to_path_buf();
+    })
+    .await;
+    let answer = || {
+        restarted
+            .http
+            .get(restarted.url(&format!("/v1/challenges/{id}/answers")))
+            .query(&[
+                ("challenge_answer", code.as_str()),
+                ("allowed", "true"),
+                ("challenge_type", "code"),
+            ])
+            .send()
+    };
+    let answered: Value = answer().await.unwrap().json().await.unwrap();
+    assert_eq!(answered["spec"]["answer_data"]["secret"], secret);
+    assert_eq!(answer().await.unwrap().status(), 400, "once");
+}

@@ -18,7 +18,10 @@ use serde::Deserialize;
 
 use super::dto::*;
 use super::errors::AgilicusError;
-use super::{acting_for, authenticate, body, located, record_of, require, save_record};
+use super::{
+    acting_for, authenticate, body, located, open_answer_data, record_of, require, save_record,
+    seal_answer_data,
+};
 use crate::api::State;
 use crate::auth::Scope;
 use crate::challenge::kinds::token::Attempt;
@@ -238,7 +241,10 @@ pub async fn create(
         response_uri: spec.response_uri,
         origin: spec.origin,
         challenge_endpoints: spec.challenge_endpoints.unwrap_or_default(),
-        answer_data: spec.answer_data,
+        sealed_answer_data: spec
+            .answer_data
+            .as_ref()
+            .map(|data| seal_answer_data(&state, &created.view, data)),
         actors: Vec::new(),
         deleted: false,
     };
@@ -328,8 +334,8 @@ pub async fn replace(
     if let Some(endpoints) = spec.challenge_endpoints {
         next.challenge_endpoints = endpoints;
     }
-    if let Some(data) = spec.answer_data {
-        next.answer_data = Some(data);
+    if let Some(data) = &spec.answer_data {
+        next.sealed_answer_data = Some(seal_answer_data(&state, &c, data));
     }
     let mut view = c;
     if next.send_now && view.life.state == Native::Pending {
@@ -364,7 +370,7 @@ pub async fn delete(path: web::Path<String>, state: State) -> Result<HttpRespons
     }
     let mut next = record.unwrap_or_default();
     next.deleted = true;
-    next.answer_data = None;
+    next.sealed_answer_data = None;
     save_record(&state, &c, &next).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -463,10 +469,14 @@ pub async fn answer(
     let view = result.map_err(|e| AgilicusError::from(e).for_answer())?;
     let passed = matches!(view.life.state, Native::Verified | Native::Completed);
     let mut answer_data = None;
-    if let Some(mut kept) = record.filter(|r| r.answer_data.is_some()) {
+    if let Some(mut kept) = record.filter(|r| r.sealed_answer_data.is_some()) {
         // The challenge has ended, so no later answer can reach this again; the data
         // leaves the record all the same.
-        answer_data = kept.answer_data.take().filter(|_| passed);
+        answer_data = kept
+            .sealed_answer_data
+            .take()
+            .filter(|_| passed)
+            .and_then(|sealed| open_answer_data(&state, &view, &sealed));
         if let Err(e) = save_record(&state, &view, &kept).await {
             tracing::error!(error = %e, challenge = %view.id, "cannot drop answer_data after the answer");
         }

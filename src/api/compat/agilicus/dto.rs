@@ -60,9 +60,10 @@ pub struct ChallengeRecord {
     pub origin: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub challenge_endpoints: Vec<Endpoint>,
-    /// Write-only: never rendered on a challenge; handed back once.
+    /// `answer_data`, sealed (`Engine::seal_record_secret`, base64): write-only, never
+    /// rendered on a challenge; opened and handed back once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer_data: Option<Map<String, Value>>,
+    pub sealed_answer_data: Option<String>,
     /// A one-time-use action challenge: its actors, with their orgs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actors: Vec<ActorIo>,
@@ -411,7 +412,7 @@ mod tests {
 
         let record = ChallengeRecord {
             challenge_types: vec!["code".into()],
-            answer_data: Some(Map::from_iter([("secret".into(), Value::from("s3"))])),
+            sealed_answer_data: Some("s3".into()),
             ..ChallengeRecord::default()
         };
         let out = serde_json::to_value(ChallengeOut::new(&c, Some(&record)).unwrap()).unwrap();

@@ -134,6 +134,42 @@ pub async fn save_record(
     Ok(())
 }
 
+/// `answer_data` as the face's record of challenge `c` keeps it: sealed, base64.
+pub fn seal_answer_data(
+    state: &State,
+    c: &View,
+    data: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    use base64::Engine as _;
+    let name = c.id.to_string();
+    let key = RecordKey {
+        namespace: CHALLENGES,
+        name: &name,
+    };
+    let plain = zeroize::Zeroizing::new(serde_json::to_vec(data).expect("a JSON map encodes"));
+    let sealed = state.engine.seal_record_secret(&c.tenant, key, &plain);
+    base64::engine::general_purpose::STANDARD.encode(sealed)
+}
+
+/// The `answer_data` [`seal_answer_data`] sealed for challenge `c`.
+pub fn open_answer_data(
+    state: &State,
+    c: &View,
+    sealed: &str,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let name = c.id.to_string();
+    let key = RecordKey {
+        namespace: CHALLENGES,
+        name: &name,
+    };
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .ok()?;
+    let plain = state.engine.open_record_secret(&c.tenant, key, &sealed)?;
+    serde_json::from_slice(&plain).ok()
+}
+
 /// The body of a request, as JSON `T`: 400 `malformed_json` / `invalid_field` otherwise.
 pub async fn body<T: serde::de::DeserializeOwned>(
     req: &HttpRequest,
