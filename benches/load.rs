@@ -22,8 +22,11 @@
 //!    per second and its latency is that of the whole flow.
 //!
 //! For each it prints, as a markdown table, the rate, p50/p99/p99.9 latency, the errors
-//! (an unexpected status is counted and listed, never fatal) and the rate as a share of
-//! `healthz`'s, then the ratio of `answer`'s p99 to `healthz`'s.
+//! (an unexpected status is counted and listed, never fatal), the rate as a share of
+//! `healthz`'s, and the server's CPU time per request (its process's user and system
+//! time over the scenario, from `/proc`, divided by the requests answered: a cost that
+//! other load on the machine moves far less than it moves the rate), then the ratio of
+//! `answer`'s p99 to `healthz`'s.
 //!
 //! Then, on a second fresh server, it measures memory per live challenge — server RSS
 //! (`VmRSS`) before any challenge, at 100,000 live challenges and at `BENCH_LIVE` — and
@@ -109,32 +112,42 @@ async fn run(settings: &Settings) {
 
     let target = Target::new(server.addr, bearer.clone());
     let mut flushes = Vec::new();
-    let healthz = healthz_scenario(&target, settings).await;
+    let healthz = with_cpu(&server, healthz_scenario(&target, settings)).await;
     let before = flush_stats(&target).await;
-    let (create, pool) = create_scenario(&target, settings).await;
+    let cpu = server.cpu_time();
+    let (mut create, pool) = create_scenario(&target, settings).await;
+    create.server_cpu = Some(server.cpu_time().saturating_sub(cpu));
     let after_create = flush_stats(&target).await;
     flushes.push(("create", after_create.since(&before)));
     let pool = Arc::new(pool);
-    let answer = answer_scenario(&target, settings, &pool).await;
+    let answer = with_cpu(&server, answer_scenario(&target, settings, &pool)).await;
     let after_answer = flush_stats(&target).await;
     flushes.push(("answer", after_answer.since(&after_create)));
     let totp_pool: Vec<TotpChallenge> = prepare(&target, settings, settings.totp).await;
     let before_totp = flush_stats(&target).await;
-    let totp = prepared_answer_scenario(&target, settings, totp_pool).await;
+    let totp = with_cpu(
+        &server,
+        prepared_answer_scenario(&target, settings, totp_pool),
+    )
+    .await;
     flushes.push((
         "totp answer",
         flush_stats(&target).await.since(&before_totp),
     ));
     let push_pool: Vec<PushChallenge> = prepare(&target, settings, settings.push).await;
     let before_push = flush_stats(&target).await;
-    let push = prepared_answer_scenario(&target, settings, push_pool).await;
+    let push = with_cpu(
+        &server,
+        prepared_answer_scenario(&target, settings, push_pool),
+    )
+    .await;
     flushes.push((
         "push answer",
         flush_stats(&target).await.since(&before_push),
     ));
-    let get = get_scenario(&target, settings, &pool).await;
+    let get = with_cpu(&server, get_scenario(&target, settings, &pool)).await;
     let before_flow = flush_stats(&target).await;
-    let flow = flow_scenario(&target, settings).await;
+    let flow = with_cpu(&server, flow_scenario(&target, settings)).await;
     flushes.push(("flow", flush_stats(&target).await.since(&before_flow)));
     server.terminate().await;
     drop(server);
@@ -912,6 +925,16 @@ struct Outcome {
     elapsed: Duration,
     tally: Tally,
     note: Option<String>,
+    /// The CPU time the server spent during it.
+    server_cpu: Option<Duration>,
+}
+
+/// Runs `scenario`, noting the server's CPU time it took.
+async fn with_cpu(server: &ReleaseServer, scenario: impl Future<Output = Outcome>) -> Outcome {
+    let before = server.cpu_time();
+    let mut outcome = scenario.await;
+    outcome.server_cpu = Some(server.cpu_time().saturating_sub(before));
+    outcome
 }
 
 impl Outcome {
@@ -932,11 +955,19 @@ impl Outcome {
             elapsed,
             tally,
             note: None,
+            server_cpu: None,
         }
     }
 
     fn rate(&self) -> f64 {
         self.tally.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// The server's CPU time per successful request (or flow), in microseconds.
+    fn cpu_us_per_request(&self) -> Option<f64> {
+        let done = self.tally.latencies_us.len();
+        let cpu = self.server_cpu?;
+        (done > 0).then(|| cpu.as_secs_f64() * 1e6 / done as f64)
     }
 }
 
@@ -1225,12 +1256,14 @@ fn print_scenarios(settings: &Settings, outcomes: &[Outcome]) {
         settings.duration.as_secs_f64()
     );
     println!();
-    println!("| scenario | rate | unit | p50 ms | p99 ms | p99.9 ms | errors | of healthz rate |");
-    println!("|---|---:|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| scenario | rate | unit | p50 ms | p99 ms | p99.9 ms | errors | of healthz rate | server CPU µs each |"
+    );
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|");
     for outcome in outcomes {
         let tally = &outcome.tally;
         println!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {:.1} % |",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {:.1} % | {} |",
             outcome.name,
             outcome.rate(),
             outcome.unit,
@@ -1238,7 +1271,10 @@ fn print_scenarios(settings: &Settings, outcomes: &[Outcome]) {
             ms(tally.percentile_ms(0.99)),
             ms(tally.percentile_ms(0.999)),
             tally.error_count(),
-            100.0 * outcome.rate() / ceiling
+            100.0 * outcome.rate() / ceiling,
+            outcome
+                .cpu_us_per_request()
+                .map_or_else(|| "-".to_owned(), |us| format!("{us:.0}"))
         );
     }
     println!();

@@ -1,7 +1,7 @@
 //! Prometheus recorder and metric names. Every metric this service exports is named
 //! here (README.md lists them with their labels).
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -141,6 +141,7 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/challenges/{id}/answer",
     "/api/v1/challenges/{id}/complete",
     "/api/v1/challenges/{id}/resend",
+    "/api/v1/challenges/{id}/methods/{method_id}/start",
     "/api/v1/challenges/{id}/issue",
     "/api/v1/policies",
     "/api/v1/policies/{alias}",
@@ -165,6 +166,14 @@ pub const ROUTES: &[&str] = &[
     "/v2/Services/{service}/AccessTokens",
     "/v2/Services/{service}/Webhooks",
     "/v2/Services/{service}/Webhooks/{webhook}",
+    "/compat/acs/v1/challenges",
+    "/compat/acs/v1/challenges/{id}",
+    "/compat/acs/v1/challenges/{id}/answer",
+    "/compat/acs/v1/challenges/{id}/complete",
+    "/compat/acs/v1/challenges/{id}/resend",
+    "/compat/acs/v1/policies",
+    "/compat/acs/v1/policies/{alias}",
+    "/compat/acs/v1/configuration",
     "/v1/challenges",
     "/v1/challenges/one_time_use_actions",
     "/v1/challenges/{challenge_id}",
@@ -176,7 +185,7 @@ pub const ROUTES: &[&str] = &[
 ];
 
 /// The `face` label: which API a route belongs to — `native` (`/api/v1`), `twilio`
-/// (`/v2`), `agilicus` (`/v1`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
+/// (`/v2`), `acs` (`/compat/acs/v1`), `agilicus` (`/v1`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
 /// `unmatched` with the route.
 pub fn face_label(route: &str) -> &'static str {
     if route == "unmatched" {
@@ -185,6 +194,8 @@ pub fn face_label(route: &str) -> &'static str {
         "native"
     } else if route.starts_with("/v2/") {
         "twilio"
+    } else if route.starts_with("/compat/acs/") {
+        "acs"
     } else if route.starts_with("/v1/") {
         "agilicus"
     } else if route.starts_with("/c/") || route.starts_with("/enroll/") {
@@ -198,23 +209,52 @@ pub fn face_label(route: &str) -> &'static str {
 /// matches any one non-empty segment); anything else is `unmatched`, so the label set
 /// stays bounded.
 pub fn route_label(path: &str) -> &'static str {
-    ROUTES
+    /// The most segments a template has; a longer path matches none.
+    const MAX_SEGMENTS: usize = 12;
+    static TEMPLATES: LazyLock<Vec<Template>> =
+        LazyLock::new(|| ROUTES.iter().copied().map(Template::parse).collect());
+    // The path is split once; each template of as many segments is compared to it.
+    let mut segments = [""; MAX_SEGMENTS];
+    let mut count = 0;
+    for segment in path.split('/') {
+        if count == MAX_SEGMENTS {
+            return "unmatched";
+        }
+        segments[count] = segment;
+        count += 1;
+    }
+    let segments = &segments[..count];
+    TEMPLATES
         .iter()
-        .copied()
-        .find(|template| matches_template(template, path))
-        .unwrap_or("unmatched")
+        .find(|template| template.matches(segments))
+        .map_or("unmatched", |template| template.route)
 }
 
-fn matches_template(template: &str, path: &str) -> bool {
-    let mut template = template.split('/');
-    let mut path = path.split('/');
-    loop {
-        match (template.next(), path.next()) {
-            (None, None) => return true,
-            (Some(t), Some(p)) if t.starts_with('{') && !p.is_empty() => {}
-            (Some(t), Some(p)) if t == p && !t.starts_with('{') => {}
-            _ => return false,
-        }
+/// A route template split into its segments: `None` is a `{…}` one.
+struct Template {
+    route: &'static str,
+    segments: Vec<Option<&'static str>>,
+}
+
+impl Template {
+    fn parse(route: &'static str) -> Self {
+        let segments = route
+            .split('/')
+            .map(|s| (!s.starts_with('{')).then_some(s))
+            .collect();
+        Template { route, segments }
+    }
+
+    fn matches(&self, path: &[&str]) -> bool {
+        self.segments.len() == path.len()
+            && self
+                .segments
+                .iter()
+                .zip(path)
+                .all(|(template, segment)| match template {
+                    Some(fixed) => fixed == segment,
+                    None => !segment.is_empty(),
+                })
     }
 }
 
@@ -282,6 +322,10 @@ mod tests {
         assert_eq!(route_label("/nope"), "unmatched");
         assert_eq!(face_label(route_label("/v2/Services/VA1")), "twilio");
         assert_eq!(face_label(route_label("/api/v1/challenges")), "native");
+        assert_eq!(
+            face_label(route_label("/compat/acs/v1/challenges/ch_x/answer")),
+            "acs"
+        );
         assert_eq!(
             face_label(route_label("/v1/challenges/ch_x/answers")),
             "agilicus"

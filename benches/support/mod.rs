@@ -109,6 +109,30 @@ impl ReleaseServer {
             .unwrap_or_else(|| panic!("no VmRSS line in {path}"))
     }
 
+    /// The CPU time the server process has used so far, user and system, over all its
+    /// threads (`/proc/<pid>/stat`, in the kernel's 100 Hz clock ticks).
+    pub fn cpu_time(&self) -> Duration {
+        let path = format!("/proc/{}/stat", self.child.id());
+        let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        // The command name is in parentheses and may hold spaces: count fields after it.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or("", |(_, rest)| rest)
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        let ticks: u64 = [11, 12]
+            .iter()
+            .map(|&i| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or_else(|| panic!("no CPU times in {path}"))
+            })
+            .sum();
+        Duration::from_millis(ticks * 10)
+    }
+
     /// Sends SIGTERM and waits for the exit; kills the process if it outlasts
     /// [`SHUTDOWN_TIMEOUT`]. Returns how long the shutdown took and how the process ended
     /// (`None`: killed).

@@ -345,6 +345,7 @@ async fn answer(
         on_behalf: false,
         device: None,
         credential: form.credential.map(serde_json::Value::String),
+        method: None,
     };
     match state.engine.answer(None, &id, attempt).await {
         Ok(_) if allowed => message_page(

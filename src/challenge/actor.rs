@@ -22,6 +22,7 @@ use super::messages::*;
 use super::state::{self, Event, Transition, Verdict};
 use super::SharedServices;
 use crate::actions::ActionJob;
+use crate::challenge::methods as method_rules;
 use crate::clock::Millis;
 use crate::metrics as m;
 use crate::model::{Challenge, State};
@@ -29,6 +30,8 @@ use crate::model::{DeliveryStatus, ResendMode};
 use crate::store::WebhookEvent;
 use crate::tenant::supervisor::Settle;
 use crate::tenant::Tenant;
+
+mod methods;
 
 const ANONYMOUS_WINDOW_MS: Millis = 60_000;
 
@@ -52,6 +55,10 @@ pub struct ChallengeActor {
     delivery_generation: u32,
     /// The first messages, rendered at create; taken by the first send.
     first_messages: Option<Vec<delivered::Outgoing>>,
+    /// Of a challenge that offers several methods: each method's plain secrets, kept as
+    /// `secrets` is (in memory only), and its count of sends.
+    method_secrets: Vec<Option<Box<[String]>>>,
+    method_generations: Vec<u32>,
 }
 
 impl ChallengeActor {
@@ -60,8 +67,12 @@ impl ChallengeActor {
         services: SharedServices,
         tenant: Arc<Tenant>,
     ) -> Self {
+        let challenge = published.load_full();
+        let methods = challenge.methods().len();
         ChallengeActor {
-            challenge: published.load_full(),
+            method_secrets: vec![None; methods],
+            method_generations: vec![0; methods],
+            challenge,
             published,
             services,
             tenant,
@@ -166,8 +177,8 @@ impl ChallengeActor {
         self.commit_with(t, |_| {})
     }
 
-    /// [`ChallengeActor::commit`], with `change` made to the record in the same write
-    /// (only when the transition changed anything).
+    /// [`ChallengeActor::commit`], with what else the same snapshot holds (a method's
+    /// tally) written into it by `change`.
     fn commit_with(
         &mut self,
         t: Transition,
@@ -270,34 +281,72 @@ impl ChallengeActor {
 
     /// Sends (again) every delivery that is pending, each on its own task.
     fn send_pending(&mut self, ctx: &mut Context<Self>) {
-        let (Some(plan), Some(secrets)) = (self.challenge.delivery(), self.secrets.as_deref())
-        else {
-            return;
-        };
-        if self.challenge.life.state != State::Issued {
+        if self.challenge.delivery().is_none()
+            || self.secrets.is_none()
+            || self.challenge.life.state != State::Issued
+        {
             return;
         }
         self.delivery_generation += 1;
-        let generation = self.delivery_generation;
+        let first = self.first_messages.take();
+        let face = self.challenge.clone();
+        let secrets = self.secrets.as_deref().unwrap_or_default();
+        self.spawn_sends(ctx, &face, secrets, None, self.delivery_generation, first);
+    }
+
+    /// Sends every pending delivery of method `index`, each on its own task.
+    fn send_method(&mut self, ctx: &mut Context<Self>, index: usize) {
+        if self.challenge.life.state != State::Issued {
+            return;
+        }
+        let Some(generation) = self.method_generations.get_mut(index) else {
+            return;
+        };
+        *generation += 1;
+        let generation = *generation;
+        let face = method_rules::face(&self.challenge, index);
+        let Some(secrets) = self.method_secrets[index].as_deref() else {
+            return;
+        };
+        self.spawn_sends(ctx, &face, secrets, Some(index), generation, None);
+    }
+
+    /// Spawns a task per pending delivery of `face` (a challenge, or a method's face),
+    /// whose reports come back as [`DeliveryReport`]s of `method` and `generation`.
+    fn spawn_sends(
+        &self,
+        ctx: &mut Context<Self>,
+        face: &Challenge,
+        secrets: &[String],
+        method: Option<usize>,
+        generation: u32,
+        first_messages: Option<Vec<delivered::Outgoing>>,
+    ) {
+        let Some(plan) = face.delivery() else {
+            return;
+        };
         let now = self.now();
         let services = &self.services;
         let max_attempts = services.delivery.max_attempts;
         let backoff = Duration::from_millis(services.delivery.backoff_ms);
-        let mut first = self.first_messages.take().map(Vec::into_iter);
+        let mut first = first_messages.map(Vec::into_iter);
         for (index, actor) in plan.actors.iter().enumerate() {
             let prerendered = first.as_mut().and_then(Iterator::next);
             if actor.status != DeliveryStatus::Pending {
                 continue;
             }
+            let Some(secret) = secrets.get(index) else {
+                continue;
+            };
             let me = ctx.address();
             let rendered = match prerendered {
                 Some(message) => Ok(message),
                 None => delivered::render(
                     services.deliverer.templates(),
-                    &self.challenge,
+                    face,
                     plan,
                     index,
-                    &secrets[index],
+                    secret,
                     &services.base_url,
                     now,
                 ),
@@ -306,6 +355,7 @@ impl ChallengeActor {
                 Ok(message) => message,
                 Err(e) => {
                     me.do_send(DeliveryReport {
+                        method,
                         index,
                         generation,
                         attempt: 1,
@@ -336,6 +386,7 @@ impl ChallengeActor {
                     let hopeless = matches!(&sent, Err(e) if e.kind() == "invalid_recipient" || e.kind() == "template");
                     let last = sent.is_ok() || hopeless || attempt == max_attempts;
                     me.do_send(DeliveryReport {
+                        method,
                         index,
                         generation,
                         attempt,
@@ -372,7 +423,11 @@ impl ChallengeActor {
             .challenge
             .delivery()
             .is_some_and(|p| p.actors.iter().any(|a| a.status == DeliveryStatus::Pending));
-        if !pending || self.challenge.life.state != State::Issued {
+        if self.challenge.life.state != State::Issued {
+            return;
+        }
+        self.resume_method_deliveries(ctx);
+        if !pending {
             return;
         }
         if self.secrets.is_some() {
@@ -385,6 +440,48 @@ impl ChallengeActor {
             if persisted.is_ok() {
                 act.secrets = secrets;
                 act.send_pending(ctx);
+            }
+        }));
+    }
+
+    /// [`ChallengeActor::resume_deliveries`] for the methods of a challenge that offers
+    /// several: each method with sends pending sends them, with new secrets if its old
+    /// ones are gone.
+    fn resume_method_deliveries(&mut self, ctx: &mut Context<Self>) {
+        let pending: Vec<usize> = (0..self.challenge.methods().len())
+            .filter(|i| {
+                self.challenge.methods()[*i]
+                    .delivery()
+                    .is_some_and(|p| p.actors.iter().any(|a| a.status == DeliveryStatus::Pending))
+            })
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        let mut next: Challenge = (*self.challenge).clone();
+        let mut fresh = Vec::new();
+        for &i in &pending {
+            if self.method_secrets[i].is_none() {
+                let mut face = method_rules::face(&next, i);
+                let secrets = self.rotate_secrets(&mut face);
+                method_rules::absorb(&mut next, i, &face);
+                fresh.push((i, secrets));
+            }
+        }
+        if fresh.is_empty() {
+            for i in pending {
+                self.send_method(ctx, i);
+            }
+            return;
+        }
+        ctx.wait(self.persist(next).map(move |persisted, act, ctx| {
+            if persisted.is_ok() {
+                for (i, secrets) in fresh {
+                    act.method_secrets[i] = secrets;
+                }
+                for i in pending {
+                    act.send_method(ctx, i);
+                }
             }
         }));
     }
@@ -416,6 +513,15 @@ impl ChallengeActor {
             "at": crate::clock::rfc3339(self.now()),
             "answered_by": answered_by,
         });
+        if let Some(won) = c.methods().iter().find(|m| {
+            matches!(
+                m.state,
+                crate::model::MethodState::Verified | crate::model::MethodState::Declined
+            )
+        }) {
+            body["method"] =
+                serde_json::json!({"id": won.id.to_string(), "type": won.kind.as_str()});
+        }
         if let Some(plan) = c.actions() {
             body["actions"] = serde_json::to_value(crate::api::native::dto::ActionsView::new(plan))
                 .unwrap_or_default();
@@ -533,6 +639,9 @@ impl Handler<Answer> for ChallengeActor {
     type Result = AtomicResponse<Self, Result<View, ChallengeError>>;
 
     fn handle(&mut self, Answer(attempt): Answer, _: &mut Context<Self>) -> Self::Result {
+        if attempt.method.is_some() || !self.challenge.methods().is_empty() {
+            return AtomicResponse::new(self.answer_method(attempt));
+        }
         let now = self.now();
         let verdict = match self.verdict(&attempt) {
             Ok(verdict) => verdict,
@@ -727,15 +836,23 @@ impl Handler<DeliveryReport> for ChallengeActor {
     type Result = ();
 
     fn handle(&mut self, report: DeliveryReport, _: &mut Context<Self>) {
-        if report.generation != self.delivery_generation {
+        let current = match report.method {
+            None => self.delivery_generation,
+            Some(i) => self.method_generations.get(i).copied().unwrap_or_default(),
+        };
+        if report.generation != current {
             return;
         }
         let now = self.now();
         let mut next: Challenge = (*self.challenge).clone();
-        let Some(actor) = next
-            .delivery_mut()
-            .and_then(|p| p.actors.get_mut(report.index))
-        else {
+        let plan = match report.method {
+            None => next.delivery_mut(),
+            Some(i) => next
+                .methods_mut()
+                .and_then(|m| m.get_mut(i))
+                .and_then(|m| m.delivery_mut()),
+        };
+        let Some(actor) = plan.and_then(|p| p.actors.get_mut(report.index)) else {
             return;
         };
         actor.attempts = report.attempt;

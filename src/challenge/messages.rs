@@ -88,10 +88,23 @@ pub struct Complete;
 #[rtype(result = "Result<View, ChallengeError>")]
 pub struct Resend;
 
+/// Start method `method` of a challenge that offers several: issue its secret and
+/// send it. Starting a method already started sends it again, under the resend rules
+/// (cooldown, limit). Replies after the new secret is durable; the send runs afterwards.
+#[derive(Message, Clone)]
+#[rtype(result = "Result<View, ChallengeError>")]
+pub struct Start {
+    pub method: crate::model::MethodId,
+    /// A push method's announcement to the push gateway, written with the start.
+    pub announce: Option<crate::store::WebhookEvent>,
+}
+
 /// One attempt to deliver to actor `index` finished (sent by the task that sends).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct DeliveryReport {
+    /// The method whose delivery it is; `None` for a challenge of one kind.
+    pub method: Option<usize>,
     pub index: usize,
     /// Which send this attempt belongs to: reports of a send a resend replaced are dropped.
     pub generation: u32,
@@ -129,7 +142,21 @@ impl Settled for Watch {
 
 impl Settled for Answer {
     fn settled(self, view: &View) -> Result<View, ChallengeError> {
+        if let Some(id) = self.0.method {
+            if super::methods::find(view, id).is_none() {
+                return Err(ChallengeError::Method(MethodError::Unknown));
+            }
+        }
         Err(refusal(view, Event::Answer(Verdict::Unrecognized)))
+    }
+}
+
+impl Settled for Start {
+    fn settled(self, view: &View) -> Result<View, ChallengeError> {
+        Err(match super::methods::find(view, self.method) {
+            None => ChallengeError::Method(MethodError::Unknown),
+            Some(_) => ChallengeError::Method(MethodError::NotStartable(view.life.state)),
+        })
     }
 }
 
@@ -178,8 +205,34 @@ pub enum ChallengeError {
     ResendCooldown { retry_after_seconds: u64 },
     #[error("the recipient has received too many messages today")]
     RecipientLimit,
+    #[error("method: {0:?}")]
+    Method(MethodError),
     #[error("{0}")]
     Store(String),
+}
+
+/// What can go wrong with a method of a challenge that offers several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MethodError {
+    /// The method id names none of this challenge's methods.
+    Unknown,
+    /// The challenge offers several methods and the answer names none.
+    Required,
+    /// A delivered method answered before it was started.
+    NotStarted,
+    /// The method used up its attempts.
+    Failed,
+    /// Only a method of an issued challenge can be started.
+    NotStartable(crate::model::State),
+}
+
+impl From<super::methods::MethodRefusal> for MethodError {
+    fn from(r: super::methods::MethodRefusal) -> Self {
+        match r {
+            super::methods::MethodRefusal::NotStarted => MethodError::NotStarted,
+            super::methods::MethodRefusal::Failed => MethodError::Failed,
+        }
+    }
 }
 
 /// An action of this challenge finished (sent by the task that ran it).

@@ -1,10 +1,12 @@
 //! One live challenge, one actor. `state` is the pure state machine, `kinds` the rules by
 //! which each kind issues and verifies answers, `actor` the `ChallengeActor` that owns a
-//! challenge and executes the effects, `messages` what it handles.
+//! challenge and executes the effects, `messages` what it handles, `methods` the state machine of a challenge that offers
+//! several methods.
 
 pub mod actor;
 pub mod kinds;
 pub mod messages;
+pub mod methods;
 pub mod state;
 
 use std::sync::Arc;

@@ -50,6 +50,12 @@ pub struct CreateRequest {
     /// Answer tokens of letters and digits only ([`AnswerToken::random_alphanumeric`]),
     /// for a face whose vendor fixes their form.
     pub alphanumeric_tokens: bool,
+    /// The methods of a challenge that offers several (`engine::methods`); the fields
+    /// of one kind (`type`, `recipient`, `factor_id`, …) are then given per method.
+    pub methods: Option<Vec<super::methods::MethodRequest>>,
+    /// The kinds the calling face creates (`None`: every kind). Another kind, named by
+    /// the request or by its policy, is refused with `type_not_supported`.
+    pub only_kinds: Option<&'static [ChallengeType]>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -106,6 +112,8 @@ pub struct Created {
     /// The answer tokens to show once, in actor order; empty for a replay and for kinds
     /// that deliver their own secrets.
     pub answer_tokens: Vec<AnswerToken>,
+    /// The answer tokens of the challenge's `token` method, if it offers several.
+    pub method_tokens: super::methods::MethodTokens,
     /// The idempotency key named an earlier challenge created by the same request.
     pub replayed: bool,
 }
@@ -119,6 +127,9 @@ impl Engine {
         request: CreateRequest,
     ) -> Result<Created, Error> {
         super::authorize(principal, Scope::Post)?;
+        if request.methods.is_some() {
+            return self.create_with_methods(principal, request).await;
+        }
         let tenant = &principal.tenant;
         let policy = match request.policy.as_deref() {
             None => None,
@@ -204,11 +215,13 @@ impl Engine {
             Spawned::New(view) => Ok(Created {
                 view,
                 answer_tokens,
+                method_tokens: Vec::new(),
                 replayed: false,
             }),
             Spawned::Existing(id) => Ok(Created {
                 view: self.registry.view(Some(tenant), &id).await?,
                 answer_tokens: Vec::new(),
+                method_tokens: Vec::new(),
                 replayed: true,
             }),
         }
@@ -251,7 +264,7 @@ impl Engine {
 
     /// The challenge record and its secrets, with defaults and bounds from the tenant's
     /// configuration narrowed by the policy, if any.
-    fn plan(
+    pub(super) fn plan(
         &self,
         mut request: CreateRequest,
         tenant: &TenantId,
@@ -285,6 +298,15 @@ impl Engine {
                 ))
             }
         };
+        if request.only_kinds.is_some_and(|only| !only.contains(&kind)) {
+            return Err(Error::invalid(
+                "type_not_supported",
+                format!(
+                    "{} challenges are not created through this API; use /api/v1/challenges",
+                    kind.as_str()
+                ),
+            ));
+        }
         let rules: &dyn Kind = kinds::of(kind).ok_or(Error::TypeNotEnabled(kind))?;
         refuse_unaccepted(rules, kind, &request)?;
         let pending = request.issue == Some(false);
@@ -406,6 +428,7 @@ impl Engine {
                     alias: p.alias.clone(),
                     version: p.version,
                 }),
+                methods: Vec::new(),
             }
             .boxed(),
         };

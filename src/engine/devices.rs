@@ -132,7 +132,7 @@ impl Engine {
             kind: Some(ChallengeType::Push),
             factor: Some(device.factor_id),
         };
-        Ok(self
+        let (page, next) = self
             .registry
             .list_for_factor(
                 device.tenant.clone(),
@@ -141,7 +141,13 @@ impl Engine {
                 filter,
                 limit,
             )
-            .await?)
+            .await?;
+        // A challenge that offers several methods shows the device its push method.
+        let page = page
+            .into_iter()
+            .map(|c| crate::challenge::methods::for_factor(&c, device.factor_id).unwrap_or(c))
+            .collect();
+        Ok((page, next))
     }
 
     /// Answers one of the device's push challenges with its signed decision: `verified`
@@ -188,7 +194,12 @@ impl Engine {
         }
         let tenant = Some(&device.tenant);
         let view = self.registry.view(tenant, id).await?;
-        if view.kind != ChallengeType::Push || view.factor() != Some(device.factor_id) {
+        // A push method answers only once started: until then its device never saw it.
+        let method = crate::challenge::methods::push_method(&view, device.factor_id)
+            .filter(|m| m.started())
+            .map(|m| m.id);
+        let own = view.kind == ChallengeType::Push && view.factor() == Some(device.factor_id);
+        if !own && method.is_none() {
             return Err(Error::ChallengeNotFound);
         }
         let attempt = Attempt {
@@ -202,6 +213,7 @@ impl Engine {
                 signature,
             }),
             credential: None,
+            method,
         };
         Ok(self.registry.send(tenant, id, Answer(attempt)).await??)
     }

@@ -5,7 +5,7 @@
 
 use crate::auth::Scope;
 use crate::challenge::kinds::token::AttemptError;
-use crate::challenge::messages::ChallengeError;
+use crate::challenge::messages::{ChallengeError, MethodError};
 use crate::challenge::state::Refusal;
 use crate::factors::FactorType;
 use crate::model::ChallengeType;
@@ -24,6 +24,9 @@ pub enum Error {
     /// No such policy in the caller's tenant.
     #[error("no such policy")]
     PolicyNotFound,
+    /// No such method in the challenge (its id names none of the challenge's methods).
+    #[error("no such method")]
+    MethodNotFound,
     /// No such factor for this caller (absent, deleted, another user's or tenant's).
     #[error("no such factor")]
     FactorNotFound,
@@ -110,6 +113,7 @@ impl Error {
             Error::ChallengeNotFound => "challenge_not_found",
             Error::PolicyNotFound => "policy_not_found",
             Error::FactorNotFound => "factor_not_found",
+            Error::MethodNotFound => "method_not_found",
             Error::FactorTypeNotEnabled(_) => "type_not_enabled",
             Error::AliasTaken(_) => "alias_taken",
             Error::VersionConflict { .. } => "version_conflict",
@@ -300,6 +304,28 @@ impl From<ChallengeError> for Error {
                 code: "recipient_limit",
                 message: "the recipient has been sent the most messages allowed today".into(),
                 retry_after_seconds: 3600,
+            },
+            ChallengeError::Method(e) => match e {
+                MethodError::Unknown => Error::MethodNotFound,
+                MethodError::Required => Error::invalid(
+                    "method_required",
+                    "the challenge offers several methods: give method_id",
+                ),
+                MethodError::NotStarted => Error::conflict(
+                    "method_not_started",
+                    "the method has not been started: start it to send its code",
+                ),
+                MethodError::Failed => Error::conflict(
+                    "method_failed",
+                    "the method failed after too many wrong answers",
+                ),
+                MethodError::NotStartable(state) => Error::conflict(
+                    "not_startable",
+                    format!(
+                        "only a method of an issued challenge can be started; this one is {}",
+                        state.as_str()
+                    ),
+                ),
             },
             ChallengeError::Store(e) => storage(e),
         }

@@ -10,6 +10,7 @@
 //! - `policies.rs`, `configuration.rs`: the management plane; `factors.rs`: enrollment;
 //!   `devices.rs`: what a push device does with its own token.
 //! - `records.rs`: what the vendor faces keep of their vendor's model.
+//! - `methods.rs`: a challenge that offers several methods, and starting one.
 //! - `input.rs`: the bounds every request string is held to; `error.rs`: the errors.
 
 pub mod configuration;
@@ -18,6 +19,7 @@ pub mod devices;
 pub mod error;
 pub mod factors;
 pub mod input;
+pub mod methods;
 pub mod policies;
 pub mod records;
 
@@ -278,6 +280,7 @@ impl Engine {
             on_behalf: false,
             device: None,
             credential: None,
+            method: None,
         };
         match token::verify(&self.registry.services().key, &view.actors, &attempt) {
             Ok(Verdict::Accepted { .. }) => Ok(view),

@@ -150,7 +150,13 @@ pub struct Extras {
     /// The policy (and its version) the challenge was created from; its TTL, attempts
     /// and retention were copied from it then.
     pub policy: Option<PolicyRef>,
+    /// The methods of a challenge that offers several ways to answer it (`methods` on
+    /// create); empty for a challenge of one kind. See `model::method`.
+    pub methods: Vec<super::Method>,
 }
+
+/// What a challenge without extras reads (a `static`: `Extras` owns a `Vec`).
+static NO_EXTRAS: Extras = Extras::NONE;
 
 impl Extras {
     const NONE: Extras = Extras {
@@ -160,6 +166,7 @@ impl Extras {
         idempotency: None,
         kind: KindData::None,
         policy: None,
+        methods: Vec::new(),
     };
 
     /// `None` when there is nothing to keep.
@@ -244,7 +251,7 @@ impl Challenge {
         self.life.state
     }
     pub fn extras(&self) -> &Extras {
-        self.extras.as_deref().unwrap_or(&Extras::NONE)
+        self.extras.as_deref().unwrap_or(&NO_EXTRAS)
     }
     pub fn details(&self) -> Option<&str> {
         self.extras().details.as_deref()
@@ -283,6 +290,13 @@ impl Challenge {
             KindData::Webauthn(plan) => Some(plan),
             _ => None,
         }
+    }
+    /// The methods it offers; empty for a challenge of one kind.
+    pub fn methods(&self) -> &[super::Method] {
+        &self.extras().methods
+    }
+    pub fn methods_mut(&mut self) -> Option<&mut Vec<super::Method>> {
+        self.extras.as_deref_mut().map(|e| &mut e.methods)
     }
     pub fn policy(&self) -> Option<&PolicyRef> {
         self.extras().policy.as_ref()

@@ -74,6 +74,7 @@ prefixed_id!(ChallengeId, "ch_");
 prefixed_id!(ActorId, "act_");
 prefixed_id!(EventId, "evt_");
 prefixed_id!(FactorId, "fac_");
+prefixed_id!(MethodId, "mth_");
 
 /// A tenant name from the bearer token: 1–64 of `[A-Za-z0-9._-]`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -4,6 +4,7 @@
 pub mod challenge;
 pub mod configuration;
 pub mod ids;
+pub mod method;
 pub mod policy;
 
 pub use challenge::{
@@ -12,5 +13,8 @@ pub use challenge::{
     Extras, HttpAction, Idempotency, KindData, Lifecycle, ResendMode, State, WebauthnPlan,
 };
 pub use configuration::{Properties, TenantConfig};
-pub use ids::{ActorId, AnswerToken, ChallengeId, EventId, FactorId, TenantId, TokenHash};
+pub use ids::{
+    ActorId, AnswerToken, ChallengeId, EventId, FactorId, MethodId, TenantId, TokenHash,
+};
+pub use method::{Method, MethodState};
 pub use policy::{Policy, PolicyAlias, PolicyRef, PolicySpec};

@@ -18,8 +18,11 @@
 //! - 4: the records of [`v4`]: format 3 with the enrolled factor a challenge is
 //!   answered with (`totp`) at the end of its extras.
 //! - 5: the records of [`v5`]: format 4 with a `webauthn` challenge's ceremony at the
-//!   end of its extras. The state `pending` was appended later as variant 7 of the
-//!   state record (the indices before it unchanged, so every stored snapshot reads).
+//!   end of its extras.
+//! - 6: the records of [`v6`]: format 5 with the methods of a challenge that offers
+//!   several (`model::method`) at the end of its extras.
+//!   The state `pending` was appended as variant 7 of the state record (the indices
+//!   before it unchanged, so every stored snapshot of any format reads).
 
 use serde::de::DeserializeOwned;
 
@@ -27,7 +30,7 @@ use crate::model::Challenge;
 
 use super::StoreError;
 
-pub const FORMAT_VERSION: u8 = 5;
+pub const FORMAT_VERSION: u8 = 6;
 
 /// The oldest format this build still reads.
 pub const OLDEST_READABLE: u8 = 1;
@@ -35,14 +38,15 @@ pub const OLDEST_READABLE: u8 = 1;
 pub fn encode(challenge: &Challenge) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(FORMAT_VERSION);
-    bincode::serialize_into(&mut out, &v5::ChallengeRecord::from(challenge))
+    bincode::serialize_into(&mut out, &v6::ChallengeRecord::from(challenge))
         .expect("a challenge always encodes");
     out
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Challenge, StoreError> {
     let record = match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => return read::<v5::ChallengeRecord>(rest)?.try_into(),
+        Some((&FORMAT_VERSION, rest)) => return read::<v6::ChallengeRecord>(rest)?.try_into(),
+        Some((&5, rest)) => return read::<v5::ChallengeRecord>(rest)?.try_into(),
         Some((&4, rest)) => return read::<v4::ChallengeRecord>(rest)?.try_into(),
         Some((&3, rest)) => read::<v3::ChallengeRecord>(rest)?,
         Some((&2, rest)) => read::<v2::ChallengeRecord>(rest)?,
@@ -59,6 +63,182 @@ pub fn decode(bytes: &[u8]) -> Result<Challenge, StoreError> {
 
 fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     bincode::deserialize(bytes).map_err(|e| StoreError::Format(e.to_string()))
+}
+
+/// Format 6: format 5's records, and the methods of a challenge that offers several.
+/// As in format 5, the nested extras are written field by field before the new field.
+mod v6 {
+    use serde::{Deserialize, Serialize};
+
+    use super::{v3, v5};
+    use crate::clock::Millis;
+    use crate::model::{
+        Challenge, ChallengeType, FactorId, KindData, Method, MethodId, MethodState, TokenHash,
+    };
+    use crate::store::StoreError;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ChallengeRecord {
+        pub id: [u8; 16],
+        pub tenant: Box<str>,
+        pub kind: v3::ChallengeTypeRecord,
+        pub user_id: Box<str>,
+        pub actors: Vec<v3::ActorRecord>,
+        pub created_at: Millis,
+        pub life: v3::LifecycleRecord,
+        pub retention_ms: i64,
+        pub extras: Option<ExtrasRecord>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ExtrasRecord {
+        pub base: v5::ExtrasRecord,
+        pub methods: Vec<MethodRecord>,
+    }
+
+    /// One method. Its kind keeps at most one of `delivery` and `factor`.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct MethodRecord {
+        pub id: [u8; 16],
+        pub kind: v3::ChallengeTypeRecord,
+        pub state: MethodStateRecord,
+        pub attempts: u32,
+        pub max_attempts: u32,
+        pub started_at: Option<Millis>,
+        /// The keyed hash of each actor's secret, in actor order.
+        pub hashes: Vec<[u8; 32]>,
+        pub delivery: Option<v3::DeliveryPlanRecord>,
+        pub factor: Option<[u8; 16]>,
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum MethodStateRecord {
+        Open = 0,
+        Verified = 1,
+        Declined = 2,
+        Failed = 3,
+    }
+
+    impl From<MethodState> for MethodStateRecord {
+        fn from(s: MethodState) -> Self {
+            match s {
+                MethodState::Open => MethodStateRecord::Open,
+                MethodState::Verified => MethodStateRecord::Verified,
+                MethodState::Declined => MethodStateRecord::Declined,
+                MethodState::Failed => MethodStateRecord::Failed,
+            }
+        }
+    }
+
+    impl From<MethodStateRecord> for MethodState {
+        fn from(s: MethodStateRecord) -> Self {
+            match s {
+                MethodStateRecord::Open => MethodState::Open,
+                MethodStateRecord::Verified => MethodState::Verified,
+                MethodStateRecord::Declined => MethodState::Declined,
+                MethodStateRecord::Failed => MethodState::Failed,
+            }
+        }
+    }
+
+    impl From<&Method> for MethodRecord {
+        fn from(m: &Method) -> Self {
+            MethodRecord {
+                id: *m.id.as_bytes(),
+                kind: m.kind.into(),
+                state: m.state.into(),
+                attempts: m.attempts,
+                max_attempts: m.max_attempts,
+                started_at: m.started_at,
+                hashes: m.hashes.iter().map(|h| h.0).collect(),
+                delivery: m.delivery().map(v3::DeliveryPlanRecord::from),
+                factor: match &m.data {
+                    KindData::Factor(id) => Some(*id.as_bytes()),
+                    _ => None,
+                },
+            }
+        }
+    }
+
+    impl TryFrom<MethodRecord> for Method {
+        type Error = StoreError;
+
+        fn try_from(r: MethodRecord) -> Result<Self, StoreError> {
+            let data = match (r.delivery, r.factor) {
+                (None, None) => KindData::None,
+                (Some(plan), None) => KindData::Delivery(plan.into()),
+                (None, Some(id)) => KindData::Factor(FactorId::from_bytes(id)),
+                (Some(_), Some(_)) => {
+                    return Err(StoreError::Format(
+                        "a method holds both a delivery plan and a factor".into(),
+                    ))
+                }
+            };
+            Ok(Method {
+                id: MethodId::from_bytes(r.id),
+                kind: ChallengeType::from(r.kind),
+                state: r.state.into(),
+                attempts: r.attempts,
+                max_attempts: r.max_attempts,
+                started_at: r.started_at,
+                hashes: r.hashes.into_iter().map(TokenHash).collect(),
+                data,
+            })
+        }
+    }
+
+    impl From<&Challenge> for ChallengeRecord {
+        fn from(c: &Challenge) -> Self {
+            // Format 5's record has a place for everything but the methods.
+            let r = v5::ChallengeRecord::from(c);
+            ChallengeRecord {
+                id: r.id,
+                tenant: r.tenant,
+                kind: r.kind,
+                user_id: r.user_id,
+                actors: r.actors,
+                created_at: r.created_at,
+                life: r.life,
+                retention_ms: r.retention_ms,
+                extras: r.extras.map(|base| ExtrasRecord {
+                    base,
+                    methods: c.methods().iter().map(MethodRecord::from).collect(),
+                }),
+            }
+        }
+    }
+
+    impl TryFrom<ChallengeRecord> for Challenge {
+        type Error = StoreError;
+
+        fn try_from(r: ChallengeRecord) -> Result<Self, StoreError> {
+            let (base, methods) = match r.extras {
+                Some(e) => (Some(e.base), e.methods),
+                None => (None, Vec::new()),
+            };
+            let mut challenge = Challenge::try_from(v5::ChallengeRecord {
+                id: r.id,
+                tenant: r.tenant,
+                kind: r.kind,
+                user_id: r.user_id,
+                actors: r.actors,
+                created_at: r.created_at,
+                life: r.life,
+                retention_ms: r.retention_ms,
+                extras: base,
+            })?;
+            if !methods.is_empty() {
+                let extras = challenge.extras.as_deref_mut().ok_or_else(|| {
+                    StoreError::Format("methods outside a snapshot's extras".into())
+                })?;
+                extras.methods = methods
+                    .into_iter()
+                    .map(Method::try_from)
+                    .collect::<Result<_, _>>()?;
+            }
+            Ok(challenge)
+        }
+    }
 }
 
 /// Format 5: format 4's records, and the ceremony of a `webauthn` challenge. As in
@@ -680,6 +860,7 @@ mod v3 {
                     }
                 },
                 policy,
+                methods: Vec::new(),
             })
         }
     }
@@ -1087,8 +1268,109 @@ mod tests {
             assert_eq!(bytes[0], 5, "{name}");
             let decoded = decode(bytes).unwrap();
             assert_eq!(decoded, webauthn_fixture_challenge(), "{name}");
+            let mut again = vec![5];
+            bincode::serialize_into(&mut again, &v5::ChallengeRecord::from(&decoded)).unwrap();
+            assert_eq!(again, bytes, "{name}");
+            // Format 6 writes format 5's fields first: a format-5 snapshot is format 6's
+            // with no methods at the end.
+            let current = encode(&decoded);
+            assert_eq!(current[0], FORMAT_VERSION, "{name}");
+            assert_eq!(decode(&current).unwrap(), decoded, "{name}");
+        }
+    }
+
+    const FORMAT_6_FIXTURES: [(&str, &[u8]); 1] = [(
+        "methods",
+        include_bytes!("../../tests/fixtures/snapshot-format-6-methods.bin"),
+    )];
+
+    #[test]
+    fn format_6_snapshots_decode_and_encode_to_the_same_bytes() {
+        for (name, bytes) in FORMAT_6_FIXTURES {
+            assert_eq!(bytes[0], 6, "{name}");
+            let decoded = decode(bytes).unwrap();
+            assert_eq!(decoded, methods_fixture_challenge(), "{name}");
             assert_eq!(encode(&decoded), bytes, "{name}");
         }
+    }
+
+    /// Writes the format-6 fixture once, when the format is introduced:
+    /// `cargo test --lib write_format_6_fixture -- --ignored`.
+    #[test]
+    #[ignore]
+    fn write_format_6_fixture() {
+        std::fs::write(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/snapshot-format-6-methods.bin"
+            ),
+            encode(&methods_fixture_challenge()),
+        )
+        .unwrap();
+    }
+
+    /// A challenge that offers three methods: an SMS code (started, one wrong answer),
+    /// an email code (not started) and a TOTP factor (the winner).
+    fn methods_fixture_challenge() -> Challenge {
+        use crate::model::{Method, MethodId, MethodState};
+        let delivery = match &fixture_challenges()[2].1.extras().kind {
+            KindData::Delivery(plan) => plan.clone(),
+            _ => unreachable!("the third fixture is a delivery challenge"),
+        };
+        let mut c = totp_fixture_challenge();
+        c.kind = ChallengeType::SmsOtp;
+        c.life.state = State::Verified;
+        c.life.answered_by = Some(0);
+        c.life.answered_at = Some(c.life.updated_at);
+        let extras = c.extras.as_mut().unwrap();
+        extras.kind = KindData::None;
+        extras.methods = vec![
+            Method {
+                id: MethodId::from_bytes([31; 16]),
+                kind: ChallengeType::SmsOtp,
+                state: MethodState::Failed,
+                attempts: 3,
+                max_attempts: 3,
+                started_at: Some(1_700_000_001_000),
+                hashes: vec![TokenHash([32; 32])],
+                data: KindData::Delivery(delivery.clone()),
+            },
+            Method {
+                id: MethodId::from_bytes([33; 16]),
+                kind: ChallengeType::EmailOtp,
+                state: MethodState::Open,
+                attempts: 0,
+                max_attempts: 3,
+                started_at: None,
+                hashes: vec![TokenHash([34; 32])],
+                data: KindData::Delivery(crate::model::DeliveryPlan {
+                    channel: crate::model::DeliveryChannel::Email,
+                    ..delivery
+                }),
+            },
+            Method {
+                id: MethodId::from_bytes([35; 16]),
+                kind: ChallengeType::Totp,
+                state: MethodState::Verified,
+                attempts: 1,
+                max_attempts: 3,
+                started_at: Some(1_700_000_000_000),
+                hashes: vec![TokenHash([36; 32])],
+                data: KindData::Factor(FactorId::from_bytes([37; 16])),
+            },
+        ];
+        c
+    }
+
+    #[test]
+    fn a_method_with_both_a_delivery_and_a_factor_is_a_format_error() {
+        let c = methods_fixture_challenge();
+        let mut record = v6::ChallengeRecord::from(&c);
+        let methods = &mut record.extras.as_mut().unwrap().methods;
+        methods[2].delivery = methods[0].delivery.clone();
+        let mut bytes = vec![FORMAT_VERSION];
+        bincode::serialize_into(&mut bytes, &record).unwrap();
+        assert!(matches!(decode(&bytes), Err(StoreError::Format(_))));
     }
 
     /// Writes the format-5 fixture once, when the format is introduced:
@@ -1236,6 +1518,14 @@ mod tests {
             assert_eq!(written(&v), v as u32, "{v:?}");
         }
         for v in [
+            v6::MethodStateRecord::Open,
+            v6::MethodStateRecord::Verified,
+            v6::MethodStateRecord::Declined,
+            v6::MethodStateRecord::Failed,
+        ] {
+            assert_eq!(written(&v), v as u32, "{v:?}");
+        }
+        for v in [
             DeliveryStatusRecord::NotSent,
             DeliveryStatusRecord::Pending,
             DeliveryStatusRecord::Sent,
@@ -1346,6 +1636,7 @@ mod tests {
                     alias: PolicyAlias::parse("transfer-approval").unwrap(),
                     version: 7,
                 }),
+                methods: Vec::new(),
             }
             .boxed(),
         };

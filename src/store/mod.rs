@@ -100,8 +100,8 @@ impl ListFilter {
             .as_deref()
             .is_none_or(|u| *challenge.user_id == *u)
             && self.state.is_none_or(|s| challenge.life.state == s)
-            && self.kind.is_none_or(|k| challenge.kind == k)
-            && self.factor.is_none_or(|f| challenge.factor() == Some(f))
+            && self.kind.is_none_or(|k| challenge.offers(k))
+            && self.factor.is_none_or(|f| challenge.answered_by_factor(f))
     }
 }
 

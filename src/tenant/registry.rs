@@ -302,12 +302,13 @@ impl Registry {
         self.live.remove(&view.id);
     }
 
-    /// Indexes a push challenge under its factor (again is harmless).
+    /// Indexes a push challenge (or one with a push method) under its factors (again is
+    /// harmless).
     fn index_factor(&self, challenge: &Challenge) {
-        if challenge.kind != ChallengeType::Push {
+        if !challenge.offers(ChallengeType::Push) {
             return;
         }
-        if let Some(factor) = challenge.factor() {
+        for factor in challenge.factors() {
             self.by_factor
                 .entry(factor)
                 .or_default()
@@ -317,13 +318,12 @@ impl Registry {
 
     /// Takes a retired push challenge out of its factor's index.
     pub(super) fn unindex_factor(&self, challenge: &Challenge) {
-        let Some(factor) = challenge.factor() else {
-            return;
-        };
-        if let dashmap::mapref::entry::Entry::Occupied(mut ids) = self.by_factor.entry(factor) {
-            ids.get_mut().remove(&challenge.id);
-            if ids.get().is_empty() {
-                ids.remove();
+        for factor in challenge.factors() {
+            if let dashmap::mapref::entry::Entry::Occupied(mut ids) = self.by_factor.entry(factor) {
+                ids.get_mut().remove(&challenge.id);
+                if ids.get().is_empty() {
+                    ids.remove();
+                }
             }
         }
     }
@@ -619,6 +619,7 @@ mod tests {
             on_behalf: false,
             device: None,
             credential: None,
+            method: None,
         }
     }
 
@@ -672,6 +673,7 @@ mod tests {
             on_behalf: false,
             device: None,
             credential: None,
+            method: None,
         };
         let answered = registry
             .send(Some(&tenant), &id, Answer(attempt.clone()))

@@ -91,7 +91,7 @@ async fn list(server: &TestServer, token: &str, user: &str, query: &str) -> reqw
 }
 
 /// An authenticator for an enrolled factor, built from what the enrollment returned.
-struct Authenticator {
+pub(crate) struct Authenticator {
     totp: TOTP,
     period: u64,
 }
@@ -122,7 +122,7 @@ impl Authenticator {
             / self.period
     }
 
-    fn code(&self, step: u64) -> String {
+    pub(crate) fn code(&self, step: u64) -> String {
         self.totp.generate(step * self.period)
     }
 
@@ -141,7 +141,7 @@ impl Authenticator {
 
 /// Enrolls a TOTP factor for `user` and verifies it with the code of the step now;
 /// returns the factor, its authenticator and the step its verification used.
-async fn verified_factor(
+pub(crate) async fn verified_factor(
     server: &TestServer,
     user: &str,
     body: Value,

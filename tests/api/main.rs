@@ -2,6 +2,7 @@
 //! fresh sled directory (in-process, or the real binary where a crash is simulated).
 //! Delivery tests start their own receivers instead (`sinks.rs`).
 
+mod acs;
 mod actions;
 mod agilicus_sdk;
 mod auth;
@@ -15,6 +16,7 @@ mod expiry;
 mod factors;
 mod helpers;
 mod lifecycle;
+mod methods;
 mod operations;
 mod pages;
 mod pending;

@@ -36,9 +36,9 @@ fn unix_now() -> i64 {
 }
 
 /// A device: its own key, and once enrolled its factor id.
-struct Device {
+pub(crate) struct Device {
     key: SigningKey,
-    factor_id: String,
+    pub(crate) factor_id: String,
 }
 
 impl Device {
@@ -51,12 +51,12 @@ impl Device {
     }
 
     /// base64url of the DER ECDSA-P256-SHA256 signature of `text`.
-    fn sign(&self, text: &str) -> String {
+    pub(crate) fn sign(&self, text: &str) -> String {
         sign(&self.key, text)
     }
 
     /// An ES256 JWT with `sub` = the factor id, valid for `lifetime` seconds.
-    fn jwt(&self, lifetime: i64) -> String {
+    pub(crate) fn jwt(&self, lifetime: i64) -> String {
         jwt(&self.key, &self.factor_id, unix_now() + lifetime)
     }
 }
@@ -96,7 +96,7 @@ async fn verify(server: &TestServer, user: &str, id: &str, signature: &str) -> r
 }
 
 /// A device enrolled for `user` and verified.
-async fn enrolled_device(server: &TestServer, user: &str, platform: &str) -> Device {
+pub(crate) async fn enrolled_device(server: &TestServer, user: &str, platform: &str) -> Device {
     let key = Device::key();
     let response = enroll(
         server,
@@ -134,7 +134,7 @@ async fn device_list(server: &TestServer, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn device_answer(
+pub(crate) async fn device_answer(
     server: &TestServer,
     token: &str,
     id: &str,
@@ -151,7 +151,7 @@ async fn device_answer(
 }
 
 /// The device's open challenges, as it lists them.
-async fn open_challenges(server: &TestServer, device: &Device) -> Vec<Value> {
+pub(crate) async fn open_challenges(server: &TestServer, device: &Device) -> Vec<Value> {
     let response = device_list(server, &device.jwt(60)).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();

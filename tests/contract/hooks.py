@@ -49,6 +49,14 @@ FROM_POLICY = [
     ("field_too_long", r"^details\."),
     ("too_many_items", r"^details\.fields"),
 ]
+# A create with methods: a push method holds the common details to the push bounds (a
+# message is required, and shorter texts), one item against the common fields.
+WITH_PUSH_METHOD = [
+    ("invalid_field", r"^details\.message is required for push"),
+    ("field_too_long", r"^details\."),
+    ("too_many_items", r"^details\.fields"),
+    ("field_too_long", r"^hidden_details is larger than"),
+]
 CREATE = STATEFUL_BOUNDS + [
     # The named policy's type must be the request's; the policy is state.
     ("policy_type_mismatch", ""),
@@ -72,6 +80,8 @@ CREATE = STATEFUL_BOUNDS + [
     # An email address is judged by the mail library (lettre), a stricter reader than
     # JSON Schema's `email` format.
     ("invalid_email", ""),
+    # A create with methods offers each type once: one item against another.
+    ("duplicate_method", ""),
 ]
 POLICY = [
     # ttl_seconds is at most max_ttl_seconds, one field against another.
@@ -90,6 +100,8 @@ CONFIGURATION = [
     ("out_of_range", r"^default_(ttl_seconds|max_attempts) must be between 1 and"),
 ]
 ANSWER = [
+    # Whether an answer must name a method depends on the challenge (state).
+    ("method_required", ""),
     # Whether a token or a code is the right one is the point of the challenge.
     ("wrong_answer", ""),
     ("answer_rejected", ""),
@@ -152,6 +164,11 @@ def refused_only_for_what_the_schema_cannot_say(ctx, response, case):
     body = case.body if isinstance(case.body, dict) else {}
     if operation_id == "challenges_create" and body.get("type") is None and body.get("policy"):
         allowed_here += FROM_POLICY
+    methods = body.get("methods") if operation_id == "challenges_create" else None
+    if isinstance(methods, list) and any(
+        isinstance(m, dict) and m.get("type") == "push" for m in methods
+    ):
+        allowed_here += WITH_PUSH_METHOD
     for allowed, pattern in allowed_here:
         if code == allowed and re.search(pattern, message):
             return None

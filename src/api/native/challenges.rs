@@ -10,11 +10,17 @@ use crate::api::error::ErrorBody;
 use crate::api::{authenticate, bearer, json_body, parse_json, query, ApiError, State};
 use crate::challenge::kinds::token::Attempt;
 use crate::engine::View;
-use crate::model::{ActorId, AnswerToken, ChallengeId, ChallengeType, State as ChallengeState};
+use crate::model::{
+    ActorId, AnswerToken, ChallengeId, ChallengeType, MethodId, State as ChallengeState,
+};
 use crate::store::ListFilter;
 
-fn challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
+pub(crate) fn challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
     ChallengeId::parse(raw).ok_or(crate::engine::Error::ChallengeNotFound.into())
+}
+
+fn method_id(raw: &str) -> Result<MethodId, ApiError> {
+    MethodId::parse(raw).ok_or(crate::engine::Error::MethodNotFound.into())
 }
 
 fn state_param(field: &str, raw: &str) -> Result<ChallengeState, ApiError> {
@@ -43,7 +49,28 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&req, &state)?;
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
-    let mut request: CreateChallenge = parse_json(&body)?;
+    let request: CreateChallenge = parse_json(&body)?;
+    let (replayed, dto) = create_challenge(&req, &state, &principal, request, None).await?;
+    if replayed {
+        return Ok(HttpResponse::Ok()
+            .insert_header(("Idempotent-Replayed", "true"))
+            .json(dto));
+    }
+    Ok(HttpResponse::Created().json(dto))
+}
+
+/// The create of this API and of the faces that speak its model in other names (ACS):
+/// the idempotency key from the `Idempotency-Key` header or the body (they must agree),
+/// one engine call for a kind of `only_kinds` (`None`: any), and the challenge as this
+/// API shows it — with answer tokens and answer pages when it is new. `true` with a
+/// replay.
+pub(crate) async fn create_challenge(
+    req: &HttpRequest,
+    state: &State,
+    principal: &crate::auth::Principal,
+    mut request: CreateChallenge,
+    only_kinds: Option<&'static [ChallengeType]>,
+) -> Result<(bool, ChallengeDto), ApiError> {
     let header_key = req
         .headers()
         .get("idempotency-key")
@@ -61,22 +88,27 @@ pub async fn create(
         }
         (h, b) => h.or(b),
     };
-    let created = state
-        .engine
-        .create(&principal, request.into_request(idempotency_key))
-        .await?;
+    let mut engine_request = request.into_request(idempotency_key);
+    engine_request.only_kinds = only_kinds;
+    let created = state.engine.create(principal, engine_request).await?;
     if created.replayed {
-        return Ok(HttpResponse::Ok()
-            .insert_header(("Idempotent-Replayed", "true"))
-            .json(ChallengeDto::new(&created.view, None)));
+        return Ok((true, ChallengeDto::new(&created.view, None)));
     }
     let tokens = &created.answer_tokens;
     let mut dto = ChallengeDto::new(&created.view, Some(tokens));
+    for method in dto.methods.iter_mut().flatten() {
+        method.answer_token = created
+            .method_tokens
+            .iter()
+            .find(|(id, _)| id.to_string() == method.id)
+            .and_then(|(_, tokens)| tokens.first())
+            .map(|t| t.expose().to_string());
+    }
     let base = state.engine.page_origin(&created.view);
     for (actor, token) in dto.actors.iter_mut().zip(tokens) {
         actor.answer_url = Some(format!("{base}/c/{}?t={}", dto.id, token.expose()));
     }
-    Ok(HttpResponse::Created().json(dto))
+    Ok((false, dto))
 }
 
 /// Read a challenge, or long-poll it with `?wait=`.
@@ -189,7 +221,21 @@ async fn answer_as(
     state: &State,
     principal: Option<crate::auth::Principal>,
 ) -> Result<View, ApiError> {
-    if principal.is_none() {
+    admit_anonymous(req, state, principal.is_none())?;
+    let body = json_body(req, payload, state.settings.server.body_limit_bytes).await?;
+    let request: AnswerRequest = parse_json(&body)?;
+    answer_with(state, principal, path, request).await
+}
+
+/// An anonymous answer counts against its client address's allowance
+/// (`limits.anonymous_answers_per_ip_per_minute`) before its body is read: 429
+/// `rate_limited` beyond it. Bearer callers are not counted.
+pub(crate) fn admit_anonymous(
+    req: &HttpRequest,
+    state: &State,
+    anonymous: bool,
+) -> Result<(), ApiError> {
+    if anonymous {
         let ip = state.proxies.client(req);
         if !state.anonymous.allow(ip, state.engine.now_ms()) {
             return Err(crate::engine::Error::RateLimited {
@@ -198,9 +244,18 @@ async fn answer_as(
             .into());
         }
     }
-    let body = json_body(req, payload, state.settings.server.body_limit_bytes).await?;
-    let request: AnswerRequest = parse_json(&body)?;
-    let id = challenge_id(path)?;
+    Ok(())
+}
+
+/// The answer `request` to challenge `id` (as given in the path), anonymous without a
+/// principal: one engine call. Shared by the faces that speak this API's model.
+pub(crate) async fn answer_with(
+    state: &State,
+    principal: Option<crate::auth::Principal>,
+    id: &str,
+    request: AnswerRequest,
+) -> Result<View, ApiError> {
+    let id = challenge_id(id)?;
     let token = request
         .answer_token
         .as_deref()
@@ -215,6 +270,7 @@ async fn answer_as(
             })
         })
         .transpose()?;
+    let method = request.method_id.as_deref().map(method_id).transpose()?;
     let attempt = Attempt {
         token,
         code: request.code,
@@ -223,6 +279,7 @@ async fn answer_as(
         on_behalf: principal.is_some(),
         device: None,
         credential: request.credential,
+        method,
     };
     Ok(state
         .engine
@@ -308,6 +365,29 @@ pub async fn resend(
         .engine
         .resend(&principal, &challenge_id(&path)?)
         .await?;
+    Ok(HttpResponse::Accepted().json(ChallengeDto::new(&view, None)))
+}
+
+/// Start a method of a challenge that offers several: its code is issued and sent.
+/// Starting it again sends it again, under the resend rules.
+#[utoipa::path(post, path = "/api/v1/challenges/{id}/methods/{method_id}/start", tag = "challenges",
+    params(("id" = String, Path), ("method_id" = String, Path)),
+    responses((status = 202, description = "its code is being sent", body = ChallengeDto),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, description = "challenge_not_found, method_not_found", body = ErrorBody),
+        (status = 409, description = "not_deliverable (a method that is not delivered), not_startable (the challenge is no longer issued), method_failed, resend_limit", body = ErrorBody),
+        (status = 429, description = "resend_cooldown (with Retry-After), recipient_limit", body = ErrorBody)),
+    security(("bearer" = ["challenge:resend"])))]
+pub async fn start_method(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&req, &state)?;
+    let (id, method) = path.into_inner();
+    let id = challenge_id(&id)?;
+    let method = method_id(&method)?;
+    let view = state.engine.start_method(&principal, &id, method).await?;
     Ok(HttpResponse::Accepted().json(ChallengeDto::new(&view, None)))
 }
 

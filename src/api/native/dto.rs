@@ -83,6 +83,28 @@ pub struct CreateChallenge {
     /// `Idempotency-Key` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// Several ways to answer one challenge, one per type (`sms_otp`, `email_otp`,
+    /// `totp`, `token`), each with its own fields; `type`, `policy`, `actors`,
+    /// `recipient`, `factor_id`, `send`, `locale` and `actions` are then not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<MethodSpec>>,
+}
+
+/// One method of a create with `methods`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MethodSpec {
+    #[serde(rename = "type")]
+    pub kind: ChallengeType,
+    /// `sms_otp` (`phone`), `email_otp` (`email`): where its code goes once started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<Recipient>,
+    /// `totp`: the user's verified factor whose codes answer it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor_id: Option<String>,
+    /// Delivered types: the message's locale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl CreateChallenge {
@@ -134,6 +156,18 @@ impl CreateChallenge {
             locale: self.locale,
             idempotency,
             alphanumeric_tokens: false,
+            methods: self.methods.map(|methods| {
+                methods
+                    .into_iter()
+                    .map(|m| engine::methods::MethodRequest {
+                        kind: Some(m.kind),
+                        recipient: m.recipient.map(recipient),
+                        factor_id: m.factor_id,
+                        locale: m.locale,
+                    })
+                    .collect()
+            }),
+            only_kinds: None,
         }
     }
 }
@@ -281,6 +315,8 @@ pub struct AnswerRequest {
     pub code: Option<String>,
     /// Which actor answers (bearer callers with several actors).
     pub actor_id: Option<String>,
+    /// Which method answers, for a challenge that offers several (`methods`).
+    pub method_id: Option<String>,
     /// `webauthn`: the assertion, the `PublicKeyCredential` that
     /// `navigator.credentials.get` returned as JSON (`toJSON()`: binary fields
     /// base64url), as an object or serialised into a string.
@@ -374,6 +410,91 @@ pub struct ChallengeDto {
     /// `webauthn` only: the ceremony to run in the user's browser.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webauthn: Option<WebauthnChallengeView>,
+    /// A challenge created with `methods` only: its methods, in the order given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<MethodDto>>,
+}
+
+/// Where a method stands: `open` (answerable once started), `verified` or `declined`
+/// (it won the challenge), `failed` (it used up its attempts), `closed` (the challenge
+/// ended otherwise: another method won, or it was cancelled, expired or failed).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MethodStateDto {
+    Open,
+    Closed,
+    Verified,
+    Declined,
+    Failed,
+}
+
+/// One method of a challenge that offers several. Never carries a secret, except
+/// `answer_token` in the create response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MethodDto {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: ChallengeType,
+    pub state: MethodStateDto,
+    pub max_attempts: u32,
+    pub attempts_left: u32,
+    /// Its code was sent (`POST …/methods/{method_id}/start`); a method that is not
+    /// delivered is started at create.
+    pub started: bool,
+    pub started_at: Option<String>,
+    /// Delivered types: where its code goes, masked, and how the last send went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryView>,
+    /// Delivered types: how many more times it can be sent again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resends_left: Option<u32>,
+    /// `totp`: the factor whose codes answer it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor_id: Option<String>,
+    /// `token`, in the create response only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_token: Option<String>,
+}
+
+impl MethodDto {
+    pub fn new(c: &Challenge, m: &crate::model::Method) -> Self {
+        use crate::model::MethodState as S;
+        let state = match m.state {
+            S::Open if c.life.state != State::Issued => MethodStateDto::Closed,
+            S::Open => MethodStateDto::Open,
+            S::Verified => MethodStateDto::Verified,
+            S::Declined => MethodStateDto::Declined,
+            S::Failed => MethodStateDto::Failed,
+        };
+        let plan = m.delivery();
+        MethodDto {
+            id: m.id.to_string(),
+            kind: m.kind,
+            state,
+            max_attempts: m.max_attempts,
+            attempts_left: m.attempts_left(),
+            started: m.started(),
+            started_at: m.started_at.map(rfc3339),
+            delivery: plan.and_then(|plan| {
+                let (d, a) = plan.actors.first().zip(c.actors.first())?;
+                Some(DeliveryView {
+                    actor_id: a.id.to_string(),
+                    channel: plan.channel,
+                    to: mask(&d.recipient),
+                    status: d.status,
+                    attempts: d.attempts,
+                    last_error: d.last_error.as_deref().map(str::to_string),
+                    sent_at: d.sent_at.map(rfc3339),
+                })
+            }),
+            resends_left: plan.map(|p| p.max_resends.saturating_sub(p.resends)),
+            factor_id: match &m.data {
+                crate::model::KindData::Factor(id) => Some(id.to_string()),
+                _ => None,
+            },
+            answer_token: None,
+        }
+    }
 }
 
 /// A `webauthn` challenge's authentication ceremony.
@@ -511,6 +632,8 @@ impl ChallengeDto {
                     .collect(),
                 request_options: serde_json::from_str(&plan.options).unwrap_or_default(),
             }),
+            methods: (!c.methods().is_empty())
+                .then(|| c.methods().iter().map(|m| MethodDto::new(c, m)).collect()),
         }
     }
 }

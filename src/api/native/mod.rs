@@ -52,6 +52,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .service(resource("/challenges/{id}/resend").route(web::post().to(challenges::resend)))
             .service(resource("/challenges/{id}/issue").route(web::post().to(challenges::issue)))
             .service(
+                resource("/challenges/{id}/methods/{method_id}/start")
+                    .route(web::post().to(challenges::start_method)),
+            )
+            .service(
                 resource("/policies")
                     .route(web::post().to(policies::create))
                     .route(web::get().to(policies::list)),

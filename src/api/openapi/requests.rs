@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use crate::challenge::kinds::{self, DetailBounds, Field, Kind, PolicyField};
 use crate::config::Settings;
 use crate::engine::input::{MAX_IDEMPOTENCY_KEY, MAX_URL, MAX_USER_ID};
+use crate::engine::methods::{MAX_METHODS, METHOD_TYPES};
 use crate::engine::policies::{
     MAX_CONDITION_ITEMS, MAX_HTML, MAX_LOCALE, MAX_LOCALES, MAX_RESENDS,
     MAX_RESEND_COOLDOWN_SECONDS, MAX_SMS, MAX_SUBJECT, MAX_TEXT,
@@ -261,10 +262,77 @@ pub fn create_challenge(settings: &Settings) -> Value {
     let mut from_policy = object(from_policy, &["user_id", "policy"]);
     from_policy["title"] = json!("from a policy");
     branches.push(from_policy);
+    if let Some(methods) = create_with_methods(settings) {
+        branches.push(methods);
+    }
     json!({
         "description": "`POST /api/v1/challenges`: the fields each type takes; a field another type takes is `null` or left out. Bounds a tenant's configuration or the named policy lowers answer 400 `ttl_out_of_range` / `max_attempts_out_of_range`.",
         "oneOf": branches,
     })
+}
+
+/// A create with `methods`: the common fields, no field of one kind, and one to
+/// [`MAX_METHODS`] methods of the enabled method types, each with its own fields. That
+/// each type is there once is the server's to say (400 `duplicate_method`).
+fn create_with_methods(settings: &Settings) -> Option<Value> {
+    let enabled = enabled_types(settings);
+    let mut items = Vec::new();
+    for kind in METHOD_TYPES.into_iter().filter(|k| enabled.contains(k)) {
+        let rules = kinds::of(kind).expect("an enabled type has rules");
+        let null = json!({"type": "null"});
+        let mut fields = Map::new();
+        fields.insert(
+            "type".into(),
+            json!({"type": "string", "const": kind.as_str()}),
+        );
+        let mut required = vec!["type"];
+        match rules.delivery() {
+            Some(delivery) => {
+                fields.insert("recipient".into(), recipient(delivery.channel));
+                fields.insert(
+                    "locale".into(),
+                    nullable(json!({"type": "string", "maxLength": 35, "pattern": LOCALE})),
+                );
+                required.push("recipient");
+            }
+            None => {
+                fields.insert("recipient".into(), null.clone());
+                fields.insert("locale".into(), null.clone());
+            }
+        }
+        if rules.accepts(Field::Factor) {
+            fields.insert("factor_id".into(), json!({"type": "string"}));
+            required.push("factor_id");
+        } else {
+            fields.insert("factor_id".into(), null);
+        }
+        let mut item = object(fields, &required);
+        item["title"] = json!(kind.as_str());
+        items.push(item);
+    }
+    if items.is_empty() {
+        return None;
+    }
+    let mut fields = common_create_fields(settings, DetailBounds::COMMON);
+    for field in [
+        "type",
+        "policy",
+        "actors",
+        "recipient",
+        "send",
+        "locale",
+        "actions",
+        "factor_id",
+    ] {
+        fields.insert(field.into(), json!({"type": "null"}));
+    }
+    fields.insert(
+        "methods".into(),
+        json!({"type": "array", "minItems": 1, "maxItems": MAX_METHODS, "items": {"oneOf": items}}),
+    );
+    let mut branch = object(fields, &["user_id", "methods"]);
+    branch["title"] = json!("several methods");
+    Some(branch)
 }
 
 /// A type's branches: one, or for a delivered type two (one recipient for the request,
@@ -735,6 +803,7 @@ pub fn answer() -> Value {
             ("allowed".to_string(), json!({"type": ["boolean", "null"]})),
             ("code".to_string(), nullable(text(MAX_CODE))),
             ("actor_id".to_string(), json!({"type": ["string", "null"]})),
+            ("method_id".to_string(), json!({"type": ["string", "null"]})),
             (
                 "credential".to_string(),
                 json!({

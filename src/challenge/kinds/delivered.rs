@@ -121,19 +121,7 @@ pub fn issue(challenge: &mut Challenge, ctx: &PlanContext<'_>) -> Result<Prepare
         .delivery()
         .cloned()
         .expect("a delivered kind plans its delivery");
-    let transport_ready = match plan.channel {
-        DeliveryChannel::Email => services.deliverer.email().is_some(),
-        DeliveryChannel::Sms => services.deliverer.sms().is_some(),
-    };
-    if !transport_ready {
-        return Err(Error::invalid(
-            "channel_not_configured",
-            format!(
-                "{} delivery is not configured on this server",
-                challenge.kind.as_str()
-            ),
-        ));
-    }
+    transport_ready(services, plan.channel, challenge.kind)?;
     let mut secrets = Vec::with_capacity(challenge.actors.len());
     for i in 0..challenge.actors.len() {
         let (secret, hash) = issue_secret(&services.key, challenge, &plan);
@@ -162,6 +150,29 @@ pub fn issue(challenge: &mut Challenge, ctx: &PlanContext<'_>) -> Result<Prepare
         secrets: secrets.into_boxed_slice(),
         messages,
     })
+}
+
+/// `channel_not_configured` unless the server has a transport for `channel`.
+pub fn transport_ready(
+    services: &crate::challenge::Services,
+    channel: DeliveryChannel,
+    kind: crate::model::ChallengeType,
+) -> Result<(), Error> {
+    let ready = match channel {
+        DeliveryChannel::Email => services.deliverer.email().is_some(),
+        DeliveryChannel::Sms => services.deliverer.sms().is_some(),
+    };
+    if ready {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "channel_not_configured",
+            format!(
+                "{} delivery is not configured on this server",
+                kind.as_str()
+            ),
+        ))
+    }
 }
 
 /// A message ready for its transport.

@@ -41,6 +41,13 @@ pub trait Kind: Sync {
         None
     }
 
+    /// Whether, as one of several methods of a challenge (`model::method`), it waits to
+    /// be started: a delivered kind sends its secret then; one that needs no start is
+    /// answerable from the create on.
+    fn starts_on_demand(&self) -> bool {
+        self.delivery().is_some()
+    }
+
     /// Whether a create request may give `field`.
     fn accepts(&self, field: Field) -> bool {
         match field {

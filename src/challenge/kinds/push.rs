@@ -158,6 +158,11 @@ impl Kind for Push {
         field == Field::Factor
     }
 
+    /// As a method, it reaches its device (and the push gateway) only once started.
+    fn starts_on_demand(&self) -> bool {
+        true
+    }
+
     fn detail_bounds(&self) -> DetailBounds {
         DetailBounds {
             message_required: true,

@@ -52,6 +52,8 @@ pub struct Attempt {
     /// A WebAuthn assertion (`webauthn`): the JSON `navigator.credentials.get`
     /// returned, as the client sent it.
     pub credential: Option<serde_json::Value>,
+    /// The method answered, for a challenge that offers several (`model::method`).
+    pub method: Option<crate::model::MethodId>,
 }
 
 /// What a device presents to answer a push challenge.
@@ -190,6 +192,7 @@ mod tests {
             on_behalf,
             device: None,
             credential: None,
+            method: None,
         }
     }
 

@@ -443,6 +443,7 @@ pub async fn answer(
         on_behalf: false,
         device: None,
         credential: None,
+        method: None,
     };
     let result = match c.kind {
         ChallengeType::Token | ChallengeType::OneTimeUseAction => {

@@ -333,6 +333,7 @@ async fn answer_code(
         on_behalf: true,
         device: None,
         credential: None,
+        method: None,
     };
     let principal = &owner.account.principal;
     match state
