@@ -79,6 +79,30 @@ pub struct RelyingPartySettings {
 pub struct CompatSettings {
     #[serde(default)]
     pub twilio: TwilioSettings,
+    #[serde(default)]
+    pub agilicus: AgilicusSettings,
+}
+
+/// The Agilicus ChallengesApi face (`/v1/challenges…`, `/v1/challenge_enrollment/…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgilicusSettings {
+    /// The bearer token's claims that name the tenant, tried in order (Agilicus tokens
+    /// carry the organisation as `org`).
+    #[serde(default = "default_agilicus_tenant_claims")]
+    pub tenant_claims: Vec<String>,
+}
+
+fn default_agilicus_tenant_claims() -> Vec<String> {
+    vec!["tenant".into(), "org".into()]
+}
+
+impl Default for AgilicusSettings {
+    fn default() -> Self {
+        AgilicusSettings {
+            tenant_claims: default_agilicus_tenant_claims(),
+        }
+    }
 }
 
 /// The Twilio Verify face (`/v2/…`): which accounts may call it, and their tenants.
@@ -565,6 +589,19 @@ impl Settings {
         let d = &self.delivery;
         if d.max_attempts == 0 || d.max_attempts > 10 {
             return invalid("delivery.max_attempts", "must be between 1 and 10");
+        }
+        if self.compat.agilicus.tenant_claims.is_empty()
+            || self
+                .compat
+                .agilicus
+                .tenant_claims
+                .iter()
+                .any(String::is_empty)
+        {
+            return invalid(
+                "compat.agilicus.tenant_claims",
+                "must name at least one claim, none of them empty",
+            );
         }
         if self.auth.tenant_claim.is_empty() {
             return invalid("auth.tenant_claim", "must not be empty");

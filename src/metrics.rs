@@ -142,6 +142,7 @@ pub const ROUTES: &[&str] = &[
     "/api/v1/challenges/{id}/complete",
     "/api/v1/challenges/{id}/resend",
     "/api/v1/challenges/{id}/methods/{method_id}/start",
+    "/api/v1/challenges/{id}/issue",
     "/api/v1/policies",
     "/api/v1/policies/{alias}",
     "/api/v1/webhooks/secret",
@@ -173,10 +174,18 @@ pub const ROUTES: &[&str] = &[
     "/compat/acs/v1/policies",
     "/compat/acs/v1/policies/{alias}",
     "/compat/acs/v1/configuration",
+    "/v1/challenges",
+    "/v1/challenges/one_time_use_actions",
+    "/v1/challenges/{challenge_id}",
+    "/v1/challenges/{challenge_id}/answers",
+    "/v1/challenge_enrollment/totp",
+    "/v1/challenge_enrollment/totp/{totp_id}",
+    "/v1/challenge_enrollment/webauthn",
+    "/v1/challenge_enrollment/webauthn/{webauthn_id}",
 ];
 
 /// The `face` label: which API a route belongs to — `native` (`/api/v1`), `twilio`
-/// (`/v2`), `acs` (`/compat/acs/v1`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
+/// (`/v2`), `acs` (`/compat/acs/v1`), `agilicus` (`/v1`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
 /// `unmatched` with the route.
 pub fn face_label(route: &str) -> &'static str {
     if route == "unmatched" {
@@ -187,6 +196,8 @@ pub fn face_label(route: &str) -> &'static str {
         "twilio"
     } else if route.starts_with("/compat/acs/") {
         "acs"
+    } else if route.starts_with("/v1/") {
+        "agilicus"
     } else if route.starts_with("/c/") || route.starts_with("/enroll/") {
         "pages"
     } else {
@@ -314,6 +325,14 @@ mod tests {
         assert_eq!(
             face_label(route_label("/compat/acs/v1/challenges/ch_x/answer")),
             "acs"
+        );
+        assert_eq!(
+            face_label(route_label("/v1/challenges/ch_x/answers")),
+            "agilicus"
+        );
+        assert_eq!(
+            route_label("/v1/challenges/one_time_use_actions"),
+            "/v1/challenges/one_time_use_actions"
         );
         assert_eq!(face_label(route_label("/c/x")), "pages");
         assert_eq!(face_label(route_label("/enroll/fac_x")), "pages");

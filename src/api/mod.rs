@@ -60,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(native::routes)
             .configure(compat::twilio::routes)
             .configure(compat::acs::routes)
+            .configure(compat::agilicus::routes)
             .configure(pages::routes),
     );
 }

@@ -123,6 +123,7 @@ impl Modify for BearerScheme {
         challenges::answer,
         challenges::cancel,
         challenges::complete,
+        challenges::issue,
         challenges::resend,
         challenges::start_method,
         challenges::webhook_secret,

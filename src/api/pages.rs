@@ -195,6 +195,7 @@ fn closed(state: ChallengeState) -> HttpResponse {
         ChallengeState::Declined => "This request was already declined.",
         ChallengeState::Expired => "This request has expired.",
         ChallengeState::Cancelled => "This request was cancelled.",
+        ChallengeState::Pending => "This request is not open yet.",
         ChallengeState::Failed | ChallengeState::Issued => {
             "This request can no longer be answered."
         }

@@ -546,7 +546,7 @@ impl ChallengeActor {
             State::Cancelled => metrics::counter!(m::CANCELLED, "type" => kind).increment(1),
             State::Completed => metrics::counter!(m::COMPLETED, "type" => kind).increment(1),
             State::Failed => metrics::counter!(m::FAILED, "type" => kind).increment(1),
-            State::Verified | State::Declined | State::Issued => {}
+            State::Verified | State::Declined | State::Issued | State::Pending => {}
         }
         if let Some(handle) = self.expiry.take() {
             ctx.cancel_future(handle);
@@ -666,6 +666,50 @@ impl Handler<Cancel> for ChallengeActor {
     fn handle(&mut self, _: Cancel, _: &mut Context<Self>) -> Self::Result {
         let transition = state::apply(self.challenge.life, Event::Cancel, self.now());
         AtomicResponse::new(self.commit(transition))
+    }
+}
+
+impl Handler<Issue> for ChallengeActor {
+    type Result = AtomicResponse<Self, Result<View, ChallengeError>>;
+
+    /// `pending` → `issued`; a delivered kind's messages go out once that is durable, as
+    /// a first send (held to the recipients' daily caps like one).
+    fn handle(&mut self, _: Issue, _: &mut Context<Self>) -> Self::Result {
+        let now = self.now();
+        let transition = state::apply(self.challenge.life, Event::Issue, now);
+        let delivered = self.challenge.delivery().is_some();
+        if transition.result.is_err() || !delivered {
+            return AtomicResponse::new(self.commit(transition));
+        }
+        let recipients = self
+            .challenge
+            .delivery()
+            .into_iter()
+            .flat_map(|plan| plan.actors.iter().map(|a| &*a.recipient));
+        if self
+            .services
+            .recipients
+            .take(&self.challenge.tenant, recipients, now)
+            .is_none()
+        {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ChallengeError::RecipientLimit))));
+        }
+        let mark = move |next: &mut Challenge| {
+            if let Some(plan) = next.delivery_mut() {
+                plan.last_sent_at = Some(now);
+                for actor in &mut plan.actors {
+                    actor.status = DeliveryStatus::Pending;
+                }
+            }
+        };
+        AtomicResponse::new(Box::pin(self.commit_with(transition, mark).map(
+            |issued, act, ctx| {
+                if issued.is_ok() {
+                    act.resume_deliveries(ctx);
+                }
+                issued
+            },
+        )))
     }
 }
 

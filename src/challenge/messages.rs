@@ -71,6 +71,12 @@ pub struct Answer(pub Attempt);
 #[rtype(result = "Result<View, ChallengeError>")]
 pub struct Cancel;
 
+/// Issue a `pending` challenge (and deliver it, for a delivered kind). Replies after
+/// the snapshot is durable.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "Result<View, ChallengeError>")]
+pub struct Issue;
+
 /// Finalize a `verified` challenge. Replies after the snapshot is durable.
 #[derive(Message, Clone, Copy)]
 #[rtype(result = "Result<View, ChallengeError>")]
@@ -157,6 +163,12 @@ impl Settled for Start {
 impl Settled for Cancel {
     fn settled(self, view: &View) -> Result<View, ChallengeError> {
         Err(refusal(view, Event::Cancel))
+    }
+}
+
+impl Settled for Issue {
+    fn settled(self, view: &View) -> Result<View, ChallengeError> {
+        Err(refusal(view, Event::Issue))
     }
 }
 

@@ -4,11 +4,12 @@
 //! answer into a [`Verdict`] with its kind's rules (`challenge::kinds`).
 //!
 //! ```text
+//! pending ──issue──> issued
 //! issued ──correct──> verified ──complete──> completed
 //! issued ──allowed=false──> declined
 //! issued ──wrong × max_attempts──> failed
-//! issued|verified ──cancel──> cancelled
-//! issued|verified ──now ≥ expires_at──> expired
+//! pending|issued|verified ──cancel──> cancelled
+//! pending|issued|verified ──now ≥ expires_at──> expired
 //! ```
 //! Every event first applies an expiry that is due, so an answer racing the expiry
 //! timer sees `expired` even if the timer has not fired yet.
@@ -34,12 +35,16 @@ pub enum Event {
     Expire,
     Cancel,
     Complete,
+    /// Issue a `pending` challenge.
+    Issue,
 }
 
 /// Why an event was refused; the API maps each to a stable code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    WrongAnswer { attempts_left: u32 },
+    WrongAnswer {
+        attempts_left: u32,
+    },
     Unrecognized,
     AlreadyAnswered,
     Expired,
@@ -47,6 +52,10 @@ pub enum Refusal {
     Failed,
     NotCancellable(State),
     NotCompletable(State),
+    /// An answer to a `pending` challenge: it has not been issued.
+    NotIssued,
+    /// An issue of a challenge that is not `pending`.
+    NotPending(State),
 }
 
 /// What the actor must do after a transition.
@@ -72,7 +81,7 @@ pub fn apply(life: Lifecycle, event: Event, now: Millis) -> Transition {
         Event::Expire => Ok(()),
         Event::Answer(verdict) => answer(&mut life, verdict, now),
         Event::Cancel => match life.state {
-            State::Issued | State::Verified => {
+            State::Pending | State::Issued | State::Verified => {
                 move_to(&mut life, State::Cancelled, now);
                 Ok(())
             }
@@ -84,6 +93,13 @@ pub fn apply(life: Lifecycle, event: Event, now: Millis) -> Transition {
                 Ok(())
             }
             other => Err(Refusal::NotCompletable(other)),
+        },
+        Event::Issue => match life.state {
+            State::Pending => {
+                move_to(&mut life, State::Issued, now);
+                Ok(())
+            }
+            other => Err(Refusal::NotPending(other)),
         },
     };
     let changed = life != before;
@@ -97,7 +113,7 @@ pub fn apply(life: Lifecycle, event: Event, now: Millis) -> Transition {
 }
 
 fn expire_if_due(mut life: Lifecycle, now: Millis) -> (Lifecycle, bool) {
-    let live = matches!(life.state, State::Issued | State::Verified);
+    let live = matches!(life.state, State::Pending | State::Issued | State::Verified);
     if live && now >= life.expires_at {
         move_to(&mut life, State::Expired, now);
         (life, true)
@@ -109,6 +125,7 @@ fn expire_if_due(mut life: Lifecycle, now: Millis) -> (Lifecycle, bool) {
 fn answer(life: &mut Lifecycle, verdict: Verdict, now: Millis) -> Result<(), Refusal> {
     match life.state {
         State::Issued => {}
+        State::Pending => return Err(Refusal::NotIssued),
         State::Verified | State::Completed | State::Declined => {
             return Err(Refusal::AlreadyAnswered)
         }
@@ -303,6 +320,41 @@ mod tests {
         assert_eq!(t.result, Err(Refusal::NotCancellable(State::Expired)));
     }
 
+    #[test]
+    fn a_pending_challenge_takes_no_answer_until_issued() {
+        let pending = Lifecycle::pending(T0, T0 + 60_000, 3);
+        let t = apply(pending, accept(0), T0 + 1);
+        assert_eq!(t.result, Err(Refusal::NotIssued));
+        assert_eq!(t.life, pending);
+        assert!(!t.effects.changed);
+        let wrong = apply(pending, Event::Answer(Verdict::Wrong), T0 + 1);
+        assert_eq!(wrong.life.attempts, 0, "nothing to cost while pending");
+        let issued = apply(pending, Event::Issue, T0 + 2);
+        assert_eq!(issued.result, Ok(()));
+        assert_eq!(issued.life.state, State::Issued);
+        assert!(issued.effects.changed && !issued.effects.ended);
+        assert_eq!(
+            apply(issued.life, Event::Issue, T0 + 3).result,
+            Err(Refusal::NotPending(State::Issued))
+        );
+        assert_eq!(
+            apply(issued.life, accept(0), T0 + 3).life.state,
+            State::Verified
+        );
+    }
+
+    #[test]
+    fn a_pending_challenge_expires_and_cancels_like_an_issued_one() {
+        let pending = Lifecycle::pending(T0, T0 + 60_000, 3);
+        let t = apply(pending, Event::Issue, T0 + 60_000);
+        assert_eq!(t.life.state, State::Expired);
+        assert_eq!(t.result, Err(Refusal::NotPending(State::Expired)));
+        assert!(t.effects.ended);
+        let t = apply(pending, Event::Cancel, T0 + 1);
+        assert_eq!(t.life.state, State::Cancelled);
+        assert!(t.effects.ended);
+    }
+
     fn any_event() -> impl Strategy<Value = Event> {
         prop_oneof![
             (0u16..3, any::<bool>())
@@ -312,6 +364,7 @@ mod tests {
             Just(Event::Expire),
             Just(Event::Cancel),
             Just(Event::Complete),
+            Just(Event::Issue),
         ]
     }
 
@@ -320,9 +373,10 @@ mod tests {
         /// accepted, attempts never exceed the maximum, and `ended` fires exactly once.
         #[test]
         fn terminal_states_are_final_and_one_answer_wins(
+            pending in any::<bool>(),
             steps in proptest::collection::vec((any_event(), 0i64..20_000), 1..40)
         ) {
-            let mut life = fresh();
+            let mut life = if pending { Lifecycle::pending(T0, T0 + 60_000, 3) } else { fresh() };
             let mut now = T0;
             let mut accepted = 0;
             let mut ended = 0;

@@ -41,10 +41,15 @@ pub struct CreateRequest {
     pub callback_url: Option<String>,
     pub actions: Option<ActionsRequest>,
     pub send: Option<bool>,
+    /// `Some(false)`: created `pending`, nothing delivered until [`Engine::issue`].
+    pub issue: Option<bool>,
     pub locale: Option<String>,
     pub idempotency: Option<IdempotencyRequest>,
     /// Kinds answered with an enrolled factor (`totp`): which of the user's factors.
     pub factor_id: Option<String>,
+    /// Answer tokens of letters and digits only ([`AnswerToken::random_alphanumeric`]),
+    /// for a face whose vendor fixes their form.
+    pub alphanumeric_tokens: bool,
     /// The methods of a challenge that offers several (`engine::methods`); the fields
     /// of one kind (`type`, `recipient`, `factor_id`, …) are then given per method.
     pub methods: Option<Vec<super::methods::MethodRequest>>,
@@ -188,8 +193,10 @@ impl Engine {
         };
         let one_active = policy.is_some_and(|p| p.spec.one_active_per_user);
         let reservation = self.reserve_recipients(&challenge)?;
+        // A pending challenge is not announced: nothing goes out until it is issued.
         let announce = factor
             .as_ref()
+            .filter(|_| challenge.life.state != crate::model::State::Pending)
             .and_then(|factor| self.announcement(&challenge, factor));
         let spawned = self
             .registry
@@ -302,6 +309,16 @@ impl Engine {
         }
         let rules: &dyn Kind = kinds::of(kind).ok_or(Error::TypeNotEnabled(kind))?;
         refuse_unaccepted(rules, kind, &request)?;
+        let pending = request.issue == Some(false);
+        if pending && rules.accepts(Field::Send) {
+            if request.send == Some(true) {
+                return Err(Error::invalid(
+                    "invalid_field",
+                    "send cannot be true for a challenge created with issue false",
+                ));
+            }
+            request.send = Some(false);
+        }
         let services = self.registry.services();
         let now = services.clock.now_ms();
         let ctx = PlanContext {
@@ -379,7 +396,12 @@ impl Engine {
             key: i.key.into(),
             request_hash: i.fingerprint,
         });
-        let (actors, tokens) = token::issue(&services.key, &actor_ids);
+        let make = if request.alphanumeric_tokens {
+            AnswerToken::random_alphanumeric
+        } else {
+            AnswerToken::random
+        };
+        let (actors, tokens) = token::issue_with(&services.key, &actor_ids, make);
         let mut challenge = Challenge {
             id: ChallengeId::random(),
             tenant: tenant.clone(),
@@ -387,7 +409,11 @@ impl Engine {
             user_id: request.user_id.into(),
             actors,
             created_at: now,
-            life: Lifecycle::issued(now, now + (ttl as i64) * 1000, max_attempts),
+            life: if pending {
+                Lifecycle::pending(now, now + (ttl as i64) * 1000, max_attempts)
+            } else {
+                Lifecycle::issued(now, now + (ttl as i64) * 1000, max_attempts)
+            },
             retention_ms: (bounds.retention_seconds as i64) * 1000,
             extras: Extras {
                 details: request

@@ -227,6 +227,16 @@ impl From<ChallengeError> for Error {
                         state.as_str()
                     ),
                 ),
+                Refusal::NotIssued => {
+                    Error::conflict("not_issued", "the challenge has not been issued yet")
+                }
+                Refusal::NotPending(state) => Error::conflict(
+                    "not_pending",
+                    format!(
+                        "only a pending challenge can be issued; this one is {}",
+                        state.as_str()
+                    ),
+                ),
                 Refusal::NotCompletable(state) => Error::conflict(
                     "not_completable",
                     format!(

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::auth::{Principal, Scope};
 use crate::challenge::kinds::token::{self, Attempt};
 use crate::challenge::messages::{
-    Answer, Cancel, ChallengeError, Complete, Resend, Watch, Watching,
+    Answer, Cancel, ChallengeError, Complete, Issue, Resend, Watch, Watching,
 };
 use crate::challenge::state::Verdict;
 use crate::challenge::ChallengeActor;
@@ -295,9 +295,22 @@ impl Engine {
         }
     }
 
+    /// A challenge found by its id alone, whatever its tenant: for a face whose vendor
+    /// makes the unguessable id (128 random bits) the capability to read it (Agilicus'
+    /// anonymous `get_challenge`). The face acts within the tenant found, never another.
+    pub async fn locate(&self, id: &ChallengeId) -> Result<View, Error> {
+        Ok(self.registry.view(None, id).await?)
+    }
+
     /// Cancels an `issued` or `verified` challenge (`challenge:delete`).
     pub async fn cancel(&self, principal: &Principal, id: &ChallengeId) -> Result<View, Error> {
         self.command(principal, Scope::Delete, id, Cancel).await
+    }
+
+    /// Issues a `pending` challenge (`challenge:post`): `issued`, and a delivered kind's
+    /// messages sent; `not_pending` for any other state.
+    pub async fn issue(&self, principal: &Principal, id: &ChallengeId) -> Result<View, Error> {
+        self.command(principal, Scope::Post, id, Issue).await
     }
 
     /// Completes a `verified` challenge (`challenge:complete`).

@@ -132,6 +132,34 @@ impl Engine {
 }
 
 impl Engine {
+    /// A secret a face keeps in one of its records, sealed (AES-256-GCM under the
+    /// secrets key, bound to the tenant and the record's key): what the store holds of
+    /// it opens for that record only, and never reads in the clear.
+    pub fn seal_record_secret(
+        &self,
+        tenant: &crate::model::TenantId,
+        key: RecordKey<'_>,
+        plain: &[u8],
+    ) -> Vec<u8> {
+        self.registry
+            .services()
+            .seal
+            .seal_record(tenant, key.namespace, key.name, plain)
+    }
+
+    /// What [`Engine::seal_record_secret`] sealed for that record.
+    pub fn open_record_secret(
+        &self,
+        tenant: &crate::model::TenantId,
+        key: RecordKey<'_>,
+        sealed: &[u8],
+    ) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.registry
+            .services()
+            .seal
+            .open_record(tenant, key.namespace, key.name, sealed)
+    }
+
     /// Sends a face's own webhook (a form body signed for a Twilio account) about one of
     /// the principal's resources, `subject` naming it in logs: stored in the outbox and
     /// durable before this returns, then delivered with the outbox's retries

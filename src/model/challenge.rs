@@ -62,6 +62,9 @@ pub enum State {
     Failed,
     Cancelled,
     Expired,
+    /// Created unsent (`issue: false`, Agilicus `send_now=false`): nothing delivered, no
+    /// answer taken, until it is issued.
+    Pending,
 }
 
 impl State {
@@ -74,6 +77,7 @@ impl State {
             State::Failed => "failed",
             State::Cancelled => "cancelled",
             State::Expired => "expired",
+            State::Pending => "pending",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -81,7 +85,7 @@ impl State {
     }
     /// Terminal states never change again; they are retained, then deleted.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, State::Issued | State::Verified)
+        !matches!(self, State::Pending | State::Issued | State::Verified)
     }
 }
 
@@ -228,6 +232,13 @@ impl Lifecycle {
             attempts: 0,
             answered_by: None,
             answered_at: None,
+        }
+    }
+    /// Created unsent: `pending` until issued.
+    pub fn pending(now: Millis, expires_at: Millis, max_attempts: u32) -> Self {
+        Lifecycle {
+            state: State::Pending,
+            ..Self::issued(now, expires_at, max_attempts)
         }
     }
     pub fn attempts_left(&self) -> u32 {

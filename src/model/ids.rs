@@ -139,6 +139,22 @@ impl AnswerToken {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
         .then(|| AnswerToken(s.to_string()))
     }
+
+    /// Letters and digits only: for a face whose vendor fixes the token's alphabet and
+    /// length (Agilicus' `status.code`, at most 40 of `[0-9a-zA-Z]`).
+    pub const ALPHANUMERIC_LEN: usize = 40;
+
+    /// [`AnswerToken::ALPHANUMERIC_LEN`] letters and digits drawn uniformly (≈238 bits).
+    pub fn random_alphanumeric() -> Self {
+        use rand::distributions::{Alphanumeric, DistString};
+        AnswerToken(Alphanumeric.sample_string(&mut rand::thread_rng(), Self::ALPHANUMERIC_LEN))
+    }
+
+    /// A presented token of the alphanumeric form's shape.
+    pub fn parse_alphanumeric(s: &str) -> Option<Self> {
+        (s.len() == Self::ALPHANUMERIC_LEN && s.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| AnswerToken(s.to_string()))
+    }
     /// The plain value, for the one response that carries it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -192,5 +208,11 @@ mod tests {
         assert!(!format!("{t:?}").contains(t.expose()));
         assert!(AnswerToken::parse(t.expose()).is_some());
         assert!(AnswerToken::parse("abc").is_none());
+        let a = AnswerToken::random_alphanumeric();
+        assert_eq!(a.expose().len(), AnswerToken::ALPHANUMERIC_LEN);
+        assert!(a.expose().bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert!(AnswerToken::parse_alphanumeric(a.expose()).is_some());
+        assert!(AnswerToken::parse_alphanumeric(&"a-".repeat(20)).is_none());
+        assert_ne!(a.expose(), AnswerToken::random_alphanumeric().expose());
     }
 }

@@ -21,6 +21,8 @@
 //!   end of its extras.
 //! - 6: the records of [`v6`]: format 5 with the methods of a challenge that offers
 //!   several (`model::method`) at the end of its extras.
+//!   The state `pending` was appended as variant 7 of the state record (the indices
+//!   before it unchanged, so every stored snapshot of any format reads).
 
 use serde::de::DeserializeOwned;
 
@@ -512,6 +514,9 @@ mod v3 {
         Failed = 4,
         Cancelled = 5,
         Expired = 6,
+        /// Appended (never renumbered): a snapshot of a `pending` challenge. Formats 3
+        /// to 5 read unchanged; a build that predates it refuses such a snapshot.
+        Pending = 7,
     }
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -969,6 +974,7 @@ mod v3 {
             Failed,
             Cancelled,
             Expired,
+            Pending,
         }
     );
     same_variants!(ActionSet, ActionSetRecord { Approved, Declined });
@@ -1099,6 +1105,19 @@ mod tests {
         let bytes = encode(&c);
         assert_eq!(bytes[0], FORMAT_VERSION);
         assert_eq!(decode(&bytes).unwrap(), c);
+    }
+
+    #[test]
+    fn a_pending_snapshot_round_trips_with_the_appended_state() {
+        let mut c = sample();
+        c.life = crate::model::Lifecycle::pending(1, 2, 5);
+        let bytes = encode(&c);
+        assert_eq!(decode(&bytes).unwrap(), c);
+        assert_eq!(
+            v3::LifecycleRecord::from(c.life).state,
+            v3::StateRecord::Pending
+        );
+        assert_eq!(v3::StateRecord::Pending as u32, 7);
     }
 
     #[test]
@@ -1475,6 +1494,7 @@ mod tests {
             StateRecord::Failed,
             StateRecord::Cancelled,
             StateRecord::Expired,
+            StateRecord::Pending,
         ] {
             assert_eq!(written(&v), v as u32, "{v:?}");
         }

@@ -376,7 +376,7 @@ async fn bad_queries_are_refused() {
     for query in [
         format!("/api/v1/challenges/{id}?wait=61"),
         format!("/api/v1/challenges/{id}?wait=soon"),
-        format!("/api/v1/challenges/{id}?wait=5&state=pending"),
+        format!("/api/v1/challenges/{id}?wait=5&state=waiting"),
         format!("/api/v1/challenges/{id}?colour=red"),
         "/api/v1/challenges?page_size=0".to_string(),
         "/api/v1/challenges?page_size=1001".to_string(),

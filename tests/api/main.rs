@@ -4,6 +4,7 @@
 
 mod acs;
 mod actions;
+mod agilicus_sdk;
 mod auth;
 mod bad_input;
 mod bounded;
@@ -18,6 +19,7 @@ mod lifecycle;
 mod methods;
 mod operations;
 mod pages;
+mod pending;
 mod policies;
 mod push;
 mod races;

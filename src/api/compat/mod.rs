@@ -6,6 +6,9 @@
 //! - `twilio/`: Twilio Verify v2 (`/v2/Services…`), see README.md "Twilio Verify".
 //! - `acs/`: OneWelcome ACS (`/compat/acs/v1/…`), the native model in ACS names, see
 //!   README.md "OneWelcome ACS".
+//! - `agilicus/`: Agilicus' ChallengesApi (`/v1/challenges…`,
+//!   `/v1/challenge_enrollment/…`), see README.md "Agilicus".
 
 pub mod acs;
+pub mod agilicus;
 pub mod twilio;

@@ -306,6 +306,27 @@ pub async fn cancel(
     Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None)))
 }
 
+/// Issue a `pending` challenge (created with `"issue": false`): it becomes `issued`
+/// and, for a delivered kind, is sent.
+#[utoipa::path(post, path = "/api/v1/challenges/{id}/issue", tag = "challenges",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ChallengeDto), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, description = "not_pending", body = ErrorBody),
+        (status = 429, description = "recipient_limit", body = ErrorBody)),
+    security(("bearer" = ["challenge:post"])))]
+pub async fn issue(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: State,
+) -> Result<HttpResponse, ApiError> {
+    let principal = authenticate(&req, &state)?;
+    let view = state
+        .engine
+        .issue(&principal, &challenge_id(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(ChallengeDto::new(&view, None)))
+}
+
 /// Complete a `verified` challenge.
 #[utoipa::path(post, path = "/api/v1/challenges/{id}/complete", tag = "challenges",
     params(("id" = String, Path)),

@@ -68,6 +68,10 @@ pub struct CreateChallenge {
     /// it). Default `true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send: Option<bool>,
+    /// `false` creates the challenge `pending`: nothing is delivered and no answer is
+    /// taken until `POST /api/v1/challenges/{id}/issue`. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<bool>,
     /// Delivery kinds: the message's locale (`nl`, `nl-BE`, …), falling back to the
     /// policy's default locale, then English.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,9 +153,11 @@ impl CreateChallenge {
                 declined: a.declined.into_iter().map(action).collect(),
             }),
             send: self.send,
+            issue: self.issue,
             factor_id: self.factor_id,
             locale: self.locale,
             idempotency,
+            alphanumeric_tokens: false,
             methods: self.methods.map(|methods| {
                 methods
                     .into_iter()

@@ -50,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 resource("/challenges/{id}/complete").route(web::post().to(challenges::complete)),
             )
             .service(resource("/challenges/{id}/resend").route(web::post().to(challenges::resend)))
+            .service(resource("/challenges/{id}/issue").route(web::post().to(challenges::issue)))
             .service(
                 resource("/challenges/{id}/methods/{method_id}/start")
                     .route(web::post().to(challenges::start_method)),

@@ -225,6 +225,7 @@ fn common_create_fields(settings: &Settings, bounds: DetailBounds) -> Map<String
             json!({"type": ["object", "null"]}),
         ),
         ("callback_url".to_string(), nullable(url())),
+        ("issue".to_string(), json!({"type": ["boolean", "null"]})),
         (
             "idempotency_key".to_string(),
             nullable(text(MAX_IDEMPOTENCY_KEY)),

@@ -99,10 +99,19 @@ pub enum AttemptError {
 
 /// Issues one actor record and one token per actor user id.
 pub fn issue(key: &HashKey, actor_user_ids: &[String]) -> (Vec<ActorRecord>, Vec<AnswerToken>) {
+    issue_with(key, actor_user_ids, AnswerToken::random)
+}
+
+/// [`issue`], with tokens made by `make` (a face's vendor may fix their form).
+pub fn issue_with(
+    key: &HashKey,
+    actor_user_ids: &[String],
+    make: fn() -> AnswerToken,
+) -> (Vec<ActorRecord>, Vec<AnswerToken>) {
     actor_user_ids
         .iter()
         .map(|user_id| {
-            let token = AnswerToken::random();
+            let token = make();
             let record = ActorRecord {
                 id: ActorId::random(),
                 user_id: user_id.as_str().into(),

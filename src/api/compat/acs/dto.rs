@@ -65,6 +65,7 @@ pub fn parse_type(field: &str, raw: &str) -> Result<ChallengeType, ApiError> {
 /// A state's ACS name (the `status` field).
 pub fn status_name(state: State) -> &'static str {
     match state {
+        State::Pending => "PENDING",
         State::Issued => "ISSUED",
         State::Verified => "VERIFIED",
         State::Completed => "COMPLETED",
@@ -157,6 +158,7 @@ impl AcsCreateChallenge {
             callback_url: self.callback_url,
             actions: None,
             send: self.send,
+            issue: None,
             locale: self.locale,
             factor_id: None,
             idempotency_key: self.idempotency_key,

@@ -49,7 +49,7 @@ pub const TWILIO_PUSH_POLICY: &str = "twilio-push";
 /// Twilio's status of a native state.
 pub fn status(state: Native) -> &'static str {
     match state {
-        Native::Issued => "pending",
+        Native::Pending | Native::Issued => "pending",
         Native::Verified | Native::Completed => "approved",
         Native::Declined => "denied",
         Native::Expired | Native::Cancelled | Native::Failed => "expired",

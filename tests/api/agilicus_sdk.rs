@@ -1,0 +1,276 @@
+//! The Agilicus face, judged by Agilicus' own Python SDK: `tests/sdk/agilicus_challenges.py`
+//! runs against a server whose public base URL is its own address (the one-time-use
+//! actions' URIs are built on it), in the virtualenv `.ci/test` makes (`tests/sdk/.venv`).
+//! Beside it, what the SDK cannot show: the tenant taken from `org` when the token has no
+//! `tenant` claim, tenants kept apart, and metrics labelled `face="agilicus"`.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::helpers::TestServer;
+
+const ACTION_SCOPE: &str = "orders:approve";
+
+fn python() -> std::path::PathBuf {
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/.venv/bin/python");
+    assert!(
+        venv.exists(),
+        "run .ci/test once (or: python3 -m venv tests/sdk/.venv && tests/sdk/.venv/bin/pip install -r tests/sdk/requirements.txt)"
+    );
+    venv
+}
+
+#[actix_rt::test]
+async fn the_agilicus_sdk_drives_challenges_actions_and_totp_enrollment() {
+    let server = TestServer::start_on_port(|s, port| {
+        s.server.public_base_url = format!("http://127.0.0.1:{port}");
+        s.actions.allow_private = true;
+        s.actions.allowed_scopes = vec![ACTION_SCOPE.into()];
+        s.webauthn.relying_parties[0].origin = format!("http://localhost:{port}");
+    })
+    .await;
+    let relying_party = server.settings.webauthn.relying_parties[0].clone();
+    let token = server.token(
+        "acme",
+        "challenge:post challenge:enrollment:get challenge:enrollment:post challenge:enrollment:delete",
+    );
+    let read_only = server.token("acme", "challenge:get");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/agilicus_challenges.py");
+    let base = server.url("");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(python())
+            .arg(script)
+            .env("BASE", base)
+            .env("TOKEN", token)
+            .env("READ_ONLY", read_only)
+            .env("ACTION_SCOPE", ACTION_SCOPE)
+            .env("RP_ID", relying_party.id)
+            .env("RP_ORIGIN", relying_party.origin)
+            .output()
+            .expect("run python")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("agilicus sdk: ok"),
+        "the SDK script failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    let metrics = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"face="agilicus""#)
+            && metrics.contains(r#"route="/v1/challenges/{challenge_id}/answers""#),
+        "{metrics}"
+    );
+}
+
+#[actix_rt::test]
+async fn the_tenant_comes_from_org_without_a_tenant_claim_and_challenges_stay_in_it() {
+    // Tokens minted by this server carry the tenant in `org` only.
+    let server = TestServer::start_with(|s| s.auth.tenant_claim = "org".into()).await;
+    let token = server.token("acme", "challenge:post challenge:get");
+    let created: Value = server
+        .http
+        .post(server.url("/v1/challenges"))
+        .bearer_auth(&token)
+        .json(&json!({"spec": {"user_id": "alice", "challenge_type": "code", "send_now": true}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["metadata"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    // The native face sees it in tenant acme, with native names …
+    let native: Value = server.get(&token, &id).await.json().await.unwrap();
+    assert_eq!(native["type"], "token");
+    assert_eq!(native["state"], "issued");
+    // … and another tenant does not.
+    let other = server.token("other", "challenge:get");
+    assert_eq!(server.get(&other, &id).await.status(), 404);
+}
+
+#[actix_rt::test]
+async fn a_tenant_claim_list_without_the_tokens_claim_refuses_it() {
+    let server = TestServer::start_with(|s| {
+        s.compat.agilicus.tenant_claims = vec!["organisation".into()];
+    })
+    .await;
+    let token = server.token("acme", "challenge:post");
+    let response = server
+        .http
+        .post(server.url("/v1/challenges"))
+        .bearer_auth(&token)
+        .json(&json!({"spec": {"user_id": "alice", "challenge_type": "code"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error_code"], "unauthorized");
+}
+
+#[actix_rt::test]
+async fn an_sms_challenge_sends_its_code_to_the_endpoint_and_takes_it_back() {
+    let gateway = crate::sinks::HttpSink::start();
+    let url = gateway.url("/send");
+    let server = TestServer::start_with(|s| {
+        s.sms.gateway_url = url.clone();
+        s.sms.format = challenge_server::config::SmsFormat::Json;
+    })
+    .await;
+    let token = server.token("acme", "challenge:post");
+    let create = |spec: Value| {
+        server
+            .http
+            .post(server.url("/v1/challenges"))
+            .bearer_auth(&token)
+            .json(&json!({ "spec": spec }))
+            .send()
+    };
+    let refused = create(json!({"user_id": "alice", "challenge_type": "sms", "send_now": true}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400, "no phone number to send to");
+    let created: Value = create(json!({"user_id": "alice", "challenge_types": ["sms"],
+        "send_now": true, "challenge_endpoints": [{"type": "sms", "endpoint": "+15551234567"}]}))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(created["status"]["state"], "issued");
+    assert!(
+        created["status"].get("code").is_none(),
+        "the code goes by SMS only"
+    );
+    assert_eq!(
+        created["spec"]["challenge_endpoints"][0]["endpoint"],
+        "+1••••••4567"
+    );
+    let id = created["metadata"]["id"].as_str().unwrap().to_string();
+    let requests = crate::helpers::eventually(std::time::Duration::from_secs(10), || async {
+        let seen = gateway.requests();
+        (!seen.is_empty()).then_some(seen)
+    })
+    .await;
+    let sms: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(sms["to"], "+15551234567");
+    let code: String = sms["body"]
+        .as_str()
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .expect("a code")
+        .to_string();
+    let answer = |code: String| {
+        let url = server.url(&format!("/v1/challenges/{id}/answers"));
+        server
+            .http
+            .get(url)
+            .query(&[
+                ("challenge_answer", code.as_str()),
+                ("allowed", "True"),
+                ("challenge_type", "sms"),
+            ])
+            .send()
+    };
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let refused = answer(wrong.to_string()).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], "answer_rejected");
+    let accepted = answer(code.clone()).await.unwrap();
+    assert_eq!(accepted.status(), 200);
+    let body: Value = accepted.json().await.unwrap();
+    assert_eq!(body["spec"]["answer"], code.as_str());
+    let read: Value = server
+        .http
+        .get(server.url(&format!("/v1/challenges/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["status"]["state"], "challenge_passed");
+}
+
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `answer_data` is a secret handed over once: the data directory holds it sealed
+/// only, and it still opens for the answer after a restart.
+#[actix_rt::test]
+async fn answer_data_is_sealed_at_rest_and_opens_once_after_a_restart() {
+    let secret = "answer-data-that-must-not-be-on-disk";
+    let server = TestServer::start().await;
+    let token = server.token("acme", "challenge:post");
+    let created: Value = server
+        .http
+        .post(server.url("/v1/challenges"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"spec": {"user_id": "alice", "challenge_type": "code", "send_now": true,
+            "answer_data": {"secret": secret}}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["metadata"]["id"].as_str().unwrap().to_string();
+    let code = created["status"]["code"].as_str().unwrap().to_string();
+    let (settings, data) = server.stop().await;
+    for path in files(data.path()) {
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "answer_data in clear in {path:?}"
+        );
+    }
+    let restarted = TestServer::start_with(|s| {
+        *s = settings;
+        s.storage.data_dir = data.path().to_path_buf();
+    })
+    .await;
+    let answer = || {
+        restarted
+            .http
+            .get(restarted.url(&format!("/v1/challenges/{id}/answers")))
+            .query(&[
+                ("challenge_answer", code.as_str()),
+                ("allowed", "true"),
+                ("challenge_type", "code"),
+            ])
+            .send()
+    };
+    let answered: Value = answer().await.unwrap().json().await.unwrap();
+    assert_eq!(answered["spec"]["answer_data"]["secret"], secret);
+    assert_eq!(answer().await.unwrap().status(), 400, "once");
+}
