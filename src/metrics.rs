@@ -165,10 +165,18 @@ pub const ROUTES: &[&str] = &[
     "/v2/Services/{service}/AccessTokens",
     "/v2/Services/{service}/Webhooks",
     "/v2/Services/{service}/Webhooks/{webhook}",
+    "/auth/authenticatorTypes",
+    "/auth/challenges",
+    "/auth/challengeRequired",
+    "/auth/challenges/{challengeId}",
+    "/auth/challenges/{challengeId}/authenticators/{authenticatorId}",
+    "/auth/challenges/{challengeId}/authenticators/{authenticatorId}/starts",
+    "/auth/challenges/{challengeId}/authenticators/{authenticatorId}/verifications",
+    "/auth/challenges/{challengeId}/redemptions",
 ];
 
 /// The `face` label: which API a route belongs to — `native` (`/api/v1`), `twilio`
-/// (`/v2`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
+/// (`/v2`), `apiture` (`/auth`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
 /// `unmatched` with the route.
 pub fn face_label(route: &str) -> &'static str {
     if route == "unmatched" {
@@ -177,6 +185,8 @@ pub fn face_label(route: &str) -> &'static str {
         "native"
     } else if route.starts_with("/v2/") {
         "twilio"
+    } else if route.starts_with("/auth/") {
+        "apiture"
     } else if route.starts_with("/c/") || route.starts_with("/enroll/") {
         "pages"
     } else {
@@ -301,6 +311,7 @@ mod tests {
         assert_eq!(route_label("/nope"), "unmatched");
         assert_eq!(face_label(route_label("/v2/Services/VA1")), "twilio");
         assert_eq!(face_label(route_label("/api/v1/challenges")), "native");
+        assert_eq!(face_label(route_label("/auth/challenges/x")), "apiture");
         assert_eq!(face_label(route_label("/c/x")), "pages");
         assert_eq!(face_label(route_label("/enroll/fac_x")), "pages");
         assert_eq!(face_label(route_label("/healthz")), "ops");

@@ -4,5 +4,7 @@
 //! vendor's model holds beyond challenges and factors is engine data (`engine::records`).
 //!
 //! - `twilio/`: Twilio Verify v2 (`/v2/Services…`), see README.md "Twilio Verify".
+//! - `apiture/`: Apiture auth challenges (`/auth/…`), see README.md "Apiture".
 
+pub mod apiture;
 pub mod twilio;
