@@ -3,6 +3,7 @@
 //! Delivery tests start their own receivers instead (`sinks.rs`).
 
 mod actions;
+mod apiture;
 mod auth;
 mod bad_input;
 mod bounded;
