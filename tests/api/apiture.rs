@@ -960,3 +960,89 @@ async fn the_face_is_labelled_apiture_in_the_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn verified_factors_add_totp_and_push_authenticators_that_categories_select() {
+    let face = face().await;
+    let server = &face.server;
+    let (enrolled, app, step) =
+        crate::factors::verified_factor(server, "alice", json!({"type": "totp"})).await;
+    let totp = enrolled["id"].as_str().unwrap().to_string();
+    let device = crate::push::enrolled_device(server, "alice", "none").await;
+    let body = json!({"userId": "alice", "reason": "createTransfer",
+        "channels": {"email": "alice@example.com", "phone": "+15551234567",
+                     "factorIds": [totp, device.factor_id]}});
+    let table: [(&str, &[&str]); 6] = [
+        ("", &["sms", "email", "totp", "push"]),
+        ("?include=possession", &["push"]),
+        ("?include=otp&exclude=sms,email", &["totp"]),
+        ("?exclude=otp", &["push"]),
+        ("?include=totp,possession&exclude=push", &["totp"]),
+        ("?include=", &["sms", "email", "totp", "push"]),
+    ];
+    for (query, expected) in table {
+        let (status, created) = json_of(create(server, query, body.clone()).await).await;
+        assert_eq!(status, 201, "{query}: {created}");
+        assert_eq!(names(&created), expected, "{query}");
+    }
+
+    // A totp authenticator is started from the start; its start sends nothing.
+    let (_, created) = json_of(create(server, "?include=totp", body.clone()).await).await;
+    let authenticator = authenticator(&created, "totp");
+    assert_eq!(authenticator["state"], "started");
+    assert_eq!(authenticator["labels"], json!([]));
+    let (status, started) = json_of(
+        call(
+            server,
+            Method::POST,
+            &href(authenticator, "apiture:start"),
+            ALL_SCOPES,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, started["state"].as_str()), (200, Some("started")));
+    let (status, verified) = json_of(
+        call(
+            server,
+            Method::POST,
+            &href(authenticator, "apiture:verify"),
+            ALL_SCOPES,
+            Some(json!({"attributes": {"code": app.code(step + 1)}})),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, verified["state"].as_str()),
+        (200, Some("verified")),
+        "{verified}"
+    );
+    assert!(face.gateway.requests().is_empty() && face.smtp.messages().is_empty());
+
+    // An unverified factor, or one of another user, is refused, and nothing is created.
+    let r = server
+        .http
+        .post(server.url("/api/v1/users/alice/factors"))
+        .bearer_auth(server.token("acme", "challenge:enrollment:post"))
+        .json(&json!({"type": "totp"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let unverified: Value = r.json().await.unwrap();
+    let before = list_for(server, "alice").await["_embedded"]["items"][0]["_id"].clone();
+    for (user, factor) in [
+        ("alice", unverified["id"].as_str().unwrap()),
+        ("bob", totp.as_str()),
+    ] {
+        let body = json!({"userId": user, "channels": {"factorIds": [factor]}});
+        let got = refusal(create(server, "", body).await).await;
+        assert_eq!(got, (400, "invalidChannels".to_string()), "{user}");
+    }
+    assert_eq!(
+        list_for(server, "alice").await["_embedded"]["items"][0]["_id"],
+        before
+    );
+}

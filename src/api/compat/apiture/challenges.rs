@@ -84,7 +84,16 @@ fn named(field: &str, raw: Option<&str>) -> Result<Option<Vec<ChallengeType>>, A
         return Ok(None);
     };
     let mut kinds = Vec::new();
-    for value in raw.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+    let values: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        // `?include=` names nothing: as if absent.
+        return Ok(None);
+    }
+    for value in values {
         let matching: Vec<ChallengeType> = TYPES
             .into_iter()
             .filter(|k| dto::type_of(*k).is_some_and(|(n, c)| n == value || c == value))
@@ -212,6 +221,19 @@ async fn create_challenge(
         map.insert(dto::REASON_KEY.into(), reason.clone().into());
         map
     });
+    // A push authenticator shows its device a message: the reason, or a plain request.
+    let details = methods
+        .iter()
+        .any(|m| m.kind == Some(ChallengeType::Push))
+        .then(|| crate::model::Details {
+            message: Some(
+                request
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "Approve this request?".to_string()),
+            ),
+            fields: Vec::new(),
+        });
     let created = state
         .engine
         .create(
@@ -219,6 +241,7 @@ async fn create_challenge(
             CreateRequest {
                 user_id: request.user_id.clone(),
                 hidden_details,
+                details,
                 methods: Some(methods),
                 ..CreateRequest::default()
             },
