@@ -839,19 +839,28 @@ async fn other_tenants_ids_native_challenges_and_unknown_authenticators_answer_4
     let created = create_ok(server).await;
     let sms = authenticator(&created, "sms");
     let beta = server.token("beta", ALL_SCOPES);
-    for (method, path) in [
-        (Method::GET, href(&created, "self")),
-        (Method::GET, href(sms, "self")),
-        (Method::POST, href(sms, "apiture:start")),
+    let id = created["_id"].as_str().unwrap();
+    for (method, path, body) in [
+        (Method::GET, href(&created, "self"), None),
+        (Method::GET, href(sms, "self"), None),
+        (Method::POST, href(sms, "apiture:start"), None),
+        (
+            Method::POST,
+            href(sms, "apiture:verify"),
+            Some(json!({"attributes": {"code": "123456"}})),
+        ),
+        (Method::POST, href(&created, "apiture:redeem"), None),
     ] {
-        let r = server
+        let mut request = server
             .http
             .request(method, server.url(&path))
             .header("API-Key", BETA_KEY)
-            .bearer_auth(&beta)
-            .send()
-            .await
-            .unwrap();
+            .header("Apiture-Challenge", id)
+            .bearer_auth(&beta);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
         assert_eq!(
             refusal(r).await,
             (404, "challengeNotFound".to_string()),
@@ -988,14 +997,14 @@ async fn verified_factors_add_totp_and_push_authenticators_that_categories_selec
 
     // A totp authenticator is started from the start; its start sends nothing.
     let (_, created) = json_of(create(server, "?include=totp", body.clone()).await).await;
-    let authenticator = authenticator(&created, "totp");
-    assert_eq!(authenticator["state"], "started");
-    assert_eq!(authenticator["labels"], json!([]));
+    let totp_authenticator = authenticator(&created, "totp");
+    assert_eq!(totp_authenticator["state"], "started");
+    assert_eq!(totp_authenticator["labels"], json!([]));
     let (status, started) = json_of(
         call(
             server,
             Method::POST,
-            &href(authenticator, "apiture:start"),
+            &href(totp_authenticator, "apiture:start"),
             ALL_SCOPES,
             None,
         )
@@ -1007,7 +1016,7 @@ async fn verified_factors_add_totp_and_push_authenticators_that_categories_selec
         call(
             server,
             Method::POST,
-            &href(authenticator, "apiture:verify"),
+            &href(totp_authenticator, "apiture:verify"),
             ALL_SCOPES,
             Some(json!({"attributes": {"code": app.code(step + 1)}})),
         )
@@ -1020,6 +1029,40 @@ async fn verified_factors_add_totp_and_push_authenticators_that_categories_selec
         "{verified}"
     );
     assert!(face.gateway.requests().is_empty() && face.smtp.messages().is_empty());
+
+    // A push authenticator reaches its device once started, showing the reason; a code
+    // does not answer it.
+    let (_, created) = json_of(create(server, "?include=push", body.clone()).await).await;
+    let push = authenticator(&created, "push");
+    assert_eq!(push["state"], "pending");
+    assert!(crate::push::open_challenges(server, &device)
+        .await
+        .is_empty());
+    let r = call(
+        server,
+        Method::POST,
+        &href(push, "apiture:start"),
+        ALL_SCOPES,
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let open = crate::push::open_challenges(server, &device).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["id"], created["_id"]);
+    assert_eq!(open[0]["details"]["message"], "createTransfer");
+    let r = call(
+        server,
+        Method::POST,
+        &href(push, "apiture:verify"),
+        ALL_SCOPES,
+        Some(json!({"attributes": {"code": "123456"}})),
+    )
+    .await;
+    assert_eq!(
+        refusal(r).await,
+        (409, "invalidAuthenticatorState".to_string())
+    );
 
     // An unverified factor, or one of another user, is refused, and nothing is created.
     let r = server
