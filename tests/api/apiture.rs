@@ -1089,3 +1089,81 @@ async fn verified_factors_add_totp_and_push_authenticators_that_categories_selec
         before
     );
 }
+
+#[tokio::test]
+async fn each_route_needs_its_native_scope_and_a_refusal_changes_nothing() {
+    let face = face().await;
+    let server = &face.server;
+    let created = create_ok(server).await;
+    let sms = authenticator(&created, "sms");
+    let everything_but = |scope: &str| {
+        ALL_SCOPES
+            .split(' ')
+            .filter(|s| *s != scope)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let code = Some(json!({"attributes": {"code": "123456"}}));
+    let cases = [
+        (Method::GET, href(&created, "self"), "challenge:get", None),
+        (
+            Method::GET,
+            "/auth/challenges?userId=alice".to_string(),
+            "challenge:get",
+            None,
+        ),
+        (Method::GET, href(sms, "self"), "challenge:get", None),
+        (
+            Method::POST,
+            href(sms, "apiture:start"),
+            "challenge:answer",
+            None,
+        ),
+        (
+            Method::POST,
+            href(sms, "apiture:verify"),
+            "challenge:answer",
+            code,
+        ),
+        (
+            Method::POST,
+            href(&created, "apiture:redeem"),
+            "challenge:complete",
+            None,
+        ),
+        (
+            Method::POST,
+            "/auth/challengeRequired".to_string(),
+            "challenge:post",
+            Some(ALICE()),
+        ),
+    ];
+    for (method, path, scope, body) in cases {
+        let token = server.token("acme", &everything_but(scope));
+        let mut request = server
+            .http
+            .request(method, server.url(&path))
+            .header("API-Key", ACME_KEY)
+            .header("Apiture-Challenge", created["_id"].as_str().unwrap())
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let got = refusal(request.send().await.unwrap()).await;
+        assert_eq!(
+            got,
+            (403, "forbidden".to_string()),
+            "{path} without {scope}"
+        );
+    }
+    let native = server.state_of(created["_id"].as_str().unwrap()).await;
+    assert_eq!(native["state"], "issued");
+    assert_eq!(native["methods"][0]["started"], false);
+    assert_eq!(native["methods"][0]["attempts_left"], 3);
+    assert!(face.gateway.requests().is_empty());
+    let listed = list_for(server, "alice").await;
+    assert_eq!(
+        listed["_embedded"]["items"][0]["_id"], created["_id"],
+        "no new challenge"
+    );
+}
