@@ -165,6 +165,14 @@ pub const ROUTES: &[&str] = &[
     "/v2/Services/{service}/AccessTokens",
     "/v2/Services/{service}/Webhooks",
     "/v2/Services/{service}/Webhooks/{webhook}",
+    "/compat/acs/v1/challenges",
+    "/compat/acs/v1/challenges/{id}",
+    "/compat/acs/v1/challenges/{id}/answer",
+    "/compat/acs/v1/challenges/{id}/complete",
+    "/compat/acs/v1/challenges/{id}/resend",
+    "/compat/acs/v1/policies",
+    "/compat/acs/v1/policies/{alias}",
+    "/compat/acs/v1/configuration",
     "/auth/authenticatorTypes",
     "/auth/challenges",
     "/auth/challengeRequired",
@@ -176,7 +184,8 @@ pub const ROUTES: &[&str] = &[
 ];
 
 /// The `face` label: which API a route belongs to — `native` (`/api/v1`), `twilio`
-/// (`/v2`), `apiture` (`/auth`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
+/// (`/v2`), `acs` (`/compat/acs/v1`), `apiture` (`/auth`), `pages` (the answer pages),
+/// `ops` (health, metrics, documents) — or
 /// `unmatched` with the route.
 pub fn face_label(route: &str) -> &'static str {
     if route == "unmatched" {
@@ -185,6 +194,8 @@ pub fn face_label(route: &str) -> &'static str {
         "native"
     } else if route.starts_with("/v2/") {
         "twilio"
+    } else if route.starts_with("/compat/acs/") {
+        "acs"
     } else if route.starts_with("/auth/") {
         "apiture"
     } else if route.starts_with("/c/") || route.starts_with("/enroll/") {
@@ -311,6 +322,10 @@ mod tests {
         assert_eq!(route_label("/nope"), "unmatched");
         assert_eq!(face_label(route_label("/v2/Services/VA1")), "twilio");
         assert_eq!(face_label(route_label("/api/v1/challenges")), "native");
+        assert_eq!(
+            face_label(route_label("/compat/acs/v1/challenges/ch_x/answer")),
+            "acs"
+        );
         assert_eq!(face_label(route_label("/auth/challenges/x")), "apiture");
         assert_eq!(face_label(route_label("/c/x")), "pages");
         assert_eq!(face_label(route_label("/enroll/fac_x")), "pages");

@@ -5,7 +5,8 @@
 //! on `wrong_answer`, `current_version` on `version_conflict`); the answer pages render
 //! HTML with the same statuses. A vendor face renders a domain error with the status
 //! its vendor's contract names where that differs (`compat::twilio::errors`: a refused
-//! answer is Twilio's 403 with its code), and with this one everywhere else.
+//! answer is Twilio's 403 with its code; `compat::acs::errors`: a stale `version` sent in
+//! a body is 409), and with this one everywhere else.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};

@@ -59,6 +59,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .wrap(actix_web::middleware::from_fn(until_ready))
             .configure(native::routes)
             .configure(compat::twilio::routes)
+            .configure(compat::acs::routes)
             .configure(compat::apiture::routes)
             .configure(pages::routes),
     );

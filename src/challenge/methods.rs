@@ -170,6 +170,26 @@ pub fn find(c: &Challenge, id: crate::model::MethodId) -> Option<usize> {
     c.methods().iter().position(|m| m.id == id)
 }
 
+/// The method whose secret is this answer token (a `token` method's, or the one an
+/// `email_link` method's link carries), if any: every method's hashes are compared, in
+/// constant time each, so the time taken does not say which matched.
+pub fn by_token(
+    key: &super::HashKey,
+    c: &Challenge,
+    token: &crate::model::AnswerToken,
+) -> Option<usize> {
+    let presented = key.hash(token.expose());
+    let mut matched = None;
+    for (index, method) in c.methods().iter().enumerate() {
+        for hash in &method.hashes {
+            if super::HashKey::matches(&presented, hash) && matched.is_none() {
+                matched = Some(index);
+            }
+        }
+    }
+    matched
+}
+
 /// The push method of `c` answered by `factor`, if it has one.
 pub fn push_method(c: &Challenge, factor: crate::model::FactorId) -> Option<&Method> {
     c.methods()
@@ -183,11 +203,6 @@ pub fn for_factor(c: &Challenge, factor: crate::model::FactorId) -> Option<Chall
     let method = push_method(c, factor).filter(|m| m.started())?;
     let index = c.methods().iter().position(|m| m.id == method.id)?;
     Some(face(c, index))
-}
-
-/// Whether a method's kind is delivered (started when asked) or answerable at once.
-pub fn is_delivered(data: &KindData) -> bool {
-    matches!(data, KindData::Delivery(_))
 }
 
 #[cfg(test)]
@@ -291,6 +306,79 @@ mod tests {
             assert!(step.transition.effects.ended);
             assert_eq!(step.methods, methods);
         }
+    }
+
+    #[test]
+    fn a_methods_face_is_a_challenge_of_its_kind_and_takes_its_changes_back() {
+        use crate::model::*;
+        let mut c = Challenge {
+            id: ChallengeId::random(),
+            tenant: TenantId::parse("acme").unwrap(),
+            kind: ChallengeType::Token,
+            user_id: "u".into(),
+            actors: vec![ActorRecord {
+                id: ActorId::random(),
+                user_id: "u".into(),
+                token_hash: TokenHash([1; 32]),
+            }],
+            created_at: T0,
+            life: fresh(),
+            retention_ms: 0,
+            extras: None,
+        };
+        let factor = FactorId::random();
+        c.extras = Extras {
+            methods: vec![
+                Method {
+                    id: MethodId::random(),
+                    kind: ChallengeType::Token,
+                    state: MethodState::Open,
+                    attempts: 0,
+                    max_attempts: 3,
+                    started_at: Some(T0),
+                    hashes: vec![TokenHash([2; 32])],
+                    data: KindData::None,
+                },
+                Method {
+                    id: MethodId::random(),
+                    kind: ChallengeType::Push,
+                    state: MethodState::Open,
+                    attempts: 0,
+                    max_attempts: 3,
+                    started_at: None,
+                    hashes: vec![TokenHash([3; 32])],
+                    data: KindData::Factor(factor),
+                },
+            ],
+            ..Extras::default()
+        }
+        .boxed();
+        let mut push = face(&c, 1);
+        assert_eq!(push.kind, ChallengeType::Push);
+        assert_eq!(push.factor(), Some(factor));
+        assert_eq!(push.actors[0].token_hash, TokenHash([3; 32]));
+        assert_eq!(push.actors[0].id, c.actors[0].id);
+        assert!(push.methods().is_empty());
+        // Its device sees it only once it is started.
+        assert!(for_factor(&c, factor).is_none());
+        assert!(!c.answered_by_factor(factor));
+        c.methods_mut().unwrap()[1].started_at = Some(T0 + 1);
+        assert_eq!(
+            for_factor(&c, factor).map(|f| f.kind),
+            Some(ChallengeType::Push)
+        );
+        assert!(c.answered_by_factor(factor) && c.offers(ChallengeType::Push));
+        assert_eq!(c.factors().collect::<Vec<_>>(), [factor]);
+
+        push.actors[0].token_hash = TokenHash([4; 32]);
+        absorb(&mut c, 1, &push);
+        assert_eq!(c.methods()[1].hashes, [TokenHash([4; 32])]);
+        assert_eq!(c.methods()[0].hashes, [TokenHash([2; 32])]);
+        assert_eq!(
+            c.actors[0].token_hash,
+            TokenHash([1; 32]),
+            "the challenge's own stay"
+        );
     }
 
     #[test]

@@ -48,6 +48,9 @@ pub struct CreateRequest {
     /// The methods of a challenge that offers several (`engine::methods`); the fields
     /// of one kind (`type`, `recipient`, `factor_id`, …) are then given per method.
     pub methods: Option<Vec<super::methods::MethodRequest>>,
+    /// The kinds the calling face creates (`None`: every kind). Another kind, named by
+    /// the request or by its policy, is refused with `type_not_supported`.
+    pub only_kinds: Option<&'static [ChallengeType]>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -288,6 +291,15 @@ impl Engine {
                 ))
             }
         };
+        if request.only_kinds.is_some_and(|only| !only.contains(&kind)) {
+            return Err(Error::invalid(
+                "type_not_supported",
+                format!(
+                    "{} challenges are not created through this API; use /api/v1/challenges",
+                    kind.as_str()
+                ),
+            ));
+        }
         let rules: &dyn Kind = kinds::of(kind).ok_or(Error::TypeNotEnabled(kind))?;
         refuse_unaccepted(rules, kind, &request)?;
         let services = self.registry.services();

@@ -17,10 +17,12 @@ use crate::model::{
 use crate::tenant::supervisor::Spawned;
 
 /// The types a method may have: those answered with a code the calling service relays,
-/// with an answer token, or by the user's device.
-pub const METHOD_TYPES: [ChallengeType; 5] = [
+/// with an answer token (given, or carried by an emailed link), or by the user's
+/// device.
+pub const METHOD_TYPES: [ChallengeType; 6] = [
     ChallengeType::SmsOtp,
     ChallengeType::EmailOtp,
+    ChallengeType::EmailLink,
     ChallengeType::Totp,
     ChallengeType::Push,
     ChallengeType::Token,

@@ -282,7 +282,14 @@ impl Engine {
             credential: None,
             method: None,
         };
-        match token::verify(&self.registry.services().key, &view.actors, &attempt) {
+        let key = &self.registry.services().key;
+        // A challenge that offers several methods opens as the method the token is of.
+        if !view.methods().is_empty() {
+            return crate::challenge::methods::by_token(key, &view, token)
+                .map(|index| std::sync::Arc::new(crate::challenge::methods::face(&view, index)))
+                .ok_or(Error::ChallengeNotFound);
+        }
+        match token::verify(key, &view.actors, &attempt) {
             Ok(Verdict::Accepted { .. }) => Ok(view),
             _ => Err(Error::ChallengeNotFound),
         }

@@ -1,7 +1,8 @@
 //! The methods of a challenge that offers several ways to answer it: one per type
-//! (`sms_otp`, `email_otp`, `totp`, `token`), each with its own secrets, delivery and
-//! attempt count. A delivered method is *started* (its code sent) only when asked; the
-//! first method answered correctly wins the challenge, and the others close with it.
+//! (`sms_otp`, `email_otp`, `email_link`, `totp`, `push`, `token`), each with its own
+//! secrets, delivery and attempt count. A delivered method (and a push method) is
+//! *started* — its code sent, its device told — only when asked; the first method
+//! answered correctly wins the challenge, and the others close with it.
 //!
 //! The challenge itself keeps its one [`Lifecycle`](super::Lifecycle): its state, its
 //! expiry, and as its attempts the fewest wrong answers any method has had, so that it

@@ -2,6 +2,7 @@
 //! fresh sled directory (in-process, or the real binary where a crash is simulated).
 //! Delivery tests start their own receivers instead (`sinks.rs`).
 
+mod acs;
 mod actions;
 mod apiture;
 mod auth;

@@ -337,6 +337,149 @@ async fn a_push_method_reaches_its_device_only_once_started_and_its_signed_appro
 }
 
 #[tokio::test]
+async fn a_push_methods_start_announces_it_to_the_push_gateway_once() {
+    let push_gateway = HttpSink::start();
+    let url = push_gateway.url("/push");
+    let server = TestServer::start_with(|s| {
+        s.actions.allow_private = true;
+        s.push.gateway_url = url;
+    })
+    .await;
+    let device = crate::push::enrolled_device(&server, "u-1", "webhook").await;
+    let created = server
+        .create_ok(
+            json!({"user_id": "u-1", "details": {"message": "Sign in?"}, "methods": [
+                {"type": "token"},
+                {"type": "push", "factor_id": device.factor_id},
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let push = method_id(&created, "push");
+    // Nothing is announced at create: the token method may be all the user needs.
+    let token = method_id(&created, "token");
+    let r = start(&server, id, &token).await;
+    assert_eq!(error_code(r).await, (409, "not_deliverable".to_string()));
+    assert!(push_gateway.requests().is_empty());
+
+    assert_eq!(start(&server, id, &push).await.status(), 202);
+    let notified = push_gateway.wait_for(1).await.remove(0);
+    let body: Value = serde_json::from_slice(&notified.body).unwrap();
+    assert_eq!(body["event"], "push.challenge.created");
+    assert_eq!(body["id"], id);
+    assert_eq!(body["factor_id"], device.factor_id);
+    let open = crate::push::open_challenges(&server, &device).await;
+    assert_eq!(body["signing_payload"], open[0]["signing_payload"]);
+    // Starting it again announces nothing more.
+    assert_eq!(start(&server, id, &push).await.status(), 202);
+    let again = server
+        .create_ok(
+            json!({"user_id": "u-1", "details": {"message": "Later"}, "methods": [
+                {"type": "push", "factor_id": device.factor_id},
+            ]}),
+        )
+        .await;
+    let again_id = again["id"].as_str().unwrap();
+    let again_push = method_id(&again, "push");
+    assert_eq!(start(&server, again_id, &again_push).await.status(), 202);
+    let requests = push_gateway.wait_for(2).await;
+    assert_eq!(requests.len(), 2, "one announcement per started method");
+    let second: Value = serde_json::from_slice(&requests[1].body).unwrap();
+    assert_eq!(second["id"], again_id);
+}
+
+#[tokio::test]
+async fn a_create_with_methods_replayed_by_its_idempotency_key_is_the_same_challenge() {
+    let server = TestServer::start().await;
+    let body =
+        json!({"user_id": "u-1", "idempotency_key": "login-7", "methods": [{"type": "token"}]});
+    let first = server.create_ok(body.clone()).await;
+    let r = server.create(&server.admin(), body).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["idempotent-replayed"], "true");
+    let replay: Value = r.json().await.unwrap();
+    assert_eq!(replay["id"], first["id"]);
+    assert_eq!(method_id(&replay, "token"), method_id(&first, "token"));
+    assert!(
+        method(&replay, "token").get("answer_token").is_none(),
+        "the token is shown once"
+    );
+    let other = json!({"user_id": "u-1", "idempotency_key": "login-7", "ttl_seconds": 60, "methods": [{"type": "token"}]});
+    let r = server.create(&server.admin(), other).await;
+    let (status, code) = outcome(r).await;
+    assert_eq!(status, 409);
+    assert_eq!(code, "idempotency_conflict");
+}
+
+#[tokio::test]
+async fn an_email_link_method_is_sent_when_started_and_its_link_answers_on_the_page() {
+    let sink = SmtpSink::start().await;
+    let server = TestServer::start_with(|s| {
+        s.email.smtp_host = "127.0.0.1".into();
+        s.email.smtp_port = sink.port;
+        s.email.tls = SmtpTls::None;
+    })
+    .await;
+    let created = server
+        .create_ok(
+            json!({"user_id": "u-1", "details": {"message": "Sign in from Ottawa?"}, "methods": [
+                {"type": "email_link", "recipient": {"email": "alice@example.com"}},
+                {"type": "token"},
+            ]}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let link_method = method_id(&created, "email_link");
+    assert_eq!(method(&created, "email_link")["started"], false);
+    assert_eq!(start(&server, id, &link_method).await.status(), 202);
+    let mail = sink.wait_for(1).await.remove(0);
+    let text = mail.part("text/plain").unwrap();
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:8080/c/"))
+        .unwrap_or_else(|| panic!("no link in {text}"));
+    let token = link.rsplit("?t=").next().unwrap().to_string();
+    let link = link.replace("http://127.0.0.1:8080", &server.base);
+    // Opening it shows what is asked and changes nothing.
+    let page = server.http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Sign in from Ottawa?"));
+    assert_eq!(server.state_of(id).await["state"], "issued");
+    // A stranger's token opens nothing.
+    let stranger = format!("{}/c/{id}?t={}", server.base, "A".repeat(43));
+    let page = server.http.get(&stranger).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    let r = server.answer_anonymously(id, &"B".repeat(43), true).await;
+    assert_eq!(outcome(r).await, (400, "answer_rejected".to_string()));
+    let c = server.state_of(id).await;
+    assert_eq!(
+        method(&c, "email_link")["attempts_left"],
+        5,
+        "a stranger costs nothing"
+    );
+
+    let approved = server
+        .http
+        .post(server.url(&format!("/c/{id}")))
+        .form(&[("t", token.as_str()), ("allowed", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    let c = server.state_of(id).await;
+    assert_eq!(c["state"], "verified");
+    assert_eq!(method(&c, "email_link")["state"], "verified");
+    assert_eq!(method(&c, "token")["state"], "closed");
+    // The link's token, anonymously on the API without a method id: already used.
+    let r = server.answer_anonymously(id, &token, true).await;
+    assert_eq!(
+        r.status(),
+        400,
+        "anonymous refusals say only answer_rejected"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_answer_costs_only_its_methods_attempt_and_the_challenge_fails_with_the_last_method(
 ) {
     let sink = SmtpSink::start().await;
@@ -516,6 +659,68 @@ async fn a_methods_acknowledged_answer_survives_sigkill() {
 }
 
 #[tokio::test]
+async fn a_started_methods_send_cut_off_by_sigkill_is_resumed_with_a_new_code() {
+    let gateway = HttpSink::start();
+    // The first send is held far longer than the test runs; later ones answer.
+    gateway.reply_with([crate::sinks::Reply::status(200).after(Duration::from_secs(120))]);
+    let data = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let url = gateway.url("/send");
+    let env = [("CHALLENGE_SERVER__SMS__GATEWAY_URL", url.as_str())];
+    let http = reqwest::Client::new();
+    let admin = token(&Settings::development(), "acme", ALL_SCOPES);
+    let mut server = ServerProcess::start(data.path(), logs.path(), &env).await;
+    let created: Value = http
+        .post(server.url("/api/v1/challenges"))
+        .bearer_auth(&admin)
+        .json(&json!({"user_id": "u-1", "ttl_seconds": 600, "methods": [
+            {"type": "sms_otp", "recipient": {"phone": "+15551234567"}},
+            {"type": "token"},
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let sms = method_id(&created, "sms_otp");
+    let started = http
+        .post(server.url(&format!("/api/v1/challenges/{id}/methods/{sms}/start")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let held = gateway.wait_for(1).await.remove(0);
+    let first: Value = serde_json::from_slice(&held.body).unwrap();
+    let old_code = code_in(first["body"].as_str().unwrap());
+    server.kill();
+
+    let server = ServerProcess::start(data.path(), logs.path(), &env).await;
+    let resent = gateway.wait_for(2).await.remove(1);
+    let body: Value = serde_json::from_slice(&resent.body).unwrap();
+    assert_eq!(body["challenge_id"], id);
+    let new_code = code_in(body["body"].as_str().unwrap());
+    let answer = |code: String| {
+        http.post(server.url(&format!("/api/v1/challenges/{id}/answer")))
+            .bearer_auth(&admin)
+            .json(&json!({"code": code, "method_id": sms}))
+            .send()
+    };
+    if old_code != new_code {
+        // The plain code died with the process: the resumed send carries a new one.
+        let r = answer(old_code).await.unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    let r = answer(new_code).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let c: Value = r.json().await.unwrap();
+    assert_eq!(c["state"], "verified");
+    assert_eq!(method(&c, "sms_otp")["state"], "verified");
+}
+
+#[tokio::test]
 async fn starting_a_started_method_again_is_a_resend_under_its_cooldown() {
     let gateway = HttpSink::start();
     let url = gateway.url("/send");
@@ -568,7 +773,7 @@ async fn bad_method_requests_are_refused_with_stable_codes_and_create_nothing() 
             "duplicate_method",
         ),
         (
-            json!({"user_id": "u", "methods": [sms, {"type": "token"}, {"type": "totp", "factor_id": "fac_x"}, {"type": "email_otp"}, {"type": "push"}, {"type": "email_link"}]}),
+            json!({"user_id": "u", "methods": [sms, {"type": "token"}, {"type": "totp", "factor_id": "fac_x"}, {"type": "email_otp"}, {"type": "push"}, {"type": "email_link"}, {"type": "webauthn"}]}),
             "too_many_items",
         ),
         (
@@ -646,6 +851,19 @@ async fn bad_method_requests_are_refused_with_stable_codes_and_create_nothing() 
         assert_eq!(m["attempts_left"], 5, "{m}");
     }
     assert_eq!(method(&c, "sms_otp")["started"], false);
+
+    // Another tenant's caller finds no such challenge, let alone its method.
+    let globex = server.token("globex", ALL_SCOPES);
+    let sms_method = method_id(&created, "sms_otp");
+    let r = server
+        .post(
+            Some(&globex),
+            &format!("/api/v1/challenges/{id}/methods/{sms_method}/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(outcome(r).await, (404, "challenge_not_found".to_string()));
+    assert!(gateway.requests().is_empty());
 
     // A challenge of one kind has no methods.
     let single = server

@@ -4,7 +4,10 @@
 //! vendor's model holds beyond challenges and factors is engine data (`engine::records`).
 //!
 //! - `twilio/`: Twilio Verify v2 (`/v2/Services…`), see README.md "Twilio Verify".
+//! - `acs/`: OneWelcome ACS (`/compat/acs/v1/…`), the native model in ACS names, see
+//!   README.md "OneWelcome ACS".
 //! - `apiture/`: Apiture auth challenges (`/auth/…`), see README.md "Apiture".
 
+pub mod acs;
 pub mod apiture;
 pub mod twilio;

@@ -15,7 +15,7 @@ use crate::model::{
 };
 use crate::store::ListFilter;
 
-fn challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
+pub(crate) fn challenge_id(raw: &str) -> Result<ChallengeId, ApiError> {
     ChallengeId::parse(raw).ok_or(crate::engine::Error::ChallengeNotFound.into())
 }
 
@@ -49,7 +49,28 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let principal = authenticate(&req, &state)?;
     let body = json_body(&req, payload, state.settings.server.body_limit_bytes).await?;
-    let mut request: CreateChallenge = parse_json(&body)?;
+    let request: CreateChallenge = parse_json(&body)?;
+    let (replayed, dto) = create_challenge(&req, &state, &principal, request, None).await?;
+    if replayed {
+        return Ok(HttpResponse::Ok()
+            .insert_header(("Idempotent-Replayed", "true"))
+            .json(dto));
+    }
+    Ok(HttpResponse::Created().json(dto))
+}
+
+/// The create of this API and of the faces that speak its model in other names (ACS):
+/// the idempotency key from the `Idempotency-Key` header or the body (they must agree),
+/// one engine call for a kind of `only_kinds` (`None`: any), and the challenge as this
+/// API shows it — with answer tokens and answer pages when it is new. `true` with a
+/// replay.
+pub(crate) async fn create_challenge(
+    req: &HttpRequest,
+    state: &State,
+    principal: &crate::auth::Principal,
+    mut request: CreateChallenge,
+    only_kinds: Option<&'static [ChallengeType]>,
+) -> Result<(bool, ChallengeDto), ApiError> {
     let header_key = req
         .headers()
         .get("idempotency-key")
@@ -67,14 +88,11 @@ pub async fn create(
         }
         (h, b) => h.or(b),
     };
-    let created = state
-        .engine
-        .create(&principal, request.into_request(idempotency_key))
-        .await?;
+    let mut engine_request = request.into_request(idempotency_key);
+    engine_request.only_kinds = only_kinds;
+    let created = state.engine.create(principal, engine_request).await?;
     if created.replayed {
-        return Ok(HttpResponse::Ok()
-            .insert_header(("Idempotent-Replayed", "true"))
-            .json(ChallengeDto::new(&created.view, None)));
+        return Ok((true, ChallengeDto::new(&created.view, None)));
     }
     let tokens = &created.answer_tokens;
     let mut dto = ChallengeDto::new(&created.view, Some(tokens));
@@ -90,7 +108,7 @@ pub async fn create(
     for (actor, token) in dto.actors.iter_mut().zip(tokens) {
         actor.answer_url = Some(format!("{base}/c/{}?t={}", dto.id, token.expose()));
     }
-    Ok(HttpResponse::Created().json(dto))
+    Ok((false, dto))
 }
 
 /// Read a challenge, or long-poll it with `?wait=`.
@@ -203,7 +221,21 @@ async fn answer_as(
     state: &State,
     principal: Option<crate::auth::Principal>,
 ) -> Result<View, ApiError> {
-    if principal.is_none() {
+    admit_anonymous(req, state, principal.is_none())?;
+    let body = json_body(req, payload, state.settings.server.body_limit_bytes).await?;
+    let request: AnswerRequest = parse_json(&body)?;
+    answer_with(state, principal, path, request).await
+}
+
+/// An anonymous answer counts against its client address's allowance
+/// (`limits.anonymous_answers_per_ip_per_minute`) before its body is read: 429
+/// `rate_limited` beyond it. Bearer callers are not counted.
+pub(crate) fn admit_anonymous(
+    req: &HttpRequest,
+    state: &State,
+    anonymous: bool,
+) -> Result<(), ApiError> {
+    if anonymous {
         let ip = state.proxies.client(req);
         if !state.anonymous.allow(ip, state.engine.now_ms()) {
             return Err(crate::engine::Error::RateLimited {
@@ -212,9 +244,18 @@ async fn answer_as(
             .into());
         }
     }
-    let body = json_body(req, payload, state.settings.server.body_limit_bytes).await?;
-    let request: AnswerRequest = parse_json(&body)?;
-    let id = challenge_id(path)?;
+    Ok(())
+}
+
+/// The answer `request` to challenge `id` (as given in the path), anonymous without a
+/// principal: one engine call. Shared by the faces that speak this API's model.
+pub(crate) async fn answer_with(
+    state: &State,
+    principal: Option<crate::auth::Principal>,
+    id: &str,
+    request: AnswerRequest,
+) -> Result<View, ApiError> {
+    let id = challenge_id(id)?;
     let token = request
         .answer_token
         .as_deref()

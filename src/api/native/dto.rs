@@ -80,8 +80,9 @@ pub struct CreateChallenge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// Several ways to answer one challenge, one per type (`sms_otp`, `email_otp`,
-    /// `totp`, `token`), each with its own fields; `type`, `policy`, `actors`,
-    /// `recipient`, `factor_id`, `send`, `locale` and `actions` are then not given.
+    /// `email_link`, `totp`, `push`, `token`), each with its own fields; `type`,
+    /// `policy`, `actors`, `recipient`, `factor_id`, `send`, `locale` and `actions` are
+    /// then not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<MethodSpec>>,
 }
@@ -92,10 +93,11 @@ pub struct CreateChallenge {
 pub struct MethodSpec {
     #[serde(rename = "type")]
     pub kind: ChallengeType,
-    /// `sms_otp` (`phone`), `email_otp` (`email`): where its code goes once started.
+    /// `sms_otp` (`phone`), `email_otp` and `email_link` (`email`): where its code or
+    /// link goes once started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<Recipient>,
-    /// `totp`: the user's verified factor whose codes answer it.
+    /// `totp`, `push`: the user's verified factor that answers it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor_id: Option<String>,
     /// Delivered types: the message's locale.
@@ -161,6 +163,7 @@ impl CreateChallenge {
                     })
                     .collect()
             }),
+            only_kinds: None,
         }
     }
 }
@@ -441,7 +444,7 @@ pub struct MethodDto {
     /// Delivered types: how many more times it can be sent again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resends_left: Option<u32>,
-    /// `totp`: the factor whose codes answer it.
+    /// `totp`, `push`: the factor that answers it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub factor_id: Option<String>,
     /// `token`, in the create response only.

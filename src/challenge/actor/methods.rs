@@ -23,13 +23,31 @@ impl ChallengeActor {
         &mut self,
         attempt: token::Attempt,
     ) -> ResponseActFuture<Self, Result<View, ChallengeError>> {
-        let Some(id) = attempt.method else {
-            return refuse(ChallengeError::Method(MethodError::Required));
-        };
-        let Some(index) = methods::find(&self.challenge, id) else {
-            return refuse(ChallengeError::Method(MethodError::Unknown));
-        };
         let now = self.now();
+        let index = match (attempt.method, &attempt.token) {
+            (Some(id), _) => match methods::find(&self.challenge, id) {
+                Some(index) => index,
+                None => return refuse(ChallengeError::Method(MethodError::Unknown)),
+            },
+            // An answer token names its method itself (a token method's, a link's).
+            (None, Some(token)) => {
+                match methods::by_token(&self.services.key, &self.challenge, token) {
+                    Some(index) => index,
+                    None if attempt.on_behalf => {
+                        return refuse(ChallengeError::Method(MethodError::Required))
+                    }
+                    // A stranger's token proves nothing and costs nothing, but counts.
+                    None => {
+                        if self.anonymous_limited(now) {
+                            return refuse(ChallengeError::RateLimited);
+                        }
+                        self.anonymous_failures.1 += 1;
+                        return refuse(ChallengeError::Refused(state::Refusal::Unrecognized));
+                    }
+                }
+            }
+            (None, None) => return refuse(ChallengeError::Method(MethodError::Required)),
+        };
         let tallies: Vec<MethodLife> = self.challenge.methods().iter().map(Into::into).collect();
         // Refusals that need no verdict come first, so that judging (which may use up a
         // factor's time step) happens only for an answer that can count.
