@@ -81,6 +81,8 @@ pub struct CompatSettings {
     pub twilio: TwilioSettings,
     #[serde(default)]
     pub agilicus: AgilicusSettings,
+    #[serde(default)]
+    pub apiture: ApitureSettings,
 }
 
 /// The Agilicus ChallengesApi face (`/v1/challenges…`, `/v1/challenge_enrollment/…`).
@@ -103,6 +105,27 @@ impl Default for AgilicusSettings {
             tenant_claims: default_agilicus_tenant_claims(),
         }
     }
+}
+
+/// The Apiture auth-challenges face (`/auth/…`): which API keys may call it, and their
+/// tenants.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApitureSettings {
+    #[serde(default)]
+    pub api_keys: Vec<ApitureApiKey>,
+}
+
+/// One `[[compat.apiture.api_keys]]`: the `API-Key` header value maps to `tenant`. The
+/// key is given plain (`key`) or as the hex SHA-256 of it (`key_sha256`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApitureApiKey {
+    #[serde(default)]
+    pub key: Secret,
+    #[serde(default)]
+    pub key_sha256: String,
+    pub tenant: String,
 }
 
 /// The Twilio Verify face (`/v2/…`): which accounts may call it, and their tenants.
@@ -630,6 +653,7 @@ impl Settings {
         // Algorithms and key material are checked when the verifier is built
         // (auth::jwt::Verifier::from_settings), which names the key by its kid.
         self.validate_twilio()?;
+        self.validate_apiture()?;
         self.validate_email()?;
         self.validate_sms()?;
         self.validate_webhooks()
@@ -680,6 +704,39 @@ impl Settings {
             if crate::model::TenantId::parse(&a.tenant).is_none() {
                 return invalid(
                     "compat.twilio.accounts.tenant",
+                    "must be 1-64 of A-Z a-z 0-9 . _ -",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_apiture(&self) -> Result<(), ConfigError> {
+        for k in &self.compat.apiture.api_keys {
+            match (k.key.is_empty(), k.key_sha256.is_empty()) {
+                (false, true) => {}
+                (true, false) => {
+                    let ok = k.key_sha256.len() == 64 && hex::decode(&k.key_sha256).is_ok();
+                    if !ok {
+                        return invalid(
+                            "compat.apiture.api_keys.key_sha256",
+                            "must be 64 hex characters (the SHA-256 of the API key)",
+                        );
+                    }
+                }
+                _ => {
+                    return invalid(
+                        "compat.apiture.api_keys.key",
+                        &format!(
+                            "tenant {}: give exactly one of key and key_sha256",
+                            k.tenant
+                        ),
+                    )
+                }
+            }
+            if crate::model::TenantId::parse(&k.tenant).is_none() {
+                return invalid(
+                    "compat.apiture.api_keys.tenant",
                     "must be 1-64 of A-Z a-z 0-9 . _ -",
                 );
             }
@@ -919,6 +976,40 @@ mod tests {
             "the token never prints"
         );
         assert!(Settings::development().compat.twilio.accounts.is_empty());
+    }
+
+    #[test]
+    fn apiture_keys_load_and_a_bad_one_names_its_key() {
+        let s = load_toml(
+            "[[compat.apiture.api_keys]]\nkey = \"k1\"\ntenant = \"acme\"\n\n[[compat.apiture.api_keys]]\nkey_sha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"\ntenant = \"beta\"\n",
+        )
+        .unwrap();
+        let keys = &s.compat.apiture.api_keys;
+        assert_eq!(keys.len(), 2);
+        assert!(
+            !format!("{:?}", keys[0]).contains("k1"),
+            "the key never prints"
+        );
+        for (body, key) in [
+            ("tenant = \"a\"", "compat.apiture.api_keys.key"),
+            (
+                "key = \"k\"\nkey_sha256 = \"abc\"\ntenant = \"a\"",
+                "compat.apiture.api_keys.key",
+            ),
+            (
+                "key_sha256 = \"abc\"\ntenant = \"a\"",
+                "compat.apiture.api_keys.key_sha256",
+            ),
+            (
+                "key = \"k\"\ntenant = \"a/b\"",
+                "compat.apiture.api_keys.tenant",
+            ),
+        ] {
+            let err = load_toml(&format!("[[compat.apiture.api_keys]]\n{body}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{body}: {err}");
+        }
     }
 
     #[test]

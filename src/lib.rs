@@ -12,8 +12,8 @@
 //!   that knows sled.
 //! - [`auth`]: bearer JWT verification into a [`auth::Principal`], scopes, dev tokens.
 //! - [`api`]: the HTTP faces — native `/api/v1`, operations endpoints, the vendor
-//!   faces (`api::compat`: Twilio Verify `/v2`, OneWelcome ACS `/compat/acs/v1`), the one
-//!   error mapping.
+//!   faces (`api::compat`: Twilio Verify `/v2`, OneWelcome ACS `/compat/acs/v1`, Apiture
+//!   `/auth`), the one error mapping.
 //! - [`delivery`]: getting a challenge to a person — email over SMTP, SMS over an HTTP
 //!   gateway, signed status webhooks — and the templates that word the messages.
 //! - [`factors`]: users' enrolled credentials (TOTP, push device keys, WebAuthn

@@ -182,10 +182,19 @@ pub const ROUTES: &[&str] = &[
     "/v1/challenge_enrollment/totp/{totp_id}",
     "/v1/challenge_enrollment/webauthn",
     "/v1/challenge_enrollment/webauthn/{webauthn_id}",
+    "/auth/authenticatorTypes",
+    "/auth/challenges",
+    "/auth/challengeRequired",
+    "/auth/challenges/{challengeId}",
+    "/auth/challenges/{challengeId}/authenticators/{authenticatorId}",
+    "/auth/challenges/{challengeId}/authenticators/{authenticatorId}/starts",
+    "/auth/challenges/{challengeId}/authenticators/{authenticatorId}/verifications",
+    "/auth/challenges/{challengeId}/redemptions",
 ];
 
 /// The `face` label: which API a route belongs to — `native` (`/api/v1`), `twilio`
-/// (`/v2`), `acs` (`/compat/acs/v1`), `agilicus` (`/v1`), `pages` (the answer pages), `ops` (health, metrics, documents) — or
+/// (`/v2`), `acs` (`/compat/acs/v1`), `agilicus` (`/v1`), `apiture` (`/auth`), `pages` (the answer pages),
+/// `ops` (health, metrics, documents) — or
 /// `unmatched` with the route.
 pub fn face_label(route: &str) -> &'static str {
     if route == "unmatched" {
@@ -198,6 +207,8 @@ pub fn face_label(route: &str) -> &'static str {
         "acs"
     } else if route.starts_with("/v1/") {
         "agilicus"
+    } else if route.starts_with("/auth/") {
+        "apiture"
     } else if route.starts_with("/c/") || route.starts_with("/enroll/") {
         "pages"
     } else {
@@ -334,6 +345,7 @@ mod tests {
             route_label("/v1/challenges/one_time_use_actions"),
             "/v1/challenges/one_time_use_actions"
         );
+        assert_eq!(face_label(route_label("/auth/challenges/x")), "apiture");
         assert_eq!(face_label(route_label("/c/x")), "pages");
         assert_eq!(face_label(route_label("/enroll/fac_x")), "pages");
         assert_eq!(face_label(route_label("/healthz")), "ops");

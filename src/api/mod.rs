@@ -61,6 +61,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(compat::twilio::routes)
             .configure(compat::acs::routes)
             .configure(compat::agilicus::routes)
+            .configure(compat::apiture::routes)
             .configure(pages::routes),
     );
 }

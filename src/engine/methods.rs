@@ -223,6 +223,20 @@ impl Engine {
         }
     }
 
+    /// The type and status of the user's factor `id`, to a caller who may create
+    /// challenges (`challenge:post`): what a face needs to offer a method for a factor
+    /// its caller names. `FactorNotFound` for another user's or tenant's.
+    pub async fn factor_for_create(
+        &self,
+        principal: &Principal,
+        user_id: String,
+        id: FactorId,
+    ) -> Result<(crate::factors::FactorType, crate::factors::FactorStatus), Error> {
+        super::authorize(principal, Scope::Post)?;
+        let factor = self.find_factor(principal, user_id, id).await?;
+        Ok((factor.kind(), factor.status))
+    }
+
     /// Starts a method of one of the principal's challenges (`challenge:resend`): its
     /// code is issued and sent; a method started already is sent again, as a resend. A
     /// push method is shown to its device from then on, and announced to the push

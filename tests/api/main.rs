@@ -5,6 +5,7 @@
 mod acs;
 mod actions;
 mod agilicus_sdk;
+mod apiture;
 mod auth;
 mod bad_input;
 mod bounded;

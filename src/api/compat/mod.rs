@@ -8,7 +8,9 @@
 //!   README.md "OneWelcome ACS".
 //! - `agilicus/`: Agilicus' ChallengesApi (`/v1/challenges…`,
 //!   `/v1/challenge_enrollment/…`), see README.md "Agilicus".
+//! - `apiture/`: Apiture auth challenges (`/auth/…`), see README.md "Apiture".
 
 pub mod acs;
 pub mod agilicus;
+pub mod apiture;
 pub mod twilio;
