@@ -381,9 +381,12 @@ def totp(bearer, anonymous):
     listed = bearer.list_totp_enrollment(user_id="dave", limit=10)
     assert listed.limit == 10 and [t.metadata.id for t in listed.totp] == [tid]
     assert tid in [t.metadata.id for t in bearer.list_totp_enrollment().totp]
-    for limit in ["0", "501", "x"]:
-        status, body = raw("GET", f"/v1/challenge_enrollment/totp?limit={limit}", token=TOKEN)
-        assert status == 400 and body["error_code"] == "invalid_query", (limit, body)
+    for kind in ["totp", "webauthn"]:
+        for limit in ["0", "501", "x"]:
+            status, body = raw(
+                "GET", f"/v1/challenge_enrollment/{kind}?limit={limit}", token=TOKEN
+            )
+            assert status == 400 and body["error_code"] == "invalid_query", (kind, limit, body)
 
     wrong = "000000" if pyotp.TOTP(key).now() != "000000" else "111111"
     refused(

@@ -68,10 +68,25 @@ pub struct UserQuery {
     pub user_id: Option<String>,
 }
 
+/// The query of both enrollment lists.
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+pub struct ListQuery {
     limit: Option<usize>,
-    user_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+impl ListQuery {
+    /// `limit`, 1 to [`MAX_LIMIT`], by default the most.
+    pub fn limit(&self) -> Result<usize, AgilicusError> {
+        let limit = self.limit.unwrap_or(MAX_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(AgilicusError::invalid(
+                "invalid_query",
+                format!("limit must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        Ok(limit)
+    }
 }
 
 pub fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, AgilicusError> {
@@ -247,13 +262,7 @@ pub async fn list_totp(req: HttpRequest, state: State) -> Result<HttpResponse, A
     let principal = authenticate(&req, &state)?;
     require(&principal, Scope::EnrollmentGet)?;
     let q: ListQuery = query(&req)?;
-    let limit = q.limit.unwrap_or(MAX_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AgilicusError::invalid(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = q.limit()?;
     let found = enrollments(&state, &principal, q.user_id, FactorType::Totp, limit).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "limit": limit,

@@ -16,7 +16,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::enrollment::{query, record_owner, remove_owner, UserQuery, MAX_LIMIT};
+use super::enrollment::{query, record_owner, remove_owner, ListQuery, UserQuery};
 use super::errors::AgilicusError;
 use super::{acting_for, authenticate, body, require, ENROLLMENTS};
 use crate::api::State;
@@ -294,24 +294,12 @@ pub async fn create(
     Ok(HttpResponse::Created().json(out))
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    limit: Option<usize>,
-    user_id: Option<String>,
-}
-
 /// `list_webauthn_enrollments`: as the TOTP list, of WebAuthn enrollments.
 pub async fn list(req: HttpRequest, state: State) -> Result<HttpResponse, AgilicusError> {
     let principal = authenticate(&req, &state)?;
     require(&principal, Scope::EnrollmentGet)?;
     let q: ListQuery = query(&req)?;
-    let limit = q.limit.unwrap_or(MAX_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AgilicusError::invalid(
-            "invalid_query",
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = q.limit()?;
     let found =
         super::enrollment::enrollments(&state, &principal, q.user_id, FactorType::Webauthn, limit)
             .await?;
