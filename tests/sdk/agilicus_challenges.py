@@ -193,6 +193,13 @@ def code_challenges(bearer, anonymous):
     assert held.status.state == "pending" and held.spec.send_now is False
     refused(lambda: anonymous.get_answer(hid, held.status.code, True, "code"), 400)
     assert anonymous.get_challenge(hid).status.state == "pending"
+    # timeout_seconds is fixed at create: a replace that changes it changes nothing.
+    body = refused(
+        lambda: anonymous.replace_challenge(hid, spec("erin", "code", timeout_seconds=300)), 400
+    )
+    assert body["error_code"] == "timeout_not_changeable", body
+    kept = anonymous.get_challenge(hid)
+    assert kept.status.state == "pending" and kept.spec.timeout_seconds == 600, kept
     sent = anonymous.replace_challenge(hid, spec("erin", "code"))
     assert sent.status.state == "issued" and sent.spec.send_now is True
     assert anonymous.replace_challenge(hid, spec("erin", "code")).status.state == "issued"
