@@ -713,6 +713,29 @@ impl Handler<Issue> for ChallengeActor {
     }
 }
 
+impl Handler<Retime> for ChallengeActor {
+    type Result = AtomicResponse<Self, Result<View, ChallengeError>>;
+
+    /// A new expiry for a `pending` or `issued` challenge: durable first, then the
+    /// timer is armed again for it.
+    fn handle(&mut self, msg: Retime, _: &mut Context<Self>) -> Self::Result {
+        let ttl_ms = i64::try_from(msg.ttl_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let expires_at = self.challenge.created_at.saturating_add(ttl_ms);
+        let transition = state::apply(self.challenge.life, Event::Retime(expires_at), self.now());
+        AtomicResponse::new(Box::pin(self.commit(transition).map(
+            |retimed, act, ctx| {
+                if retimed.is_ok() && !act.challenge.life.state.is_terminal() {
+                    if let Some(handle) = act.expiry.take() {
+                        ctx.cancel_future(handle);
+                    }
+                    act.arm_expiry(ctx);
+                }
+                retimed
+            },
+        )))
+    }
+}
+
 impl Handler<Complete> for ChallengeActor {
     type Result = AtomicResponse<Self, Result<View, ChallengeError>>;
 

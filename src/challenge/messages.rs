@@ -77,6 +77,15 @@ pub struct Cancel;
 #[rtype(result = "Result<View, ChallengeError>")]
 pub struct Issue;
 
+/// Give a `pending` or `issued` challenge a new lifetime: it expires `ttl_seconds`
+/// after its creation, which may be earlier or later than before (already past: it
+/// expires now). Replies after the snapshot is durable.
+#[derive(Message, Clone, Copy)]
+#[rtype(result = "Result<View, ChallengeError>")]
+pub struct Retime {
+    pub ttl_seconds: u64,
+}
+
 /// Finalize a `verified` challenge. Replies after the snapshot is durable.
 #[derive(Message, Clone, Copy)]
 #[rtype(result = "Result<View, ChallengeError>")]
@@ -169,6 +178,12 @@ impl Settled for Cancel {
 impl Settled for Issue {
     fn settled(self, view: &View) -> Result<View, ChallengeError> {
         Err(refusal(view, Event::Issue))
+    }
+}
+
+impl Settled for Retime {
+    fn settled(self, view: &View) -> Result<View, ChallengeError> {
+        Err(refusal(view, Event::Retime(view.created_at)))
     }
 }
 

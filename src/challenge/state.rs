@@ -10,6 +10,7 @@
 //! issued ──wrong × max_attempts──> failed
 //! pending|issued|verified ──cancel──> cancelled
 //! pending|issued|verified ──now ≥ expires_at──> expired
+//! pending|issued ──retime──> the same state, with a new expires_at
 //! ```
 //! Every event first applies an expiry that is due, so an answer racing the expiry
 //! timer sees `expired` even if the timer has not fired yet.
@@ -37,6 +38,9 @@ pub enum Event {
     Complete,
     /// Issue a `pending` challenge.
     Issue,
+    /// Move the expiry of a `pending` or `issued` challenge (earlier or later); one moved
+    /// to a time already past expires it at once.
+    Retime(Millis),
 }
 
 /// Why an event was refused; the API maps each to a stable code.
@@ -56,6 +60,8 @@ pub enum Refusal {
     NotIssued,
     /// An issue of a challenge that is not `pending`.
     NotPending(State),
+    /// A new expiry for a challenge that is neither `pending` nor `issued`.
+    NotRetimable(State),
 }
 
 /// What the actor must do after a transition.
@@ -100,6 +106,14 @@ pub fn apply(life: Lifecycle, event: Event, now: Millis) -> Transition {
                 Ok(())
             }
             other => Err(Refusal::NotPending(other)),
+        },
+        Event::Retime(expires_at) => match life.state {
+            State::Pending | State::Issued => {
+                life.expires_at = expires_at;
+                life = expire_if_due(life, now).0;
+                Ok(())
+            }
+            other => Err(Refusal::NotRetimable(other)),
         },
     };
     let changed = life != before;
@@ -237,6 +251,24 @@ mod tests {
     }
 
     #[test]
+    fn a_retime_moves_the_expiry_of_a_live_challenge_only() {
+        let later = apply(fresh(), Event::Retime(T0 + 120_000), T0 + 5);
+        assert_eq!(later.result, Ok(()));
+        assert_eq!(later.life.expires_at, T0 + 120_000);
+        assert_eq!(later.life.state, State::Issued);
+        assert!(later.effects.changed && !later.effects.ended);
+        // Now due: it expires in the same step.
+        let past = apply(fresh(), Event::Retime(T0 + 1), T0 + 5);
+        assert_eq!(past.result, Ok(()));
+        assert_eq!(past.life.state, State::Expired);
+        assert!(past.effects.ended);
+        let verified = apply(fresh(), accept(0), T0 + 1).life;
+        let refused = apply(verified, Event::Retime(T0 + 120_000), T0 + 2);
+        assert_eq!(refused.result, Err(Refusal::NotRetimable(State::Verified)));
+        assert!(!refused.effects.changed);
+    }
+
+    #[test]
     fn the_expiry_timer_expires_only_when_due() {
         let early = apply(fresh(), Event::Expire, T0 + 59_999);
         assert_eq!(early.life.state, State::Issued);
@@ -365,6 +397,7 @@ mod tests {
             Just(Event::Cancel),
             Just(Event::Complete),
             Just(Event::Issue),
+            (T0..T0 + 400_000).prop_map(Event::Retime),
         ]
     }
 

@@ -237,6 +237,13 @@ impl From<ChallengeError> for Error {
                         state.as_str()
                     ),
                 ),
+                Refusal::NotRetimable(state) => Error::conflict(
+                    "not_retimable",
+                    format!(
+                        "only a pending or issued challenge can be given a new expiry; this one is {}",
+                        state.as_str()
+                    ),
+                ),
                 Refusal::NotCompletable(state) => Error::conflict(
                     "not_completable",
                     format!(

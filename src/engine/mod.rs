@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use crate::auth::{Principal, Scope};
 use crate::challenge::kinds::token::{self, Attempt};
 use crate::challenge::messages::{
-    Answer, Cancel, ChallengeError, Complete, Issue, Resend, Watch, Watching,
+    Answer, Cancel, ChallengeError, Complete, Issue, Resend, Retime, Watch, Watching,
 };
 use crate::challenge::state::Verdict;
 use crate::challenge::ChallengeActor;
@@ -311,6 +311,29 @@ impl Engine {
     /// messages sent; `not_pending` for any other state.
     pub async fn issue(&self, principal: &Principal, id: &ChallengeId) -> Result<View, Error> {
         self.command(principal, Scope::Post, id, Issue).await
+    }
+
+    /// Gives a `pending` or `issued` challenge a new lifetime (`challenge:post`): it
+    /// expires `ttl_seconds` after its creation (at once if that is past);
+    /// `ttl_out_of_range` beyond the server's `limits.max_ttl_seconds`, `not_retimable`
+    /// in any other state.
+    pub async fn retime(
+        &self,
+        principal: &Principal,
+        id: &ChallengeId,
+        ttl_seconds: u64,
+    ) -> Result<View, Error> {
+        if ttl_seconds == 0 || ttl_seconds > self.limits.max_ttl_seconds {
+            return Err(Error::invalid(
+                "ttl_out_of_range",
+                format!(
+                    "ttl_seconds must be between 1 and {}",
+                    self.limits.max_ttl_seconds
+                ),
+            ));
+        }
+        self.command(principal, Scope::Post, id, Retime { ttl_seconds })
+            .await
     }
 
     /// Completes a `verified` challenge (`challenge:complete`).

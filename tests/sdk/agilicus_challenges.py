@@ -91,6 +91,13 @@ def spec(user, kind, **extra):
     )
 
 
+def seconds_of(rfc3339):
+    """Seconds since the epoch of a native RFC 3339 time (UTC, `Z`)."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+
+
 def eventually(check, seconds=20):
     deadline = time.time() + seconds
     while True:
@@ -193,18 +200,43 @@ def code_challenges(bearer, anonymous):
     assert held.status.state == "pending" and held.spec.send_now is False
     refused(lambda: anonymous.get_answer(hid, held.status.code, True, "code"), 400)
     assert anonymous.get_challenge(hid).status.state == "pending"
-    # timeout_seconds is fixed at create: a replace that changes it changes nothing.
-    body = refused(
-        lambda: anonymous.replace_challenge(hid, spec("erin", "code", timeout_seconds=300)), 400
+    # timeout_seconds may change, counted from the creation; send_now left false.
+    retimed = anonymous.replace_challenge(
+        hid, spec("erin", "code", timeout_seconds=300, send_now=False)
     )
-    assert body["error_code"] == "timeout_not_changeable", body
-    kept = anonymous.get_challenge(hid)
-    assert kept.status.state == "pending" and kept.spec.timeout_seconds == 600, kept
+    assert retimed.status.state == "pending" and retimed.spec.timeout_seconds == 300, retimed
+    status, native = raw("GET", f"/api/v1/challenges/{hid}", token=READ_ONLY)
+    assert status == 200, native
+    lifetime = seconds_of(native["expires_at"]) - seconds_of(native["created_at"])
+    assert native["state"] == "pending" and lifetime == 300, native
+    # Out of range: refused, nothing changed.
+    status, body = raw(
+        "PUT",
+        f"/v1/challenges/{hid}",
+        json.dumps({"spec": {"user_id": "erin", "challenge_types": ["code"], "timeout_seconds": 86401}}).encode(),
+    )
+    assert status == 400 and body["error_code"] == "out_of_range", body
+    assert anonymous.get_challenge(hid).spec.timeout_seconds == 300
     sent = anonymous.replace_challenge(hid, spec("erin", "code"))
     assert sent.status.state == "issued" and sent.spec.send_now is True
     assert anonymous.replace_challenge(hid, spec("erin", "code")).status.state == "issued"
     anonymous.get_answer(hid, held.status.code, True, "code")
     assert anonymous.get_challenge(hid).status.state == "challenge_passed"
+    # An answered challenge keeps its time: 409 not_retimable.
+    body = refused(
+        lambda: anonymous.replace_challenge(hid, spec("erin", "code", timeout_seconds=120)), 409
+    )
+    assert body["error_code"] == "not_retimable", body
+    assert anonymous.get_challenge(hid).spec.timeout_seconds == 300
+    # A timeout shortened to one second times the challenge out a second after its
+    # creation, and answers then fail.
+    short = bearer.create_challenge(spec("erin", "code"))
+    shortened = anonymous.replace_challenge(
+        short.metadata.id, spec("erin", "code", timeout_seconds=1)
+    )
+    assert shortened.spec.timeout_seconds == 1
+    eventually(lambda: anonymous.get_challenge(short.metadata.id).status.state == "timed_out")
+    refused(lambda: anonymous.get_answer(short.metadata.id, short.status.code, True, "code"), 400)
 
     # Delete: gone for every call after it.
     anonymous.delete_challenge(lid)

@@ -274,8 +274,10 @@ pub async fn get(path: web::Path<String>, state: State) -> Result<HttpResponse, 
 /// `replace_challenge` (no bearer): changes the spec's mutable fields — `send_now`
 /// (`true` issues a `pending` challenge; after that it changes nothing), `response_uri`,
 /// `origin`, `challenge_endpoints`, `answer_data`, and the types as long as they name
-/// the same one; never `user_id`. One-time-use action challenges refuse it (400
-/// `immutable_challenge`); `timeout_seconds` cannot change (400 `timeout_not_changeable`).
+/// the same one, and `timeout_seconds` (counted from the creation, so a shorter one
+/// may time it out at once; 409 `not_retimable` once it was answered or has ended);
+/// never `user_id`. One-time-use action challenges refuse it (400
+/// `immutable_challenge`).
 pub async fn replace(
     req: HttpRequest,
     path: web::Path<String>,
@@ -303,15 +305,13 @@ pub async fn replace(
             ));
         }
     }
-    if let Some(timeout) = spec.timeout_seconds {
-        check_timeout(timeout)?;
-        if timeout != current.spec.timeout_seconds {
-            return Err(AgilicusError::invalid(
-                "timeout_not_changeable",
-                "timeout_seconds is fixed when the challenge is created",
-            ));
+    let retime = match spec.timeout_seconds {
+        Some(timeout) => {
+            check_timeout(timeout)?;
+            (timeout != current.spec.timeout_seconds).then_some(timeout)
         }
-    }
+        None => None,
+    };
     let mut next = record.unwrap_or_else(|| ChallengeRecord {
         challenge_type: current.spec.challenge_type.clone(),
         challenge_types: current.spec.challenge_types.clone(),
@@ -338,6 +338,12 @@ pub async fn replace(
         next.sealed_answer_data = Some(seal_answer_data(&state, &c, data));
     }
     let mut view = c;
+    if let Some(timeout) = retime {
+        // It now expires `timeout` seconds after its creation, as if created so.
+        let principal = acting_for(&view.tenant, &[Scope::Post]);
+        view = state.engine.retime(&principal, &view.id, timeout).await?;
+        next.timeout_seconds = timeout;
+    }
     if next.send_now && view.life.state == Native::Pending {
         let principal = acting_for(&view.tenant, &[Scope::Post]);
         view = match state.engine.issue(&principal, &view.id).await {
