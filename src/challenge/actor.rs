@@ -724,7 +724,8 @@ impl Handler<Retime> for ChallengeActor {
         let transition = state::apply(self.challenge.life, Event::Retime(expires_at), self.now());
         AtomicResponse::new(Box::pin(self.commit(transition).map(
             |retimed, act, ctx| {
-                if retimed.is_ok() && !act.challenge.life.state.is_terminal() {
+                // One that ended in this step has no timer left (`ended`), and none is armed.
+                if retimed.is_ok() {
                     if let Some(handle) = act.expiry.take() {
                         ctx.cancel_future(handle);
                     }

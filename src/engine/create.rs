@@ -353,15 +353,7 @@ impl Engine {
         };
         let bounds = Bounds::new(config, spec);
         let ttl = request.ttl_seconds.unwrap_or(bounds.default_ttl_seconds);
-        if ttl == 0 || ttl > bounds.max_ttl_seconds {
-            return Err(Error::invalid(
-                "ttl_out_of_range",
-                format!(
-                    "ttl_seconds must be between 1 and {}",
-                    bounds.max_ttl_seconds
-                ),
-            ));
-        }
+        bounds.check_ttl(ttl)?;
         let max_attempts = request.max_attempts.unwrap_or(bounds.default_max_attempts);
         if max_attempts == 0 || max_attempts > bounds.max_attempts {
             return Err(Error::invalid(

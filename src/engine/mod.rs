@@ -314,24 +314,30 @@ impl Engine {
     }
 
     /// Gives a `pending` or `issued` challenge a new lifetime (`challenge:post`): it
-    /// expires `ttl_seconds` after its creation (at once if that is past);
-    /// `ttl_out_of_range` beyond the server's `limits.max_ttl_seconds`, `not_retimable`
-    /// in any other state.
+    /// expires `ttl_seconds` after its creation (at once if that is past). The TTL is
+    /// held to the bounds a create gets — the tenant's, narrowed by the challenge's
+    /// policy as it stands now — else `ttl_out_of_range`; `not_retimable` in any other
+    /// state.
     pub async fn retime(
         &self,
         principal: &Principal,
         id: &ChallengeId,
         ttl_seconds: u64,
     ) -> Result<View, Error> {
-        if ttl_seconds == 0 || ttl_seconds > self.limits.max_ttl_seconds {
-            return Err(Error::invalid(
-                "ttl_out_of_range",
-                format!(
-                    "ttl_seconds must be between 1 and {}",
-                    self.limits.max_ttl_seconds
-                ),
-            ));
-        }
+        authorize(principal, Scope::Post)?;
+        let tenant = &principal.tenant;
+        let view = self.registry.view(Some(tenant), id).await?;
+        let policy = match view.policy() {
+            Some(named) => match self.find_policy(tenant, named.alias.clone()).await {
+                Ok(policy) => Some(policy),
+                Err(Error::PolicyNotFound) => None,
+                Err(e) => return Err(e),
+            },
+            None => None,
+        };
+        let config = self.tenant(tenant).await?.config();
+        policies::Bounds::new(&config.properties, policy.as_ref().map(|p| &p.spec))
+            .check_ttl(ttl_seconds)?;
         self.command(principal, Scope::Post, id, Retime { ttl_seconds })
             .await
     }

@@ -65,6 +65,19 @@ impl Bounds {
     }
 }
 
+impl Bounds {
+    /// A TTL within these bounds, else 400 `ttl_out_of_range`.
+    pub fn check_ttl(&self, ttl_seconds: u64) -> Result<(), Error> {
+        if ttl_seconds == 0 || ttl_seconds > self.max_ttl_seconds {
+            return Err(Error::invalid(
+                "ttl_out_of_range",
+                format!("ttl_seconds must be between 1 and {}", self.max_ttl_seconds),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A policy alias as given in `field`: 400 `invalid_alias` if it cannot be one.
 pub fn parse_alias(field: &str, raw: &str) -> Result<PolicyAlias, Error> {
     PolicyAlias::parse(raw).ok_or_else(|| {

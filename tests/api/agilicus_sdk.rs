@@ -274,3 +274,79 @@ async fn answer_data_is_sealed_at_rest_and_opens_once_after_a_restart() {
     assert_eq!(answered["spec"]["answer_data"]["secret"], secret);
     assert_eq!(answer().await.unwrap().status(), 400, "once");
 }
+
+#[actix_rt::test]
+async fn a_replaced_timeout_is_held_to_the_tenants_largest_ttl() {
+    let server = TestServer::start().await;
+    let admin = server.token(
+        "acme",
+        "challenge:post challenge:get challenge:configuration:get challenge:configuration:put",
+    );
+    let mut config: Value = server
+        .http
+        .get(server.url("/api/v1/configuration"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    config["default_ttl_seconds"] = json!(600);
+    config["max_ttl_seconds"] = json!(900);
+    let put = server
+        .http
+        .put(server.url("/api/v1/configuration"))
+        .bearer_auth(&admin)
+        .header("If-Match", "\"0\"")
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+    let created: Value = server
+        .http
+        .post(server.url("/v1/challenges"))
+        .bearer_auth(&admin)
+        .json(&json!({"spec": {"user_id": "alice", "challenge_type": "code", "timeout_seconds": 600}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["metadata"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    let before: Value = server.get(&admin, &id).await.json().await.unwrap();
+    let replace = |timeout: u64| {
+        server
+            .http
+            .put(server.url(&format!("/v1/challenges/{id}")))
+            .json(&json!({"spec": {"user_id": "alice", "challenge_type": "code", "timeout_seconds": timeout}}))
+            .send()
+    };
+    // Within Agilicus' 86400 but beyond the tenant's 900: refused, nothing changed.
+    let refused = replace(1200).await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], "ttl_out_of_range", "{body}");
+    let after: Value = server.get(&admin, &id).await.json().await.unwrap();
+    assert_eq!(after["expires_at"], before["expires_at"]);
+    let shown: Value = server
+        .http
+        .get(server.url(&format!("/v1/challenges/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["spec"]["timeout_seconds"], 600);
+    // At the bound it is taken.
+    let taken: Value = replace(900).await.unwrap().json().await.unwrap();
+    assert_eq!(taken["spec"]["timeout_seconds"], 900);
+    let moved: Value = server.get(&admin, &id).await.json().await.unwrap();
+    assert_ne!(moved["expires_at"], before["expires_at"]);
+}
