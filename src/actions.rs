@@ -25,6 +25,8 @@ pub struct ActionJob {
     pub tenant: String,
     /// The answering actor's user id: the `sub` of the minted token.
     pub subject: String,
+    /// The answering actor's organisation, if the challenge names one: the `org` claim.
+    pub org: Option<String>,
     pub set: ActionSet,
     pub index: usize,
     pub action: HttpAction,
@@ -118,6 +120,7 @@ impl ActionRunner {
                 let audience = url.host_str().unwrap_or_default();
                 match self.signer.sign(
                     &job.subject,
+                    job.org.as_deref(),
                     &job.tenant,
                     &job.action.scopes,
                     audience,

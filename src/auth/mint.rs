@@ -81,6 +81,9 @@ pub struct ActionClaims {
     pub sub: String,
     pub aud: String,
     pub tenant: String,
+    /// The actor's organisation, when the challenge names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
     pub scope: String,
     pub jti: String,
     pub iat: u64,
@@ -178,10 +181,12 @@ impl ActionSigner {
         })
     }
 
-    /// A token for `subject` of `tenant` with exactly `scopes`, for the host `audience`.
+    /// A token for `subject` (of organisation `org`, when named) of `tenant` with
+    /// exactly `scopes`, for the host `audience`.
     pub fn sign(
         &self,
         subject: &str,
+        org: Option<&str>,
         tenant: &str,
         scopes: &[Box<str>],
         audience: &str,
@@ -195,6 +200,7 @@ impl ActionSigner {
             sub: subject.to_string(),
             aud: audience.to_string(),
             tenant: tenant.to_string(),
+            org: org.map(str::to_string),
             scope: scopes.join(" "),
             jti: hex::encode(jti),
             iat: now,

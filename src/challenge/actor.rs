@@ -131,15 +131,32 @@ impl ChallengeActor {
         next: Challenge,
         webhook: Option<WebhookEvent>,
     ) -> ResponseActFuture<Self, Result<(), ChallengeError>> {
+        self.persist_events(next, [webhook, None])
+    }
+
+    /// [`ChallengeActor::persist_with`], with up to two events (a webhook and a push
+    /// announcement) written before the same flush.
+    fn persist_events(
+        &mut self,
+        next: Challenge,
+        events: [Option<WebhookEvent>; 2],
+    ) -> ResponseActFuture<Self, Result<(), ChallengeError>> {
         let store = self.services.store.clone();
-        let written = store.put(&next).and_then(|()| match &webhook {
-            Some(event) => store.outbox().put(event),
-            None => Ok(()),
+        let written = store.put(&next).and_then(|()| {
+            events
+                .iter()
+                .flatten()
+                .try_for_each(|event| store.outbox().put(event))
         });
         if let Err(e) = written {
             tracing::error!(error = %e, challenge = %next.id, "snapshot write failed; change refused");
             if let Err(e) = store.put(&self.challenge) {
                 tracing::error!(error = %e, challenge = %next.id, "cannot put the previous snapshot back");
+            }
+            for event in events.iter().flatten() {
+                if let Err(e) = store.outbox().remove(&event.id) {
+                    tracing::error!(error = %e, challenge = %next.id, "cannot take back the event of a refused change");
+                }
             }
             return Box::pin(fut::ready(Err(ChallengeError::Store(e.to_string()))));
         }
@@ -149,7 +166,7 @@ impl ChallengeActor {
                 Ok(()) => {
                     act.challenge = next;
                     act.published.store(act.challenge.clone());
-                    if let Some(event) = webhook {
+                    for event in events.into_iter().flatten() {
                         act.services.outbox.dispatch(event);
                     }
                     Ok(())
@@ -159,7 +176,7 @@ impl ChallengeActor {
                     if let Err(e) = store.put(&act.challenge) {
                         tracing::error!(error = %e, challenge = %act.challenge.id, "cannot put the previous snapshot back");
                     }
-                    if let Some(event) = &webhook {
+                    for event in events.iter().flatten() {
                         if let Err(e) = store.outbox().remove(&event.id) {
                             tracing::error!(error = %e, challenge = %act.challenge.id, "cannot take back the webhook of a refused change");
                         }
@@ -184,6 +201,17 @@ impl ChallengeActor {
         t: Transition,
         change: impl FnOnce(&mut Challenge),
     ) -> ResponseActFuture<Self, Result<View, ChallengeError>> {
+        self.commit_announced(t, change, None)
+    }
+
+    /// [`ChallengeActor::commit_with`], with a push announcement written before the
+    /// same flush (and sent once durable), if the change is made.
+    fn commit_announced(
+        &mut self,
+        t: Transition,
+        change: impl FnOnce(&mut Challenge),
+        announce: Option<WebhookEvent>,
+    ) -> ResponseActFuture<Self, Result<View, ChallengeError>> {
         if !t.effects.changed {
             let reply = t
                 .result
@@ -205,7 +233,7 @@ impl ChallengeActor {
             .then(|| self.webhook(&next, "state_changed", Some(before)))
             .flatten();
         Box::pin(
-            self.persist_with(next, webhook)
+            self.persist_events(next, [webhook, announce])
                 .map(move |persisted, act, ctx| {
                     persisted?;
                     act.run_pending_action(ctx);
@@ -234,19 +262,21 @@ impl ChallengeActor {
         let (Some(index), Some(set)) = (action::next_pending(plan), plan.chosen) else {
             return;
         };
-        let subject = self
-            .challenge
-            .life
-            .answered_by
-            .and_then(|i| self.challenge.actors.get(usize::from(i)))
+        let answered_by = self.challenge.life.answered_by.map(usize::from);
+        let subject = answered_by
+            .and_then(|i| self.challenge.actors.get(i))
             .map_or_else(
                 || self.challenge.user_id.to_string(),
                 |a| a.user_id.to_string(),
             );
+        let org = answered_by
+            .and_then(|i| plan.actor_orgs.get(i))
+            .map(|o| o.to_string());
         let job = ActionJob {
             challenge_id: self.challenge.id.to_string(),
             tenant: self.challenge.tenant.to_string(),
             subject,
+            org,
             set,
             index,
             action: plan.list(set)[index].clone(),
@@ -674,12 +704,12 @@ impl Handler<Issue> for ChallengeActor {
 
     /// `pending` → `issued`; a delivered kind's messages go out once that is durable, as
     /// a first send (held to the recipients' daily caps like one).
-    fn handle(&mut self, _: Issue, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Issue, _: &mut Context<Self>) -> Self::Result {
         let now = self.now();
         let transition = state::apply(self.challenge.life, Event::Issue, now);
         let delivered = self.challenge.delivery().is_some();
         if transition.result.is_err() || !delivered {
-            return AtomicResponse::new(self.commit(transition));
+            return AtomicResponse::new(self.commit_announced(transition, |_| {}, msg.announce));
         }
         let recipients = self
             .challenge

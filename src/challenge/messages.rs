@@ -73,9 +73,12 @@ pub struct Cancel;
 
 /// Issue a `pending` challenge (and deliver it, for a delivered kind). Replies after
 /// the snapshot is durable.
-#[derive(Message, Clone, Copy)]
+#[derive(Message, Clone, Default)]
 #[rtype(result = "Result<View, ChallengeError>")]
-pub struct Issue;
+pub struct Issue {
+    /// A push challenge's announcement to the push gateway, written with the issue.
+    pub announce: Option<crate::store::WebhookEvent>,
+}
 
 /// Give a `pending` or `issued` challenge a new lifetime: it expires `ttl_seconds`
 /// after its creation, which may be earlier or later than before (already past: it

@@ -76,6 +76,9 @@ pub struct Recipient {
 pub struct ActionsRequest {
     pub approved: Vec<ActionRequest>,
     pub declined: Vec<ActionRequest>,
+    /// The organisation each actor acts for, in actor order (empty: none named); an
+    /// action's token names the answering actor's as its `org` claim.
+    pub actor_orgs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -251,7 +254,11 @@ impl Engine {
     /// What the kind announces of a new challenge to the push gateway (`[push]
     /// gateway_url`), as an outbox event: stored with the create, before the same flush,
     /// and sent (signed and retried like a status webhook) once both are durable.
-    fn announcement(&self, challenge: &Challenge, factor: &Factor) -> Option<WebhookEvent> {
+    pub(super) fn announcement(
+        &self,
+        challenge: &Challenge,
+        factor: &Factor,
+    ) -> Option<WebhookEvent> {
         let services = self.registry.services();
         let url = services.push_gateway.as_deref()?;
         let body = kinds::of(challenge.kind)?.announce(challenge, factor)?;

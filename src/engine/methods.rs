@@ -163,7 +163,12 @@ impl Engine {
                 .iter()
                 .map(|a| a.user_id.to_string())
                 .collect();
-            let (actors, fresh) = token::issue(&services.key, &user_ids);
+            let make = if request.alphanumeric_tokens {
+                AnswerToken::random_alphanumeric
+            } else {
+                AnswerToken::random
+            };
+            let (actors, fresh) = token::issue_with(&services.key, &user_ids, make);
             let mut face = challenge.clone();
             face.kind = kind;
             face.actors = actors;

@@ -308,9 +308,26 @@ impl Engine {
     }
 
     /// Issues a `pending` challenge (`challenge:post`): `issued`, and a delivered kind's
-    /// messages sent; `not_pending` for any other state.
+    /// messages sent, a push challenge announced to the push gateway (`[push]
+    /// gateway_url`) with the same flush; `not_pending` for any other state.
     pub async fn issue(&self, principal: &Principal, id: &ChallengeId) -> Result<View, Error> {
-        self.command(principal, Scope::Post, id, Issue).await
+        authorize(principal, Scope::Post)?;
+        let view = self.registry.view(Some(&principal.tenant), id).await?;
+        let announce = match view.factor() {
+            Some(factor) if view.life.state == crate::model::State::Pending => {
+                match self
+                    .find_factor(principal, view.user_id.to_string(), factor)
+                    .await
+                {
+                    Ok(factor) => self.announcement(&view, &factor),
+                    Err(Error::FactorNotFound) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => None,
+        };
+        self.command(principal, Scope::Post, id, Issue { announce })
+            .await
     }
 
     /// Gives a `pending` or `issued` challenge a new lifetime (`challenge:post`): it

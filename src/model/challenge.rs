@@ -377,6 +377,8 @@ pub struct ActionPlan {
     pub declined: Vec<HttpAction>,
     pub chosen: Option<ActionSet>,
     pub results: Vec<ActionResult>,
+    /// The organisation each actor acts for, in actor order; empty when none was named.
+    pub actor_orgs: Vec<Box<str>>,
 }
 
 impl ActionPlan {

@@ -21,6 +21,8 @@
 //!   end of its extras.
 //! - 6: the records of [`v6`]: format 5 with the methods of a challenge that offers
 //!   several (`model::method`) at the end of its extras.
+//! - 7: the records of [`v7`]: format 6 with the organisation of each actor of a
+//!   one-time-use action challenge at the end of its extras.
 //!   The state `pending` was appended as variant 7 of the state record (the indices
 //!   before it unchanged, so every stored snapshot of any format reads).
 
@@ -30,7 +32,7 @@ use crate::model::Challenge;
 
 use super::StoreError;
 
-pub const FORMAT_VERSION: u8 = 6;
+pub const FORMAT_VERSION: u8 = 7;
 
 /// The oldest format this build still reads.
 pub const OLDEST_READABLE: u8 = 1;
@@ -38,14 +40,15 @@ pub const OLDEST_READABLE: u8 = 1;
 pub fn encode(challenge: &Challenge) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     out.push(FORMAT_VERSION);
-    bincode::serialize_into(&mut out, &v6::ChallengeRecord::from(challenge))
+    bincode::serialize_into(&mut out, &v7::ChallengeRecord::from(challenge))
         .expect("a challenge always encodes");
     out
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Challenge, StoreError> {
     let record = match bytes.split_first() {
-        Some((&FORMAT_VERSION, rest)) => return read::<v6::ChallengeRecord>(rest)?.try_into(),
+        Some((&FORMAT_VERSION, rest)) => return read::<v7::ChallengeRecord>(rest)?.try_into(),
+        Some((&6, rest)) => return read::<v6::ChallengeRecord>(rest)?.try_into(),
         Some((&5, rest)) => return read::<v5::ChallengeRecord>(rest)?.try_into(),
         Some((&4, rest)) => return read::<v4::ChallengeRecord>(rest)?.try_into(),
         Some((&3, rest)) => read::<v3::ChallengeRecord>(rest)?,
@@ -63,6 +66,91 @@ pub fn decode(bytes: &[u8]) -> Result<Challenge, StoreError> {
 
 fn read<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
     bincode::deserialize(bytes).map_err(|e| StoreError::Format(e.to_string()))
+}
+
+/// Format 7: format 6's records, and the organisation of each actor of a one-time-use
+/// action challenge (an action's token names it). As in format 6, the nested extras are
+/// written field by field before the new field.
+mod v7 {
+    use serde::{Deserialize, Serialize};
+
+    use super::{v3, v6};
+    use crate::clock::Millis;
+    use crate::model::Challenge;
+    use crate::store::StoreError;
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ChallengeRecord {
+        pub id: [u8; 16],
+        pub tenant: Box<str>,
+        pub kind: v3::ChallengeTypeRecord,
+        pub user_id: Box<str>,
+        pub actors: Vec<v3::ActorRecord>,
+        pub created_at: Millis,
+        pub life: v3::LifecycleRecord,
+        pub retention_ms: i64,
+        pub extras: Option<ExtrasRecord>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ExtrasRecord {
+        pub base: v6::ExtrasRecord,
+        /// In actor order; empty when none was named.
+        pub actor_orgs: Vec<Box<str>>,
+    }
+
+    impl From<&Challenge> for ChallengeRecord {
+        fn from(c: &Challenge) -> Self {
+            // Format 6's record has a place for everything but the actors' orgs.
+            let r = v6::ChallengeRecord::from(c);
+            ChallengeRecord {
+                id: r.id,
+                tenant: r.tenant,
+                kind: r.kind,
+                user_id: r.user_id,
+                actors: r.actors,
+                created_at: r.created_at,
+                life: r.life,
+                retention_ms: r.retention_ms,
+                extras: r.extras.map(|base| ExtrasRecord {
+                    base,
+                    actor_orgs: c
+                        .actions()
+                        .map(|plan| plan.actor_orgs.clone())
+                        .unwrap_or_default(),
+                }),
+            }
+        }
+    }
+
+    impl TryFrom<ChallengeRecord> for Challenge {
+        type Error = StoreError;
+
+        fn try_from(r: ChallengeRecord) -> Result<Self, StoreError> {
+            let (base, orgs) = match r.extras {
+                Some(e) => (Some(e.base), e.actor_orgs),
+                None => (None, Vec::new()),
+            };
+            let mut challenge = Challenge::try_from(v6::ChallengeRecord {
+                id: r.id,
+                tenant: r.tenant,
+                kind: r.kind,
+                user_id: r.user_id,
+                actors: r.actors,
+                created_at: r.created_at,
+                life: r.life,
+                retention_ms: r.retention_ms,
+                extras: base,
+            })?;
+            if !orgs.is_empty() {
+                let plan = challenge.actions_mut().ok_or_else(|| {
+                    StoreError::Format("actor organisations outside an action plan".into())
+                })?;
+                plan.actor_orgs = orgs;
+            }
+            Ok(challenge)
+        }
+    }
 }
 
 /// Format 6: format 5's records, and the methods of a challenge that offers several.
@@ -872,6 +960,7 @@ mod v3 {
                 declined: p.declined.into_iter().map(Into::into).collect(),
                 chosen: p.chosen.map(Into::into),
                 results: p.results.into_iter().map(Into::into).collect(),
+                actor_orgs: Vec::new(),
             }
         }
     }
@@ -1290,8 +1379,74 @@ mod tests {
             assert_eq!(bytes[0], 6, "{name}");
             let decoded = decode(bytes).unwrap();
             assert_eq!(decoded, methods_fixture_challenge(), "{name}");
+            let mut again = vec![6];
+            bincode::serialize_into(&mut again, &v6::ChallengeRecord::from(&decoded)).unwrap();
+            assert_eq!(again, bytes, "{name}");
+            // Format 7 writes format 6's fields first: a format-6 snapshot is format 7's
+            // with no actor organisations at the end.
+            let current = encode(&decoded);
+            assert_eq!(current[0], FORMAT_VERSION, "{name}");
+            assert_eq!(decode(&current).unwrap(), decoded, "{name}");
+        }
+    }
+
+    const FORMAT_7_FIXTURES: [(&str, &[u8]); 1] = [(
+        "action-orgs",
+        include_bytes!("../../tests/fixtures/snapshot-format-7-action-orgs.bin"),
+    )];
+
+    #[test]
+    fn format_7_snapshots_decode_and_encode_to_the_same_bytes() {
+        for (name, bytes) in FORMAT_7_FIXTURES {
+            assert_eq!(bytes[0], 7, "{name}");
+            let decoded = decode(bytes).unwrap();
+            assert_eq!(decoded, action_orgs_fixture_challenge(), "{name}");
             assert_eq!(encode(&decoded), bytes, "{name}");
         }
+    }
+
+    /// Writes the format-7 fixture once, when the format is introduced:
+    /// `cargo test --lib write_format_7_fixture -- --ignored`.
+    #[test]
+    #[ignore]
+    fn write_format_7_fixture() {
+        std::fs::write(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/snapshot-format-7-action-orgs.bin"
+            ),
+            encode(&action_orgs_fixture_challenge()),
+        )
+        .unwrap();
+    }
+
+    /// The action fixture with two actors, each of an organisation, the second of whom
+    /// answered.
+    fn action_orgs_fixture_challenge() -> Challenge {
+        let mut c = fixture_challenges()
+            .into_iter()
+            .map(|(_, c)| c)
+            .find(|c| c.actions().is_some())
+            .expect("an action fixture");
+        let mut second = c.actors[0].clone();
+        second.id = crate::model::ActorId::from_bytes([41; 16]);
+        second.user_id = "bob".into();
+        second.token_hash = TokenHash([42; 32]);
+        c.actors.truncate(1);
+        c.actors.push(second);
+        c.life.answered_by = Some(1);
+        c.actions_mut().unwrap().actor_orgs = vec!["org-a".into(), "org-b".into()];
+        c
+    }
+
+    #[test]
+    fn actor_organisations_without_an_action_plan_are_a_format_error() {
+        let c = methods_fixture_challenge();
+        let mut record = v7::ChallengeRecord::from(&c);
+        record.extras.as_mut().unwrap().actor_orgs = vec!["org-a".into()];
+        let mut bytes = vec![FORMAT_VERSION];
+        bincode::serialize_into(&mut bytes, &record).unwrap();
+        assert!(matches!(decode(&bytes), Err(StoreError::Format(_))));
     }
 
     /// Writes the format-6 fixture once, when the format is introduced:
@@ -1368,7 +1523,7 @@ mod tests {
         let mut record = v6::ChallengeRecord::from(&c);
         let methods = &mut record.extras.as_mut().unwrap().methods;
         methods[2].delivery = methods[0].delivery.clone();
-        let mut bytes = vec![FORMAT_VERSION];
+        let mut bytes = vec![6];
         bincode::serialize_into(&mut bytes, &record).unwrap();
         assert!(matches!(decode(&bytes), Err(StoreError::Format(_))));
     }
@@ -1631,6 +1786,7 @@ mod tests {
                             finished_at: None,
                         },
                     ],
+                    actor_orgs: vec![],
                 }),
                 policy: Some(PolicyRef {
                     alias: PolicyAlias::parse("transfer-approval").unwrap(),

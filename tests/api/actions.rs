@@ -233,6 +233,7 @@ async fn an_action_with_scopes_carries_a_token_that_verifies_against_the_publish
     assert_eq!(claims["tenant"], "acme");
     assert_eq!(claims["scope"], "orders:approve orders:read");
     assert_eq!(claims["challenge_id"], id);
+    assert!(claims.get("org").is_none(), "no organisation was named");
     assert!(claims["jti"].as_str().unwrap().len() >= 16);
     let lifetime = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
     assert!(lifetime <= 300, "lifetime {lifetime}");

@@ -350,3 +350,275 @@ async fn a_replaced_timeout_is_held_to_the_tenants_largest_ttl() {
     let moved: Value = server.get(&admin, &id).await.json().await.unwrap();
     assert_ne!(moved["expires_at"], before["expires_at"]);
 }
+
+/// An Agilicus call without a bearer token (`get_challenge`, `replace_challenge`,
+/// `get_answer`), as the SDK makes it.
+async fn anonymous(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server.http.request(method, server.url(path));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn agilicus_answer(
+    server: &TestServer,
+    id: &str,
+    answer: &str,
+    allowed: bool,
+    kind: &str,
+) -> (u16, Value) {
+    let query = serde_urlencoded::to_string([
+        ("challenge_answer", answer),
+        ("allowed", if allowed { "True" } else { "False" }),
+        ("challenge_type", kind),
+    ])
+    .unwrap();
+    anonymous(
+        server,
+        reqwest::Method::GET,
+        &format!("/v1/challenges/{id}/answers?{query}"),
+        None,
+    )
+    .await
+}
+
+#[actix_rt::test]
+async fn a_web_push_challenge_is_announced_when_issued_and_passed_by_its_devices_signature() {
+    let gateway = crate::sinks::HttpSink::start();
+    let url = gateway.url("/push");
+    let server = TestServer::start_with(|s| {
+        s.actions.allow_private = true;
+        s.push.gateway_url = url;
+    })
+    .await;
+    let token = server.token("acme", "challenge:post challenge:enrollment:get");
+    let create = |spec: Value| {
+        server
+            .http
+            .post(server.url("/v1/challenges"))
+            .bearer_auth(&token)
+            .json(&json!({ "spec": spec }))
+            .send()
+    };
+    // No device yet: nothing to send it to, and nothing is made.
+    let refused = create(json!({"user_id": "alice", "challenge_type": "web_push"}))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], "no_enrolled_factor");
+
+    let device = crate::push::enrolled_device(&server, "alice", "webhook").await;
+    let created: Value = create(json!({"user_id": "alice", "challenge_type": "web_push",
+        "origin": "portal.example"}))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(created["status"]["state"], "pending", "{created}");
+    let id = created["metadata"]["id"].as_str().unwrap().to_string();
+    assert!(crate::push::open_challenges(&server, &device)
+        .await
+        .is_empty());
+    assert!(
+        gateway.requests().is_empty(),
+        "a pending challenge is not announced"
+    );
+
+    // Sent now: the gateway hears of it, and the device is shown it.
+    let (status, replaced) = anonymous(
+        &server,
+        reqwest::Method::PUT,
+        &format!("/v1/challenges/{id}"),
+        Some(json!({"spec": {"user_id": "alice", "challenge_type": "web_push", "send_now": true}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{replaced}");
+    assert_eq!(replaced["status"]["state"], "issued");
+    let announced = gateway.wait_for(1).await;
+    let event: Value = serde_json::from_slice(&announced[0].body).unwrap();
+    assert_eq!(event["event"], "push.challenge.created");
+    assert_eq!(event["id"], id.as_str());
+    assert_eq!(event["factor_id"], device.factor_id.as_str());
+    assert_eq!(event["details"]["fields"][0]["value"], "portal.example");
+    let open = crate::push::open_challenges(&server, &device).await;
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["id"], id.as_str());
+
+    // Only the device answers it: an answer through the face is refused.
+    let (status, _) = agilicus_answer(&server, &id, "approved", true, "web_push").await;
+    assert_eq!(status, 400);
+    let payload = open[0]["signing_payload"].as_str().unwrap();
+    let signature = device.sign(&format!("{payload}.approved"));
+    let response =
+        crate::push::device_answer(&server, &device.jwt(60), &id, "approved", &signature).await;
+    assert_eq!(response.status(), 200);
+    let (_, read) = anonymous(
+        &server,
+        reqwest::Method::GET,
+        &format!("/v1/challenges/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(read["status"]["state"], "challenge_passed", "{read}");
+    assert_eq!(read["spec"]["challenge_types"], json!(["web_push"]));
+
+    // An endpoint naming a factor that is not the user's own is refused.
+    let refused = create(json!({"user_id": "bob", "challenge_type": "web_push",
+        "challenge_endpoints": [{"type": "web_push", "endpoint": device.factor_id}]}))
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], "unknown_endpoint");
+}
+
+#[actix_rt::test]
+async fn several_types_make_one_challenge_that_the_first_answer_of_any_of_them_decides() {
+    let sms = crate::sinks::HttpSink::start();
+    let url = sms.url("/send");
+    let server = TestServer::start_with(|s| {
+        s.sms.gateway_url = url.clone();
+        s.sms.format = challenge_server::config::SmsFormat::Json;
+    })
+    .await;
+    let token = server.token("acme", "challenge:post challenge:get");
+    let create = |spec: Value| {
+        server
+            .http
+            .post(server.url("/v1/challenges"))
+            .bearer_auth(&token)
+            .json(&json!({ "spec": spec }))
+            .send()
+    };
+    let phone = json!([{"type": "sms", "endpoint": "+15551234567"}]);
+    let sms_code = |n: usize| {
+        let sms = &sms;
+        async move {
+            let requests = sms.wait_for(n).await;
+            let body: Value = serde_json::from_slice(&requests[n - 1].body).unwrap();
+            body["body"]
+                .as_str()
+                .unwrap()
+                .split(|c: char| !c.is_ascii_digit())
+                .find(|run| run.len() == 6)
+                .expect("a code")
+                .to_string()
+        }
+    };
+
+    // Sent at once: the SMS goes out, and the relayed code is shown once.
+    let created: Value = create(
+        json!({"user_id": "alice", "challenge_types": ["sms", "code"],
+        "send_now": true, "challenge_endpoints": phone}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(created["status"]["state"], "issued", "{created}");
+    let id = created["metadata"]["id"].as_str().unwrap().to_string();
+    let relayed = created["status"]["code"].as_str().unwrap().to_string();
+    assert_eq!(relayed.len(), 40);
+    let texted = sms_code(1).await;
+    // One engine: the native face shows one challenge with both methods.
+    let native: Value = server.get(&token, &id).await.json().await.unwrap();
+    let kinds: Vec<&str> = native["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["sms_otp", "token"], "{native}");
+    // A type it does not have, or one method's secret given as the other's, is refused.
+    let (status, body) = agilicus_answer(&server, &id, &texted, true, "totp").await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("challenge_type_mismatch"))
+    );
+    let (status, _) = agilicus_answer(&server, &id, &relayed, true, "sms").await;
+    assert_eq!(status, 400);
+    let (status, _) = agilicus_answer(&server, &id, &texted, true, "code").await;
+    assert_eq!(status, 400);
+    // The texted code passes it; the relayed one then proves nothing.
+    let (status, body) = agilicus_answer(&server, &id, &texted, true, "sms").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = agilicus_answer(&server, &id, &relayed, true, "code").await;
+    assert_eq!(status, 400);
+    let native: Value = server.get(&token, &id).await.json().await.unwrap();
+    assert_eq!(native["state"], "verified");
+
+    // Held pending: nothing is texted until it is sent, and its types stay as made.
+    let created: Value = create(
+        json!({"user_id": "alice", "challenge_types": ["code", "sms"],
+        "challenge_endpoints": phone}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(created["status"]["state"], "pending", "{created}");
+    let id = created["metadata"]["id"].as_str().unwrap().to_string();
+    let relayed = created["status"]["code"].as_str().unwrap().to_string();
+    let path = format!("/v1/challenges/{id}");
+    let (status, body) = anonymous(
+        &server,
+        reqwest::Method::PUT,
+        &path,
+        Some(json!({"spec": {"user_id": "alice", "challenge_types": ["code"], "send_now": true}})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (400, Some("unsupported_challenge_types"))
+    );
+    let (_, read) = anonymous(&server, reqwest::Method::GET, &path, None).await;
+    assert_eq!(
+        read["status"]["state"], "pending",
+        "the refused replace changed nothing"
+    );
+    assert_eq!(sms.requests().len(), 1);
+    let (status, body) = anonymous(
+        &server,
+        reqwest::Method::PUT,
+        &path,
+        Some(
+            json!({"spec": {"user_id": "alice", "challenge_types": ["sms", "code"],
+                             "send_now": true}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"]["state"], "issued");
+    assert!(body["status"].get("code").is_none());
+    sms_code(2).await;
+    let (status, _) = agilicus_answer(&server, &id, &relayed, true, "code").await;
+    assert_eq!(status, 200);
+    let (_, read) = anonymous(&server, reqwest::Method::GET, &path, None).await;
+    assert_eq!(read["status"]["state"], "challenge_passed");
+
+    // WebAuthn takes no other type; nor does an action challenge.
+    for types in [
+        json!(["webauthn", "code"]),
+        json!(["code", "one_time_use_action"]),
+    ] {
+        let refused = create(json!({"user_id": "alice", "challenge_types": types}))
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 400);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error_code"], "unsupported_challenge_types", "{types}");
+    }
+}

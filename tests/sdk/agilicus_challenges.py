@@ -262,13 +262,16 @@ def bad_inputs(bearer):
         lambda: bearer.create_challenge(
             Challenge._from_openapi_data(
                 spec=ChallengeSpec._from_openapi_data(
-                    user_id="alice", challenge_types=["totp", "code"]
+                    user_id="alice", challenge_types=["webauthn", "code"]
                 )
             )
         ),
         400,
     )
     assert body["error_code"] == "unsupported_challenge_types", body
+    # No push device: nothing to send a web_push challenge to.
+    body = refused(lambda: bearer.create_challenge(spec("nobody", "web_push")), 400)
+    assert body["error_code"] == "no_enrolled_factor", body
     # The SDK checks these ranges itself; the server holds them as well.
     for timeout in [0, 86401]:
         payload = {"spec": {"user_id": "a", "challenge_types": ["code"], "timeout_seconds": timeout}}
@@ -352,6 +355,11 @@ def one_time_use_actions(bearer, anonymous, receiver_url):
     assert status == 200, body
     hit = eventually(lambda: [s for s in Receiver.seen if s[0] == "/approved"])
     assert hit[0][1] and hit[0][1].startswith("Bearer "), hit
+    # The action's token is the answering actor's, of its organisation.
+    claims = hit[0][1].split(" ", 1)[1].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    assert claims["sub"] == "approver-1" and claims["org"] == "org-1", claims
+    assert ACTION_SCOPE in claims["scope"].split(), claims
     assert hit[0][2] == '{"ok": true}'
     assert anonymous.get_challenge(cid).status.state == "challenge_passed"
 
@@ -452,6 +460,49 @@ def totp(bearer, anonymous):
     answer = anonymous.get_answer(cid, code, True, "totp", challenge_uid="dave")
     assert answer.spec.answer == code
     assert anonymous.get_challenge(cid).status.state == "challenge_passed"
+
+    # Several types: one challenge, answered by any one of them; the first decides.
+    # (Another user: each TOTP step answers once, and dave's next one is used.)
+    enrolled = bearer.create_totp_enrollment(
+        TOTPEnrollment._from_openapi_data(spec=TOTPEnrollmentSpec._from_openapi_data(user_id="erin"))
+    )
+    key = enrolled.status.key
+    bearer.update_totp_enrollment(
+        enrolled.metadata.id,
+        TOTPEnrollmentAnswer._from_openapi_data(user_id="erin", answer=pyotp.TOTP(key).now()),
+    )
+    both = Challenge._from_openapi_data(
+        spec=ChallengeSpec._from_openapi_data(
+            user_id="erin", challenge_types=["totp", "code"], send_now=True
+        )
+    )
+    challenge = bearer.create_challenge(both)
+    cid = challenge.metadata.id
+    assert challenge.status.state == "issued"
+    assert sorted(challenge.spec.challenge_types) == ["code", "totp"]
+    relayed = challenge.status.code
+    assert len(relayed) == 40 and relayed.isalnum(), relayed
+    assert "code" not in anonymous.get_challenge(cid).status
+    refused(lambda: anonymous.get_answer(cid, relayed, True, "sms"), 400)
+    refused(lambda: anonymous.get_answer(cid, relayed, True, "totp"), 400)
+    code = pyotp.TOTP(key).at(time.time() + 30)
+    assert anonymous.get_answer(cid, code, True, "totp").spec.answer == code
+    assert anonymous.get_challenge(cid).status.state == "challenge_passed"
+    refused(lambda: anonymous.get_answer(cid, relayed, True, "code"), 400)
+    # The relayed code answers the next one; held pending first, its types fixed.
+    both.spec.send_now = False
+    challenge = bearer.create_challenge(both)
+    cid = challenge.metadata.id
+    assert challenge.status.state == "pending"
+    refused(lambda: anonymous.replace_challenge(cid, spec("erin", "code")), 400)
+    again = Challenge._from_openapi_data(
+        spec=ChallengeSpec._from_openapi_data(
+            user_id="erin", challenge_types=["code", "totp"], send_now=True
+        )
+    )
+    assert anonymous.replace_challenge(cid, again).status.state == "issued"
+    anonymous.get_answer(cid, challenge.status.code, False, "code")
+    assert anonymous.get_challenge(cid).status.state == "challenge_declined"
 
     bearer.delete_totp_enrollment(tid)
     refused(lambda: bearer.get_totp_enrollment(tid), 404)

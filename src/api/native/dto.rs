@@ -151,6 +151,7 @@ impl CreateChallenge {
             actions: self.actions.map(|a| engine::ActionsRequest {
                 approved: a.approved.into_iter().map(action).collect(),
                 declined: a.declined.into_iter().map(action).collect(),
+                actor_orgs: Vec::new(),
             }),
             send: self.send,
             issue: self.issue,

@@ -39,6 +39,13 @@ impl Kind for OneTimeUseAction {
                 "actions is required for one_time_use_action",
             )
         })?;
+        let actors = request.actors.as_ref().map_or(1, Vec::len);
+        if !spec.actor_orgs.is_empty() && spec.actor_orgs.len() != actors {
+            return Err(Error::invalid(
+                "invalid_field",
+                "actor organisations are named for every actor or for none",
+            ));
+        }
         let allowed = AllowedScopes {
             server: &ctx.actions.allowed_scopes,
             tenant: &ctx.config.allowed_action_scopes,
@@ -209,6 +216,7 @@ pub fn parse_actions(
         declined,
         chosen: None,
         results: Vec::new(),
+        actor_orgs: spec.actor_orgs.iter().map(|o| o.as_str().into()).collect(),
     })
 }
 
@@ -297,6 +305,7 @@ mod tests {
             declined: vec![action("http://d/1")],
             chosen: None,
             results: vec![],
+            actor_orgs: vec![],
         }
     }
 

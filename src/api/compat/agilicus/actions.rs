@@ -112,7 +112,11 @@ pub async fn create(
                 .collect(),
         ),
         ttl_seconds: Some(spec.timeout_seconds),
-        actions: Some(ActionsRequest { approved, declined }),
+        actions: Some(ActionsRequest {
+            approved,
+            declined,
+            actor_orgs: spec.actors.iter().map(|a| a.org_id.clone()).collect(),
+        }),
         ..CreateRequest::default()
     };
     let created = state.engine.create(&principal, request).await?;

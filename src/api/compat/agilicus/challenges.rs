@@ -11,7 +11,17 @@
 //! - `webauthn` is a `webauthn` challenge on the WebAuthn enrollment a
 //!   `challenge_endpoints` entry of type `webauthn` names; `status.public_challenge` is
 //!   its request options, the answer the assertion (`PublicKeyCredential` JSON);
+//! - `web_push` is a `push` challenge on the push factor a `challenge_endpoints` entry of
+//!   type `web_push` names, else on the user's most recently verified one: announced to
+//!   the push gateway when issued, answered by that device with its signed decision (the
+//!   native or Twilio device routes), never through `get_answer`;
 //! - `one_time_use_action` is made by `actions.rs`.
+//!
+//! A challenge whose `challenge_types` name several of `code`, `sms`, `totp` and
+//! `web_push` is one native challenge offering one method per type: the first accepted
+//! answer through any of them decides it, and `get_answer`'s `challenge_type` says
+//! which method it answers. Its `sms` and `web_push` methods are started when it is
+//! issued.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -25,9 +35,10 @@ use super::{
 use crate::api::State;
 use crate::auth::Scope;
 use crate::challenge::kinds::token::Attempt;
+use crate::engine::methods::MethodRequest;
 use crate::engine::{CreateRequest, Error, Recipient, View};
 use crate::factors::{FactorStatus, FactorType};
-use crate::model::{AnswerToken, ChallengeType, State as Native};
+use crate::model::{AnswerToken, ChallengeType, DetailField, Details, State as Native};
 
 /// The most bytes of `answer_data`, as JSON.
 pub const MAX_ANSWER_DATA: usize = 8192;
@@ -42,36 +53,47 @@ const TYPES: [&str; 6] = [
     "code",
 ];
 
-/// The one Agilicus type a spec asks for (`challenge_type` and `challenge_types`
-/// together): 400 when it names none, an unknown one, or several distinct ones (a
-/// challenge answered by any of several types is not yet possible).
-pub fn requested_type(spec: &SpecIn) -> Result<Option<String>, AgilicusError> {
-    let mut named: Vec<&str> = spec
+/// The types that may share one challenge: each is a native method (`engine::methods`).
+const COMBINABLE: [&str; 4] = ["code", "sms", "totp", "web_push"];
+
+/// The distinct Agilicus types a spec asks for (`challenge_types`, then
+/// `challenge_type`), in the order given: 400 for an unknown one, or for several of
+/// which one cannot be combined with others (`webauthn`, `one_time_use_action`).
+pub fn requested_types(spec: &SpecIn) -> Result<Vec<String>, AgilicusError> {
+    let mut named: Vec<String> = Vec::new();
+    for t in spec
         .challenge_types
         .iter()
         .flatten()
-        .map(String::as_str)
-        .chain(spec.challenge_type.as_deref())
-        .collect();
-    named.sort_unstable();
-    named.dedup();
-    if let Some(unknown) = named.iter().find(|t| !TYPES.contains(t)) {
-        return Err(AgilicusError::invalid(
-            "invalid_field",
-            format!(
-                "challenge type {unknown:?} is not one of {}",
-                TYPES.join(", ")
-            ),
-        ));
+        .chain(spec.challenge_type.as_ref())
+    {
+        if !TYPES.contains(&t.as_str()) {
+            return Err(AgilicusError::invalid(
+                "invalid_field",
+                format!("challenge type {t:?} is not one of {}", TYPES.join(", ")),
+            ));
+        }
+        if !named.contains(t) {
+            named.push(t.clone());
+        }
     }
-    match named.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some(one.to_string())),
-        _ => Err(AgilicusError::invalid(
-            "unsupported_challenge_types",
-            "a challenge takes one challenge type for now: challenge_type and challenge_types must name the same one",
-        )),
+    if named.len() > 1 {
+        if let Some(alone) = named.iter().find(|t| !COMBINABLE.contains(&t.as_str())) {
+            return Err(AgilicusError::invalid(
+                "unsupported_challenge_types",
+                format!(
+                    "a {alone} challenge takes no other type; several types may be any of {}",
+                    COMBINABLE.join(", ")
+                ),
+            ));
+        }
     }
+    Ok(named)
+}
+
+/// True when `a` and `b` name the same types, in any order.
+fn same_types(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|t| b.contains(t))
 }
 
 fn check_timeout(timeout: u64) -> Result<(), AgilicusError> {
@@ -121,12 +143,13 @@ fn check_free_fields(spec: &SpecIn) -> Result<(), AgilicusError> {
     Ok(())
 }
 
-/// The user's TOTP factor a `totp` challenge is answered with: the most recently
-/// verified one; 400 `no_enrolled_factor` without any.
-async fn totp_factor(
+/// The user's factor of `kind` a `totp` or `web_push` challenge is answered with: the
+/// most recently verified one; 400 `no_enrolled_factor` without any.
+async fn latest_factor(
     state: &State,
     tenant: &crate::model::TenantId,
     user_id: &str,
+    kind: FactorType,
 ) -> Result<String, AgilicusError> {
     let principal = acting_for(tenant, &[Scope::EnrollmentGet]);
     let (factors, _) = state
@@ -135,15 +158,123 @@ async fn totp_factor(
         .await?;
     factors
         .iter()
-        .filter(|f| f.kind() == FactorType::Totp && f.status == FactorStatus::Verified)
+        .filter(|f| f.kind() == kind && f.status == FactorStatus::Verified)
         .max_by_key(|f| f.updated_at)
         .map(|f| f.id.to_string())
         .ok_or_else(|| {
+            let what = match kind {
+                FactorType::Totp => "TOTP enrollment",
+                _ => "push device",
+            };
             AgilicusError::invalid(
                 "no_enrolled_factor",
-                "the user has no verified TOTP enrollment",
+                format!("the user has no verified {what}"),
             )
         })
+}
+
+/// What a `web_push` challenge shows on the device: a fixed question, and the spec's
+/// `origin` as a field when it fits the push bounds.
+fn push_details(spec: &SpecIn) -> Details {
+    use crate::challenge::kinds::push::MAX_VALUE;
+    let fields = spec
+        .origin
+        .iter()
+        .filter(|o| !o.is_empty() && o.chars().count() <= MAX_VALUE)
+        .map(|o| DetailField {
+            label: "Origin".to_string(),
+            value: o.clone(),
+        })
+        .collect();
+    Details {
+        message: Some("Approve this sign-in request?".into()),
+        fields,
+    }
+}
+
+/// Where each type's answer comes from, as the engine takes it for a challenge (or a
+/// method) of that type: the recipient of `sms`, the factor of `totp`, `webauthn` and
+/// `web_push`.
+struct Target {
+    recipient: Option<Recipient>,
+    factor_id: Option<String>,
+}
+
+async fn target(
+    state: &State,
+    tenant: &crate::model::TenantId,
+    user_id: &str,
+    spec: &SpecIn,
+    kind: ChallengeType,
+) -> Result<Target, AgilicusError> {
+    let mut target = Target {
+        recipient: None,
+        factor_id: None,
+    };
+    match kind {
+        ChallengeType::Totp => {
+            target.factor_id = Some(latest_factor(state, tenant, user_id, FactorType::Totp).await?)
+        }
+        ChallengeType::Push => {
+            target.factor_id = Some(match endpoint_of(spec, "web_push") {
+                Some(named) => named,
+                None => latest_factor(state, tenant, user_id, FactorType::Push).await?,
+            })
+        }
+        ChallengeType::Webauthn => {
+            let factor = endpoint_of(spec, "webauthn").ok_or_else(|| {
+                AgilicusError::invalid(
+                    "invalid_field",
+                    "a webauthn challenge needs a challenge_endpoints entry of type webauthn naming the enrollment",
+                )
+            })?;
+            target.factor_id = Some(factor);
+        }
+        ChallengeType::SmsOtp => {
+            let phone = endpoint_of(spec, "sms").ok_or_else(|| {
+                AgilicusError::invalid(
+                    "invalid_field",
+                    "an sms challenge needs a challenge_endpoints entry of type sms naming the phone number",
+                )
+            })?;
+            target.recipient = Some(Recipient {
+                email: None,
+                phone: Some(phone),
+            });
+        }
+        _ => {}
+    }
+    Ok(target)
+}
+
+/// Starts the methods of an issued challenge that go out to the user (`sms`, `web_push`):
+/// the code is sent, the device shown the request. One that cannot be started is logged
+/// and left; the challenge stays answerable through the others.
+async fn start_methods(state: &State, view: View) -> View {
+    let mut view = view;
+    if view.life.state != Native::Issued {
+        return view;
+    }
+    let principal = acting_for(&view.tenant, &[Scope::Resend]);
+    let waiting: Vec<_> = view
+        .methods()
+        .iter()
+        .filter(|m| !m.started() && matches!(m.kind, ChallengeType::SmsOtp | ChallengeType::Push))
+        .map(|m| m.id)
+        .collect();
+    for method in waiting {
+        match state
+            .engine
+            .start_method(&principal, &view.id, method)
+            .await
+        {
+            Ok(started) => view = started,
+            Err(e) => {
+                tracing::warn!(error = %e, challenge = %view.id, "an Agilicus challenge's method could not be started")
+            }
+        }
+    }
+    view
 }
 
 /// The endpoint of the spec's first `challenge_endpoints` entry of type `kind`.
@@ -170,72 +301,92 @@ pub async fn create(
         .clone()
         .ok_or_else(|| AgilicusError::invalid("invalid_field", "spec.user_id is required"))?;
     crate::engine::input::check_text("spec.user_id", &user_id, crate::engine::input::MAX_USER_ID)?;
-    let agilicus = requested_type(&spec)?.ok_or_else(|| {
-        AgilicusError::invalid(
+    let types = requested_types(&spec)?;
+    if types.is_empty() {
+        return Err(AgilicusError::invalid(
             "invalid_field",
             "spec.challenge_type or spec.challenge_types is required",
-        )
-    })?;
+        ));
+    }
     let timeout = spec.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS);
     check_timeout(timeout)?;
     check_free_fields(&spec)?;
-    let kind = match native_kind(&agilicus) {
-        Some(ChallengeType::OneTimeUseAction) => {
-            return Err(AgilicusError::invalid(
-                "invalid_field",
-                "one_time_use_action challenges are created with create_one_time_use_action",
-            ))
-        }
-        Some(kind) => kind,
-        None => {
-            return Err(AgilicusError::invalid(
-                "unsupported_challenge_type",
-                format!("challenge type {agilicus} is not served yet"),
-            ))
-        }
-    };
+    let mut kinds = Vec::with_capacity(types.len());
+    for agilicus in &types {
+        kinds.push(match native_kind(agilicus) {
+            Some(ChallengeType::OneTimeUseAction) => {
+                return Err(AgilicusError::invalid(
+                    "invalid_field",
+                    "one_time_use_action challenges are created with create_one_time_use_action",
+                ))
+            }
+            Some(kind) => kind,
+            None => {
+                return Err(AgilicusError::invalid(
+                    "unsupported_challenge_type",
+                    format!("challenge type {agilicus} is not served"),
+                ))
+            }
+        });
+    }
     // `send_now` defaults to false: such a challenge is held `pending` until a replace
     // sets it.
     let send_now = spec.send_now.unwrap_or(false);
     let mut request = CreateRequest {
-        kind: Some(kind),
         user_id: user_id.clone(),
         ttl_seconds: Some(timeout),
         issue: Some(send_now),
+        alphanumeric_tokens: kinds.contains(&ChallengeType::Token),
+        details: kinds
+            .contains(&ChallengeType::Push)
+            .then(|| push_details(&spec)),
         ..CreateRequest::default()
     };
-    match kind {
-        ChallengeType::Token => request.alphanumeric_tokens = true,
-        ChallengeType::Totp => {
-            request.factor_id = Some(totp_factor(&state, &principal.tenant, &user_id).await?)
-        }
-        ChallengeType::Webauthn => {
-            let factor = endpoint_of(&spec, "webauthn").ok_or_else(|| {
-                AgilicusError::invalid(
-                    "invalid_field",
-                    "a webauthn challenge needs a challenge_endpoints entry of type webauthn naming the enrollment",
-                )
-            })?;
-            request.factor_id = Some(factor);
-        }
-        ChallengeType::SmsOtp => {
-            let phone = endpoint_of(&spec, "sms").ok_or_else(|| {
-                    AgilicusError::invalid(
-                        "invalid_field",
-                        "an sms challenge needs a challenge_endpoints entry of type sms naming the phone number",
-                    )
-                })?;
-            request.recipient = Some(Recipient {
-                email: None,
-                phone: Some(phone),
+    if let [kind] = kinds[..] {
+        let target = target(&state, &principal.tenant, &user_id, &spec, kind).await?;
+        request.kind = Some(kind);
+        request.recipient = target.recipient;
+        request.factor_id = target.factor_id;
+    } else {
+        let mut methods = Vec::with_capacity(kinds.len());
+        for &kind in &kinds {
+            let target = target(&state, &principal.tenant, &user_id, &spec, kind).await?;
+            methods.push(MethodRequest {
+                kind: Some(kind),
+                recipient: target.recipient,
+                factor_id: target.factor_id,
+                locale: None,
             });
         }
-        _ => {}
+        request.methods = Some(methods);
     }
-    let created = state.engine.create(&principal, request).await?;
+    let created = state
+        .engine
+        .create(&principal, request)
+        .await
+        .map_err(|e| match e {
+            // The factor an endpoint names is not one of the user's.
+            Error::FactorNotFound => AgilicusError::invalid(
+                "unknown_endpoint",
+                "challenge_endpoints names no enrollment of the user",
+            ),
+            e => e.into(),
+        })?;
+    let code = match kinds[..] {
+        [ChallengeType::Token] => created.answer_tokens.first(),
+        _ => created
+            .view
+            .methods()
+            .iter()
+            .find(|m| m.kind == ChallengeType::Token)
+            .and_then(|m| created.method_tokens.iter().find(|(id, _)| *id == m.id))
+            .and_then(|(_, tokens)| tokens.first()),
+    }
+    .map(|t| t.expose().to_string());
+    let view = start_methods(&state, created.view.clone()).await;
     let record = ChallengeRecord {
         challenge_type: spec.challenge_type.clone(),
-        challenge_types: vec![agilicus],
+        challenge_types: types,
         send_now,
         timeout_seconds: timeout,
         response_uri: spec.response_uri,
@@ -244,18 +395,13 @@ pub async fn create(
         sealed_answer_data: spec
             .answer_data
             .as_ref()
-            .map(|data| seal_answer_data(&state, &created.view, data)),
+            .map(|data| seal_answer_data(&state, &view, data)),
         actors: Vec::new(),
         deleted: false,
     };
-    save_record(&state, &created.view, &record).await?;
-    let mut out = shown(&created.view, Some(&record))?;
-    if kind == ChallengeType::Token {
-        out.status.code = created
-            .answer_tokens
-            .first()
-            .map(|t| t.expose().to_string());
-    }
+    save_record(&state, &view, &record).await?;
+    let mut out = shown(&view, Some(&record))?;
+    out.status.code = code;
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -296,14 +442,15 @@ pub async fn replace(
     let input: ChallengeIn = body(&req, payload, &state).await?;
     let spec = input.spec;
     check_free_fields(&spec)?;
-    let own = agilicus_type(c.kind).unwrap_or_default();
-    if let Some(asked) = requested_type(&spec)? {
-        if asked != own {
-            return Err(AgilicusError::invalid(
-                "unsupported_challenge_types",
-                format!("this challenge is of type {own}; its type cannot change"),
-            ));
-        }
+    let asked = requested_types(&spec)?;
+    if !asked.is_empty() && !same_types(&asked, &current.spec.challenge_types) {
+        return Err(AgilicusError::invalid(
+            "unsupported_challenge_types",
+            format!(
+                "this challenge is of type {}; its types cannot change",
+                current.spec.challenge_types.join(", ")
+            ),
+        ));
     }
     let retime = match spec.timeout_seconds {
         Some(timeout) => {
@@ -355,6 +502,7 @@ pub async fn replace(
             }) => state.engine.locate(&view.id).await?,
             Err(e) => return Err(e.into()),
         };
+        view = start_methods(&state, view).await;
     }
     save_record(&state, &view, &next).await?;
     Ok(HttpResponse::Ok().json(shown(&view, Some(&next))?))
@@ -451,9 +599,22 @@ pub async fn answer(
         credential: None,
         method: None,
     };
-    let result = match c.kind {
+    // A challenge of several types: the method of the type named answers.
+    let kind = if c.methods().is_empty() {
+        c.kind
+    } else {
+        let wanted = native_kind(&challenge_type);
+        let method = c
+            .methods()
+            .iter()
+            .find(|m| Some(m.kind) == wanted)
+            .ok_or_else(AgilicusError::answer_rejected)?;
+        attempt.method = Some(method.id);
+        method.kind
+    };
+    let result = match kind {
         ChallengeType::Token | ChallengeType::OneTimeUseAction => {
-            let token = if c.kind == ChallengeType::Token {
+            let token = if kind == ChallengeType::Token {
                 AnswerToken::parse_alphanumeric(&given)
             } else {
                 AnswerToken::parse(&given)
@@ -471,6 +632,7 @@ pub async fn answer(
             let principal = acting_for(&c.tenant, &[Scope::Answer]);
             state.engine.answer(Some(&principal), &c.id, attempt).await
         }
+        // `web_push` is answered by its device, with a signature; nothing else.
         _ => return Err(AgilicusError::answer_rejected()),
     };
     let view = result.map_err(|e| AgilicusError::from(e).for_answer())?;
@@ -510,27 +672,50 @@ mod tests {
     }
 
     #[test]
-    fn one_type_is_taken_from_either_field() {
+    fn types_are_taken_from_both_fields_once_each_in_order() {
         assert_eq!(
-            requested_type(&spec(Some("code"), None))
-                .unwrap()
-                .as_deref(),
-            Some("code")
+            requested_types(&spec(Some("code"), None)).unwrap(),
+            ["code"]
         );
         assert_eq!(
-            requested_type(&spec(Some("totp"), Some(&["totp", "totp"])))
-                .unwrap()
-                .as_deref(),
-            Some("totp")
+            requested_types(&spec(Some("totp"), Some(&["totp", "totp"]))).unwrap(),
+            ["totp"]
         );
-        assert_eq!(requested_type(&spec(None, None)).unwrap(), None);
+        assert_eq!(
+            requested_types(&spec(Some("code"), Some(&["web_push", "totp", "web_push"]))).unwrap(),
+            ["web_push", "totp", "code"]
+        );
+        assert!(requested_types(&spec(None, None)).unwrap().is_empty());
+        assert!(same_types(
+            &["totp".into(), "code".into()],
+            &["code".into(), "totp".into()]
+        ));
+        assert!(!same_types(
+            &["totp".into()],
+            &["code".into(), "totp".into()]
+        ));
     }
 
     #[test]
-    fn several_types_or_unknown_ones_are_refused() {
-        let e = requested_type(&spec(None, Some(&["totp", "code"]))).unwrap_err();
-        assert_eq!((e.status, e.code), (400, "unsupported_challenge_types"));
-        let e = requested_type(&spec(Some("email"), None)).unwrap_err();
+    fn types_that_cannot_share_a_challenge_or_unknown_ones_are_refused() {
+        for alone in ["webauthn", "one_time_use_action"] {
+            let e = requested_types(&spec(None, Some(&["totp", alone]))).unwrap_err();
+            assert_eq!((e.status, e.code), (400, "unsupported_challenge_types"));
+        }
+        let e = requested_types(&spec(Some("email"), None)).unwrap_err();
         assert_eq!((e.status, e.code), (400, "invalid_field"));
+        let e = requested_types(&spec(Some("code"), Some(&["sms", "bogus"]))).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "invalid_field"));
+    }
+
+    #[test]
+    fn a_push_shows_the_origin_when_it_fits() {
+        let mut s = spec(Some("web_push"), None);
+        assert!(push_details(&s).fields.is_empty());
+        assert!(push_details(&s).message.is_some());
+        s.origin = Some("portal.example".into());
+        assert_eq!(push_details(&s).fields[0].value, "portal.example");
+        s.origin = Some("x".repeat(200));
+        assert!(push_details(&s).fields.is_empty());
     }
 }

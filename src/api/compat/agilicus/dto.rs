@@ -137,6 +137,7 @@ pub fn native_kind(agilicus: &str) -> Option<ChallengeType> {
         "totp" => Some(ChallengeType::Totp),
         "sms" => Some(ChallengeType::SmsOtp),
         "webauthn" => Some(ChallengeType::Webauthn),
+        "web_push" => Some(ChallengeType::Push),
         "one_time_use_action" => Some(ChallengeType::OneTimeUseAction),
         _ => None,
     }
