@@ -73,6 +73,15 @@ pub struct TotpOptions {
     pub skew_steps: Option<u64>,
 }
 
+/// The TOTP parameters [`Engine::retune_totp`] changes; `None` keeps one.
+#[derive(Debug, Clone, Default)]
+pub struct TotpChange {
+    pub algorithm: Option<String>,
+    pub digits: Option<u32>,
+    pub period_seconds: Option<u32>,
+    pub skew_steps: Option<u32>,
+}
+
 /// A new factor and what is shown of its secret this once (TOTP; a push factor has
 /// none).
 pub struct Enrolled {
@@ -731,6 +740,66 @@ impl Engine {
         self.durable().await?;
         let Ok(factor) = renamed;
         Ok(factor)
+    }
+
+    /// Changes the code parameters of one of the user's TOTP factors
+    /// (`challenge:enrollment:post`): its algorithm, digits, period or skew, each kept
+    /// when `None`. The seed stays. The last step a code was accepted for is carried
+    /// over to the new period as the step holding its last second, so no code of a time
+    /// already used answers again. `invalid_field` for a factor of another type.
+    pub async fn retune_totp(
+        &self,
+        principal: &Principal,
+        user_id: String,
+        id: FactorId,
+        change: TotpChange,
+    ) -> Result<Factor, Error> {
+        authorize(principal, Scope::EnrollmentPost)?;
+        check_text("user_id", &user_id, MAX_USER_ID)?;
+        let algorithm = match change.algorithm.as_deref() {
+            None => None,
+            Some(a) => Some(Algorithm::parse(a).ok_or_else(|| {
+                Error::invalid(
+                    "invalid_field",
+                    "algorithm must be one of sha1, sha256, sha512",
+                )
+            })?),
+        };
+        let tenant = principal.tenant.clone();
+        let now = self.now_ms();
+        let retuned = self
+            .blocking(move |store| {
+                store
+                    .factors()
+                    .update(&tenant, &user_id, &id, |factor| {
+                        let mut next = factor.clone();
+                        let FactorData::Totp(totp) = &mut next.data else {
+                            return Err(Error::invalid(
+                                "invalid_field",
+                                "only a TOTP factor has code parameters",
+                            ));
+                        };
+                        let old = totp.params;
+                        let params = Params::check(
+                            algorithm.unwrap_or(old.algorithm),
+                            change.digits.unwrap_or(u32::from(old.digits)),
+                            change.period_seconds.unwrap_or(old.period_seconds),
+                            change.skew_steps.unwrap_or(u32::from(old.skew_steps)),
+                        )
+                        .map_err(|e| Error::invalid("out_of_range", e.to_string()))?;
+                        totp.last_step = totp.last_step.map(|step| {
+                            let last_second = (step + 1) * u64::from(old.period_seconds) - 1;
+                            params.step_at(last_second)
+                        });
+                        totp.params = params;
+                        next.updated_at = now;
+                        Ok(next)
+                    })
+                    .map_err(|e| error::write_error(e, || Error::Internal, Error::FactorNotFound))
+            })
+            .await??;
+        self.durable().await?;
+        Ok(retuned)
     }
 
     /// Deletes one of the user's factors (`challenge:enrollment:delete`). Acknowledged

@@ -167,7 +167,28 @@ def main():
     renamed = user.factors(factor.sid).update(friendly_name="alice new phone")
     assert renamed.friendly_name == "alice new phone" and renamed.status == "verified"
     refused(lambda: user.factors(factor.sid).update(friendly_name="x" * 65), 400, 60200)
-    refused(lambda: user.factors(factor.sid).update(config_time_step=60), 400, 60200)
+    # A TOTP factor's code parameters change after enrollment; its seed stays, and a
+    # code of a time already used does not answer again.
+    tuned = user.new_factors.create(friendly_name="alice tablet", factor_type="totp")
+    tuned_secret = tuned.binding["secret"]
+    at = time.time()
+    tuned = user.factors(tuned.sid).update(auth_payload=totp_code(tuned_secret, 30, at))
+    assert tuned.status == "verified", tuned.status
+    tuned = user.factors(tuned.sid).update(
+        config_time_step=60, config_code_length=8, config_skew=2, config_alg="sha256"
+    )
+    assert tuned.config["time_step"] == 60 and tuned.config["code_length"] == 8, tuned.config
+    assert tuned.config["skew"] == 2 and tuned.config["alg"] == "sha256", tuned.config
+    assert user.factors(tuned.sid).fetch().config["time_step"] == 60
+    longer = pyotp.TOTP(tuned_secret, interval=60, digits=8, digest="sha256")
+    refused_code = user.challenges.create(factor_sid=tuned.sid, auth_payload=longer.at(at))
+    assert refused_code.status == "pending", refused_code.status
+    done = user.challenges.create(factor_sid=tuned.sid, auth_payload=longer.at(at + 60))
+    assert done.status == "approved", done.status
+    for bad in [dict(config_time_step=61), dict(config_code_length=9), dict(config_alg="md5")]:
+        refused(lambda: user.factors(tuned.sid).update(**bad), 400, 60200)
+    assert user.factors(tuned.sid).fetch().config["code_length"] == 8
+    assert user.factors(tuned.sid).delete() is True
 
     # A challenge created with AuthPayload is verified at once; the same step is used once.
     code = totp_code(secret, 30)

@@ -350,7 +350,8 @@ pub fn signature(raw: &str) -> Option<Vec<u8>> {
 
 /// `POST …/Factors/{YF}`: verifies it with `AuthPayload`; renames it (`FriendlyName`);
 /// updates the push config (`Config.NotificationToken`, `Config.SdkVersion`,
-/// `Config.NotificationPlatform`). A TOTP factor's `Config.*` are fixed at enrollment.
+/// `Config.NotificationPlatform`) or a TOTP factor's code parameters (`Config.TimeStep`,
+/// `Config.Skew`, `Config.CodeLength`, `Config.Alg`; the seed stays).
 pub async fn update(
     req: HttpRequest,
     path: web::Path<(String, String, String)>,
@@ -361,16 +362,27 @@ pub async fn update(
     let owner = owner(&req, &state, &service_sid, &identity).await?;
     let mut factor = find(&state, &owner, &factor_sid).await?;
     let form = form_body(&req, payload, &state).await?;
-    for unsupported in [
-        "Config.TimeStep",
-        "Config.Skew",
-        "Config.CodeLength",
-        "Config.Alg",
-    ] {
-        if form.get(unsupported)?.is_some() {
-            return Err(TwilioError::invalid(format!(
-                "{unsupported} cannot be changed after enrollment; delete the factor and enroll again"
-            )));
+    let retune = crate::engine::factors::TotpChange {
+        algorithm: form.get("Config.Alg")?.map(str::to_string),
+        digits: form.number("Config.CodeLength", 3..=8)?.map(|n| n as u32),
+        period_seconds: form.number("Config.TimeStep", 20..=60)?.map(|n| n as u32),
+        skew_steps: form.number("Config.Skew", 0..=2)?.map(|n| n as u32),
+    };
+    let retuning = retune.algorithm.is_some()
+        || retune.digits.is_some()
+        || retune.period_seconds.is_some()
+        || retune.skew_steps.is_some();
+    if retuning && !matches!(factor.data, FactorData::Totp(_)) {
+        return Err(TwilioError::invalid(
+            "Config.TimeStep, Config.Skew, Config.CodeLength and Config.Alg are totp settings",
+        ));
+    }
+    // Checked before anything changes; the engine holds the bounds again.
+    if let Some(alg) = retune.algorithm.as_deref() {
+        if crate::factors::totp::Algorithm::parse(alg).is_none() {
+            return Err(TwilioError::invalid(
+                "Config.Alg must be sha1, sha256 or sha512",
+            ));
         }
     }
     if let Some(name) = text(&form, "FriendlyName", 1..=64)? {
@@ -381,6 +393,17 @@ pub async fn update(
                 owner.user_id.clone(),
                 factor.id,
                 name,
+            )
+            .await?;
+    }
+    if retuning {
+        factor = state
+            .engine
+            .retune_totp(
+                &owner.account.principal,
+                owner.user_id.clone(),
+                factor.id,
+                retune,
             )
             .await?;
     }
